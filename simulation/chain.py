@@ -1,0 +1,117 @@
+"""The block tree: every valid block an employee knows, longest-chain fork choice and
+an orphan pool for blocks whose parent has not arrived yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ledger import Genesis, Ledger
+from .messages import WrappedBlock
+
+MAX_ORPHANS = 256
+
+
+@dataclass
+class BlockRecord:
+    hash: bytes
+    height: int
+    parent: bytes | None  # None for genesis
+    block: WrappedBlock | None  # None for genesis
+    ledger: Ledger  # state after this block
+    tick: int
+    children: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TipChange:
+    """What adding a block did to the canonical chain."""
+
+    old_tip: bytes
+    new_tip: bytes
+    abandoned: tuple[bytes, ...]  # blocks that left the canonical chain, tip first
+    adopted: tuple[bytes, ...]  # blocks that joined it, oldest first
+
+    @property
+    def is_reorg(self) -> bool:
+        return bool(self.abandoned)
+
+
+class BlockTree:
+    def __init__(self, genesis: Genesis):
+        self.genesis = genesis
+        root = BlockRecord(genesis.hash, 0, None, None, genesis.ledger, 0)
+        self.records: dict[bytes, BlockRecord] = {root.hash: root}
+        self.tip_hash = root.hash
+        self.orphans: dict[bytes, WrappedBlock] = {}  # by block hash
+        self.forks = 0  # blocks added next to an existing sibling
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return self.genesis.hash
+
+    @property
+    def tip(self) -> BlockRecord:
+        return self.records[self.tip_hash]
+
+    def __contains__(self, block_hash: bytes) -> bool:
+        return block_hash in self.records
+
+    def get(self, block_hash: bytes) -> BlockRecord | None:
+        return self.records.get(block_hash)
+
+    def add(self, block: WrappedBlock, ledger: Ledger) -> TipChange | None:
+        """Insert a validated block whose parent is known. Returns the tip change when
+        the block makes a longer chain (first seen wins ties), else None."""
+        parent = self.records[block.parent]
+        if block.hash in self.records:
+            return None
+        record = BlockRecord(block.hash, parent.height + 1, parent.hash, block, ledger,
+                             block.tick)
+        if parent.children:
+            self.forks += 1
+        parent.children.append(record.hash)
+        self.records[record.hash] = record
+        if record.height <= self.tip.height:
+            return None
+        old = self.tip_hash
+        self.tip_hash = record.hash
+        return self._change(old, record.hash)
+
+    def _change(self, old: bytes, new: bytes) -> TipChange:
+        old_path = self.path(old)
+        new_path = self.path(new)
+        common = 0
+        while (common < len(old_path) and common < len(new_path)
+               and old_path[common] == new_path[common]):
+            common += 1
+        abandoned = tuple(reversed(old_path[common:]))
+        adopted = tuple(new_path[common:])
+        return TipChange(old, new, abandoned, adopted)
+
+    def path(self, block_hash: bytes) -> list[bytes]:
+        """Block hashes from genesis to ``block_hash`` inclusive."""
+        out = []
+        current: bytes | None = block_hash
+        while current is not None:
+            out.append(current)
+            current = self.records[current].parent
+        out.reverse()
+        return out
+
+    def canonical(self) -> list[BlockRecord]:
+        return [self.records[h] for h in self.path(self.tip_hash)]
+
+    def add_orphan(self, block: WrappedBlock) -> bool:
+        """Keep a block whose parent is unknown; False when the pool is full."""
+        if block.hash in self.orphans:
+            return True
+        if len(self.orphans) >= MAX_ORPHANS:
+            return False
+        self.orphans[block.hash] = block
+        return True
+
+    def take_orphans_of(self, parent_hash: bytes) -> list[WrappedBlock]:
+        ready = [b for b in self.orphans.values() if b.parent == parent_hash]
+        for block in ready:
+            del self.orphans[block.hash]
+        return sorted(ready, key=lambda b: b.hash)

@@ -1,0 +1,200 @@
+"""The scenario: every knob of ``constants.py``, typed, validated, and as CLI flags.
+
+The knobs, their defaults and their help texts come from ``constants.py`` itself (the
+comment lines right above each knob), so the file a researcher edits is the single
+source. ``Scenario`` is a frozen dataclass with one lower-case field per knob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import constants
+
+
+@dataclass(frozen=True)
+class Scenario:
+    employees_num: int
+    users_num: int
+    max_transactions_num: int
+    transaction_probability: float
+    stakeholders_num: int
+    target_blockchain_length: int
+    employer_confidence: int
+    seed: int
+    network_delay_ticks: int
+    tick_seconds: float
+    max_ticks: int
+    round_timeout_ticks: int
+    party_timeout_seconds: float
+    genesis_stake: int
+    user_max_genesis_balance: int
+    trainer_share: float
+    max_block_transactions: int
+    td_coinstake: int
+    bh_coinstake: int
+    tf_seed: int
+    iterations_per_epoch: int
+    trainer: str
+    log_file: str
+
+    def knobs(self) -> dict[str, Any]:
+        """Every knob under its constants.py name."""
+        return {f.name.upper(): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> Scenario:
+        return dataclasses.replace(self, **changes)
+
+
+TRAINERS = ("keras", "hash")
+MNIST_TRAIN_SIZE = 60000
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("invalid scenario:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+def knob_names() -> list[str]:
+    return [f.name.upper() for f in dataclasses.fields(Scenario)]
+
+
+def knob_comments() -> dict[str, str]:
+    """The comment block right above each assignment in constants.py."""
+    source = inspect.getsource(constants)
+    lines = source.splitlines()
+    comments: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            text: list[str] = []
+            row = node.lineno - 2
+            while row >= 0 and lines[row].lstrip().startswith("#"):
+                text.insert(0, lines[row].lstrip()[1:].strip())
+                row -= 1
+            comments[node.targets[0].id] = " ".join(text)
+    return comments
+
+
+def default_scenario() -> Scenario:
+    values = {name.lower(): getattr(constants, name) for name in knob_names()}
+    return Scenario(**values)
+
+
+def problems(s: Scenario) -> list[str]:
+    """Every reason this scenario cannot run; empty when it can."""
+    out: list[str] = []
+    defaults = default_scenario()
+    for f in dataclasses.fields(s):
+        value, expected = getattr(s, f.name), type(getattr(defaults, f.name))
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              if expected is float else
+              isinstance(value, expected) and not isinstance(value, bool))
+        if not ok:
+            out.append(f"{f.name.upper()} must be {expected.__name__}, got {value!r}")
+    if out:
+        return out  # range checks below assume the types
+
+    def at_least(name: str, low: float) -> None:
+        value = getattr(s, name.lower())
+        if value < low:
+            out.append(f"{name} must be at least {low}, got {value}")
+
+    for name in ("EMPLOYEES_NUM", "STAKEHOLDERS_NUM", "EMPLOYER_CONFIDENCE",
+                 "NETWORK_DELAY_TICKS", "MAX_TICKS", "ROUND_TIMEOUT_TICKS", "GENESIS_STAKE",
+                 "USER_MAX_GENESIS_BALANCE", "ITERATIONS_PER_EPOCH"):
+        at_least(name, 1)
+    for name in ("USERS_NUM", "MAX_TRANSACTIONS_NUM", "MAX_BLOCK_TRANSACTIONS",
+                 "TICK_SECONDS", "TF_SEED", "SEED"):
+        at_least(name, 0)
+    at_least("TARGET_BLOCKCHAIN_LENGTH", 2)
+    if s.party_timeout_seconds <= 0:
+        out.append(f"PARTY_TIMEOUT_SECONDS must be positive, got {s.party_timeout_seconds}")
+    if s.stakeholders_num > s.employees_num:
+        out.append(f"STAKEHOLDERS_NUM ({s.stakeholders_num}) exceeds EMPLOYEES_NUM "
+                   f"({s.employees_num}): no header could find its stakeholders")
+    if s.employer_confidence > s.employees_num:
+        out.append(f"EMPLOYER_CONFIDENCE ({s.employer_confidence}) exceeds EMPLOYEES_NUM "
+                   f"({s.employees_num}): no header could carry enough declarations")
+    for name in ("TD_COINSTAKE", "BH_COINSTAKE"):
+        value = getattr(s, name.lower())
+        if not 0 < value < 2**256:
+            out.append(f"{name} must lie in (0, 2**256), got {value}")
+    if not 0 <= s.trainer_share <= 1:
+        out.append(f"TRAINER_SHARE must lie in [0, 1], got {s.trainer_share}")
+    if not 0 <= s.transaction_probability <= 1:
+        out.append(f"TRANSACTION_PROBABILITY must lie in [0, 1], got "
+                   f"{s.transaction_probability}")
+    if s.iterations_per_epoch > MNIST_TRAIN_SIZE:
+        out.append(f"ITERATIONS_PER_EPOCH ({s.iterations_per_epoch}) exceeds the "
+                   f"{MNIST_TRAIN_SIZE} training samples: a stage would be empty")
+    if s.max_transactions_num > 0 and s.users_num < 2:
+        out.append(f"MAX_TRANSACTIONS_NUM is {s.max_transactions_num} but transfers need "
+                   f"at least 2 users (USERS_NUM is {s.users_num})")
+    if s.trainer not in TRAINERS:
+        out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
+    if not s.log_file:
+        out.append("LOG_FILE must not be empty")
+    return out
+
+
+def validated(s: Scenario) -> Scenario:
+    found = problems(s)
+    if found:
+        raise ScenarioError(found)
+    return s
+
+
+# --- Command line ----------------------------------------------------------------------
+
+_POWER = re.compile(r"^\s*(\d+)\s*\*\*\s*(\d+)\s*$")
+
+
+def parse_int(text: str) -> int:
+    """An integer, also written as a power (``2**252``), as coinstakes usually are."""
+    match = _POWER.match(text)
+    if match:
+        base, exponent = int(match.group(1)), int(match.group(2))
+        if exponent > 4096:
+            raise argparse.ArgumentTypeError(f"exponent too large in {text!r}")
+        return base**exponent
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def flag_name(knob: str) -> str:
+    return "--" + knob.lower().replace("_", "-")
+
+
+def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = default_scenario()
+    comments = knob_comments()
+    group = parser.add_argument_group("scenario knobs (defaults from simulation/constants.py)")
+    for f in dataclasses.fields(Scenario):
+        default = getattr(defaults, f.name)
+        kind: Any = parse_int if type(default) is int else type(default)
+        shown = f"2**{default.bit_length() - 1}" if (
+            type(default) is int and default > 2**32 and default & (default - 1) == 0
+        ) else repr(default)
+        group.add_argument(
+            flag_name(f.name.upper()), dest=f.name, type=kind, default=None,
+            metavar=type(default).__name__.upper(),
+            help=f"{comments.get(f.name.upper(), '')} (default: {shown})".replace("%", "%%"),
+        )
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    base = default_scenario()
+    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Scenario)
+               if getattr(args, f.name, None) is not None}
+    return base.replace(**changes)

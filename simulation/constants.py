@@ -1,0 +1,90 @@
+"""Scenario knobs. Edit them here, or override one for a single run with its flag:
+the knob ``X_Y`` is the flag ``--x-y`` (``python main.py --help`` lists them all).
+
+Each knob's comment (the lines directly above it) is also its ``--help`` text.
+"""
+
+# --- Network ---------------------------------------------------------------------------
+
+# Number of employees (nodes); each one is its own OS process that trains the model.
+EMPLOYEES_NUM = 11
+
+# Number of user accounts; one users process signs and issues their transfers.
+USERS_NUM = 10
+
+# Total number of transactions the users issue over the run.
+MAX_TRANSACTIONS_NUM = 100
+
+# Probability that the users issue one transaction at a tick (until MAX_TRANSACTIONS_NUM).
+TRANSACTION_PROBABILITY = 1.0
+
+# Stakeholders drawn by follow-the-coin for each block header (K); the K-th is "Roy",
+# who wraps the block.
+STAKEHOLDERS_NUM = 3
+
+# Blocks (genesis counted) every live honest employee's chain must hold to end the run.
+TARGET_BLOCKCHAIN_LENGTH = 6
+
+# Training declarations from distinct employees that a block header must carry.
+EMPLOYER_CONFIDENCE = 3
+
+# Master seed: keys, genesis balances and the users' choices all derive from it.
+SEED = 1
+
+# Ticks between a message's send tick and its delivery tick (at least 1).
+NETWORK_DELAY_TICKS = 1
+
+# Wall-clock seconds per tick (0 = as fast as possible). Pacing changes no outcome.
+TICK_SECONDS = 0.0
+
+# The run stops at this tick if the target was not reached (and exits non-zero).
+MAX_TICKS = 2000
+
+# Ticks after its own block header without a new block before an employee may try the
+# block-header lottery again for the same stage (covers a silent or crashed Roy).
+ROUND_TIMEOUT_TICKS = 20
+
+# Wall-clock seconds the network waits for one party to answer a tick before it treats
+# that party as dead and cuts it off.
+PARTY_TIMEOUT_SECONDS = 120.0
+
+# --- Coins -----------------------------------------------------------------------------
+
+# Coins each employee holds in the genesis block (its stake for follow-the-coin).
+GENESIS_STAKE = 1000
+
+# Users' genesis balances are drawn uniformly from 1..USER_MAX_GENESIS_BALANCE.
+USER_MAX_GENESIS_BALANCE = 1000
+
+# Share of the coinbase that goes to the block header's author (the trainer); the rest
+# is split equally among the K stakeholders, remainder to Roy.
+TRAINER_SHARE = 0.5
+
+# At most this many transactions in one wrapped block.
+MAX_BLOCK_TRANSACTIONS = 50
+
+# --- Lottery ---------------------------------------------------------------------------
+
+# Coinstake of training declarations: a try wins when its kernel, read as a 256-bit
+# number, is below it (2**252: 4 leading zero bits, 1 in 16 per tick).
+TD_COINSTAKE = 2**252
+
+# Coinstake of block headers (2**251: 5 leading zero bits, 1 in 32 per tick).
+BH_COINSTAKE = 2**251
+
+# --- Training --------------------------------------------------------------------------
+
+# Seed of the model's initial weights (every employee uses the same).
+TF_SEED = 42
+
+# Stages per epoch: a stage trains len(train set) // ITERATIONS_PER_EPOCH samples.
+ITERATIONS_PER_EPOCH = 6000
+
+# "keras" trains the real DNN on MNIST; "hash" is a fast TensorFlow-free stand-in with
+# the same protocol behaviour (for protocol experiments; no model accuracy).
+TRAINER = "keras"
+
+# --- Output ----------------------------------------------------------------------------
+
+# Log file (DEBUG and up); INFO and up also go to the console.
+LOG_FILE = "pot_sim.log"

@@ -1,0 +1,445 @@
+"""An employee's protocol logic as a pure state machine.
+
+``Employee.step(tick, deliveries)`` takes the tick number and the raw bytes delivered
+for that tick, updates the employee's state and returns ``Ready``: the messages to
+broadcast and the log events to write. It owns no pipe, clock or logging handler; the
+process wrapper (``employee_process``) does the I/O, in the spirit of the Step/Ready
+split of etcd's raft library. Training is a call to the injected ``Trainer``, which is
+deterministic, so the state machine stays a function of its inputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import lottery
+from .chain import BlockTree, TipChange
+from .config import Scenario
+from .encoding import DecodeError, KeyPair
+from .ledger import Genesis, payouts, select_transactions, transaction_static_problem
+from .messages import (
+    BH,
+    SS,
+    TD,
+    TX,
+    WB,
+    AnyMessage,
+    BlockHeader,
+    StakeholderSignature,
+    TrainingDeclaration,
+    Transaction,
+    WrappedBlock,
+    parse_message,
+)
+from .training import StageResult, Trainer, stage_id
+from .validation import (
+    Context,
+    Rejected,
+    check_block,
+    check_declaration,
+    check_header,
+    check_stakeholder_signature,
+)
+
+DEBUG, INFO, WARNING = 10, 20, 30  # logging levels, without importing logging here
+UNPARSED = "??"  # message kind for bytes that did not parse
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What one step produced: bytes to broadcast and events to log."""
+
+    tick: int
+    outgoing: tuple[bytes, ...]
+    events: tuple[LogEvent, ...]
+
+
+class Names:
+    """Short names for public keys in log lines: E3 for employees, U2 for users."""
+
+    def __init__(self, genesis: Genesis):
+        self._names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
+        self._names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
+        self.employee_index = {pk: i for i, pk in enumerate(genesis.employees)}
+
+    def __call__(self, pk: bytes) -> str:
+        return self._names.get(pk, "?" + pk.hex()[:8])
+
+
+def short(h: bytes) -> str:
+    return h.hex()[:10]
+
+
+class Employee:
+    def __init__(
+        self,
+        index: int,
+        scenario: Scenario,
+        genesis: Genesis,
+        trainer: Trainer,
+        keys: KeyPair,
+    ):
+        self.index = index
+        self.name = f"E{index}"
+        self.scenario = scenario
+        self.genesis = genesis
+        self.trainer = trainer
+        self.keys = keys
+        self.model_id = genesis.model_id
+        self.names = Names(genesis)
+        self.tree = BlockTree(genesis)
+        self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage)
+        self.now = -1
+        self.trained: list[StageResult] = []
+        # Round state, keyed by parent block hash.
+        self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
+        self.declared: dict[tuple[bytes, str], bytes] = {}  # (author, id_s) -> TD hash
+        self.my_declaration: dict[bytes, TrainingDeclaration] = {}
+        self.my_header_tick: dict[bytes, int] = {}
+        self.headers: dict[bytes, BlockHeader] = {}
+        self.header_stakeholders: dict[bytes, list[bytes]] = {}
+        self.signatures: dict[bytes, dict[bytes, StakeholderSignature]] = defaultdict(dict)
+        self.signed: set[bytes] = set()
+        self.wrapped_heights: set[int] = set()
+        self.mempool: dict[bytes, Transaction] = {}
+        self.seen_transactions: set[bytes] = set()
+        self.rejected_transactions: dict[bytes, str] = {}
+        # Counters for the report.
+        self.sent: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.rejected: dict[str, Counter[str]] = defaultdict(Counter)
+        self._out: list[bytes] = []
+        self._events: list[LogEvent] = []
+
+    # --- The step ---------------------------------------------------------------------
+
+    def step(self, tick: int, deliveries: Sequence[bytes]) -> Ready:
+        if tick <= self.now:
+            raise ValueError(f"tick {tick} is not after {self.now}")
+        self.now = self.ctx.now = tick
+        self._out, self._events = [], []
+        for data in deliveries:
+            self.receive(data)
+        self._duties()
+        return Ready(tick, tuple(self._out), tuple(self._events))
+
+    def receive(self, data: bytes) -> None:
+        try:
+            message = parse_message(data)
+        except DecodeError as exc:
+            self._reject(UNPARSED, str(exc), None)
+            return
+        handler = {
+            TX: self._on_transaction,
+            TD: self._on_declaration,
+            BH: self._on_header,
+            SS: self._on_stakeholder_signature,
+            WB: self._on_block,
+        }[message.kind]
+        try:
+            handler(message)
+        except Rejected as exc:
+            self._reject(message.kind, exc.reason, message)
+            if message.kind == TX:
+                self.rejected_transactions.setdefault(message.hash, exc.reason)
+
+    # --- Helpers ------------------------------------------------------------------------
+
+    def _log(self, level: int, text: str) -> None:
+        self._events.append(LogEvent(level, f"{self.name} {text}"))
+
+    def _reject(self, kind: str, reason: str, message: AnyMessage | None) -> None:
+        self.rejected[kind][reason] += 1
+        origin = f" from {self.names(message.author)}" if message is not None else ""
+        self._log(INFO, f"rejected {kind}{origin}: {reason}")
+
+    def _accept(self, message: AnyMessage, detail: str = "") -> None:
+        self.accepted[message.kind] += 1
+        self._log(INFO, f"accepted {message.kind} {short(message.hash)} from "
+                        f"{self.names(message.author)}{detail}")
+
+    def _broadcast(self, message: AnyMessage, detail: str) -> None:
+        self.sent[message.kind] += 1
+        self._out.append(message.to_bytes())
+        self._log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
+
+    def _own_stage(self, stage: int) -> StageResult:
+        while len(self.trained) <= stage:
+            s = len(self.trained)
+            result = self.trainer.result(s)
+            self.trained.append(result)
+            for i, loss in enumerate(result.losses):
+                self._log(DEBUG, f"stage {s} iteration {i} loss {loss:.9g}")
+            self._log(DEBUG, f"trained stage {s}: ts {short(result.secret)} "
+                             f"model {short(result.model_hash)}")
+        return self.trained[stage]
+
+    # --- Handlers -----------------------------------------------------------------------
+
+    def _on_transaction(self, tx: Transaction) -> None:
+        if tx.hash in self.seen_transactions:
+            raise Rejected("duplicate transaction")
+        self.seen_transactions.add(tx.hash)
+        problem = transaction_static_problem(tx)
+        if problem is not None:
+            raise Rejected(problem)
+        if tx.nonce < self.tree.tip.ledger.next_nonce(tx.sender):
+            raise Rejected("nonce already used")
+        self.mempool[tx.hash] = tx
+        self._accept(tx, f" ({tx.amount} coins to {self.names(tx.receiver)})")
+
+    def _on_declaration(self, td: TrainingDeclaration) -> None:
+        previous = self.declared.get((td.author, td.stage_id))
+        if previous is not None:
+            raise Rejected("duplicate declaration" if previous == td.hash
+                           else "second declaration for the stage")
+        check_declaration(self.ctx, td)
+        self._record_declaration(td)
+        self._accept(td, f" for {td.stage_id}")
+
+    def _record_declaration(self, td: TrainingDeclaration) -> None:
+        self.declared[(td.author, td.stage_id)] = td.hash
+        self.declarations[td.parent][td.author] = td
+
+    def _on_header(self, bh: BlockHeader) -> None:
+        if bh.hash in self.headers:
+            raise Rejected("duplicate header")
+        check_header(self.ctx, bh)
+        self._accept(bh, f" at height {bh.height}")
+        self._take_header(bh)
+
+    def _take_header(self, bh: BlockHeader) -> None:
+        """Stakeholder duties for a valid header, the employee's own included."""
+        self.headers[bh.hash] = bh
+        stakeholders = self.ctx.stakeholders(bh)
+        if stakeholders is None:
+            self._log(INFO, f"header {short(bh.hash)} has no stakeholders "
+                            f"(too few employees hold stake)")
+            return
+        self.header_stakeholders[bh.hash] = stakeholders
+        me = self.keys.public
+        if me not in stakeholders:
+            return
+        if me == stakeholders[-1]:
+            self._log(DEBUG, f"is Roy of header {short(bh.hash)}")
+            return
+        if bh.hash in self.signed:
+            return
+        if bh.height != self.tree.tip.height + 1:
+            self._log(DEBUG, f"does not sign stale header {short(bh.hash)}")
+            return
+        self.signed.add(bh.hash)
+        ss = StakeholderSignature.create(self.keys, bh.hash)
+        self.signatures[bh.hash][me] = ss
+        self._broadcast(ss, f"for header {short(bh.hash)}")
+
+    def _on_stakeholder_signature(self, ss: StakeholderSignature) -> None:
+        stakeholders = self.header_stakeholders.get(ss.header_hash)
+        if stakeholders is None:
+            raise Rejected("unknown header")
+        if ss.author in self.signatures[ss.header_hash]:
+            raise Rejected("duplicate stakeholder signature")
+        check_stakeholder_signature(ss, stakeholders)
+        self.signatures[ss.header_hash][ss.author] = ss
+        self._accept(ss, f" for header {short(ss.header_hash)}")
+
+    def _on_block(self, wb: WrappedBlock) -> None:
+        if wb.hash in self.tree or wb.hash in self.tree.orphans:
+            raise Rejected("duplicate block")
+        if wb.parent not in self.tree:
+            if not wb.signature_valid():
+                raise Rejected("bad signature")
+            if not self.tree.add_orphan(wb):
+                raise Rejected("orphan pool full")
+            self._log(INFO, f"holds orphan block {short(wb.hash)} until parent "
+                            f"{short(wb.parent)} arrives")
+            return
+        ledger = check_block(self.ctx, wb)
+        self._accept(wb, f" at height {wb.height}")
+        self._append(wb, ledger)
+
+    def _append(self, wb: WrappedBlock, ledger: Any) -> None:
+        forks_before = self.tree.forks
+        change = self.tree.add(wb, ledger)
+        header = wb.header
+        self._log(INFO, f"appended block {short(wb.hash)} height {wb.height} trainer "
+                        f"{self.names(header.author)} roy {self.names(wb.author)} "
+                        f"txs {len(wb.transactions)}")
+        if self.tree.forks > forks_before:
+            self._log(INFO, f"fork at height {wb.height}: block {short(wb.hash)} has a "
+                            f"sibling")
+        if change is not None:
+            self._on_tip_change(change)
+        for orphan in self.tree.take_orphans_of(wb.hash):
+            try:
+                self._on_block(orphan)
+            except Rejected as exc:
+                self._reject(WB, exc.reason, orphan)
+
+    def _on_tip_change(self, change: TipChange) -> None:
+        if change.is_reorg:
+            self._log(INFO, f"reorganisation: {len(change.abandoned)} block(s) abandoned, "
+                            f"new tip {short(change.new_tip)}")
+        adopted_txs = {
+            tx.hash
+            for h in change.adopted
+            for tx in self._block_transactions(h)
+        }
+        for h in change.abandoned:
+            for tx in self._block_transactions(h):
+                if tx.hash not in adopted_txs:
+                    self.mempool[tx.hash] = tx
+        for tx_hash in adopted_txs:
+            self.mempool.pop(tx_hash, None)
+        ledger = self.tree.tip.ledger
+        stale = [h for h, tx in self.mempool.items()
+                 if tx.nonce < ledger.next_nonce(tx.sender)]
+        for h in stale:
+            del self.mempool[h]
+
+    def _block_transactions(self, block_hash: bytes) -> tuple[Transaction, ...]:
+        block = self.tree.records[block_hash].block
+        return block.transactions if block is not None else ()
+
+    # --- Duties -------------------------------------------------------------------------
+
+    def _duties(self) -> None:
+        tip = self.tree.tip
+        stage = tip.height
+        sid = stage_id(self.model_id, stage)
+        own = self._own_stage(stage)
+        if tip.hash not in self.my_declaration:
+            self._try_declare(tip.hash, sid, own)
+        if tip.hash in self.my_declaration:
+            self._try_header(tip.hash, stage, sid, own)
+        self._try_wrap()
+
+    def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
+        kernel = lottery.kernel(TD, self.keys.public, parent, sid, self.now)
+        won = lottery.wins(kernel, self.scenario.td_coinstake)
+        self._log(DEBUG, f"TD lottery {sid} tick {self.now}: "
+                         f"{lottery.leading_zero_bits(kernel)} zero bits, "
+                         f"{'won' if won else 'lost'}")
+        if not won:
+            return
+        td = TrainingDeclaration.create(
+            self.keys, model_id=self.model_id, stage_id=sid, parent=parent, tick=self.now,
+            model_hash=own.model_hash, secret=own.secret,
+            coinstake=self.scenario.td_coinstake,
+        )
+        self.my_declaration[parent] = td
+        self._record_declaration(td)
+        self.ctx.valid_declarations.add(td.hash)
+        self._broadcast(td, f"for {sid}")
+
+    def _try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
+        last = self.my_header_tick.get(parent)
+        if last is not None and self.now - last < self.scenario.round_timeout_ticks:
+            return
+        declarations = self.declarations[parent]
+        if len(declarations) < self.scenario.employer_confidence:
+            return
+        kernel = lottery.kernel(BH, self.keys.public, parent, sid, self.now)
+        won = lottery.wins(kernel, self.scenario.bh_coinstake)
+        self._log(DEBUG, f"BH lottery {sid} tick {self.now}: "
+                         f"{lottery.leading_zero_bits(kernel)} zero bits, "
+                         f"{'won' if won else 'lost'}")
+        if not won:
+            return
+        if last is not None:
+            self._log(INFO, f"round timeout: no block on {short(parent)} since its header "
+                            f"at tick {last}, tries again")
+        bh = BlockHeader.create(
+            self.keys, model_id=self.model_id, stage_id=sid, height=stage + 1,
+            parent=parent, tick=self.now, secret=own.secret,
+            declarations=list(declarations.values()), coinstake=self.scenario.bh_coinstake,
+        )
+        self.my_header_tick[parent] = self.now
+        self._broadcast(bh, f"at height {stage + 1} with {len(declarations)} declarations")
+        self._take_header(bh)
+
+    def _try_wrap(self) -> None:
+        me = self.keys.public
+        k = self.scenario.stakeholders_num
+        ready = []
+        for h, stakeholders in self.header_stakeholders.items():
+            header = self.headers[h]
+            if stakeholders[-1] != me or header.height in self.wrapped_heights:
+                continue
+            if header.height != self.tree.tip.height + 1:
+                continue
+            if len(self.signatures[h]) == k - 1:
+                ready.append((header.tick, h))
+        if not ready:
+            return
+        _, h = min(ready)
+        header = self.headers[h]
+        stakeholders = self.header_stakeholders[h]
+        parent = self.tree.records[header.parent]
+        transactions = select_transactions(
+            parent.ledger, self.mempool.values(), self.scenario.max_block_transactions
+        )
+        rewards = payouts(header.height, header.author, stakeholders,
+                          self.scenario.trainer_share)
+        block = WrappedBlock.create(
+            self.keys, header=header,
+            signatures=[self.signatures[h][pk] for pk in stakeholders[:-1]],
+            transactions=transactions, payouts=rewards, tick=self.now,
+        )
+        self.wrapped_heights.add(header.height)
+        self._broadcast(block, f"at height {header.height} for header {short(h)} "
+                               f"with {len(transactions)} transactions")
+        self._append(block, parent.ledger.apply(transactions, rewards))
+
+    # --- Reporting ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Height, tip, and the canonical block at the target height (None if short):
+        the network ends the run when every honest employee has the same one."""
+        tip = self.tree.tip
+        target = self.scenario.target_blockchain_length - 1
+        anchor = self.tree.path(tip.hash)[target] if tip.height >= target else None
+        return {"height": tip.height, "tip": tip.hash, "anchor": anchor}
+
+    def report(self) -> dict[str, Any]:
+        """Everything the summary needs from this employee, as plain CBOR-able data."""
+        chain = []
+        for record in self.tree.canonical():
+            block = record.block
+            entry: dict[str, Any] = {"height": record.height, "hash": record.hash,
+                                     "tick": record.tick}
+            if block is not None:
+                entry.update(
+                    trainer=self.names.employee_index.get(block.header.author, -1),
+                    roy=self.names.employee_index.get(block.author, -1),
+                    transactions=[tx.hash for tx in block.transactions],
+                    payouts=[[a, n] for a, n in block.payouts],
+                    declarations=len(block.header.declarations),
+                )
+            chain.append(entry)
+        tip_ledger = self.tree.tip.ledger
+        return {
+            "index": self.index,
+            "chain": chain,
+            "forks": self.tree.forks,
+            "blocks_known": len(self.tree.records) - 1,
+            "orphans": len(self.tree.orphans),
+            "sent": dict(self.sent),
+            "accepted": dict(self.accepted),
+            "rejected": {k: dict(v) for k, v in self.rejected.items()},
+            "mempool": sorted(self.mempool),
+            "rejected_transactions": [[h, r] for h, r in
+                                      sorted(self.rejected_transactions.items())],
+            "balances": [[a, n] for a, n in sorted(tip_ledger.balances.items())],
+            "secrets": [r.secret for r in self.trained],
+            "model_hashes": [r.model_hash for r in self.trained],
+        }

@@ -1,0 +1,108 @@
+"""Canonical bytes, hashes and Ed25519 keys: the bottom layer every other module uses.
+
+Messages are deterministic CBOR (RFC 8949 section 4.2.1, via ``cbor2`` with
+``canonical=True``). Decoding untrusted bytes is strict: only the CBOR types the protocol
+uses are allowed, and the input must re-encode to exactly the same bytes, so one message
+has one encoding and hashes and signatures over it are unambiguous.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+# Frames larger than this are refused before any decoding.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+# Nesting deeper than this is refused (a wrapped block is 4 levels deep).
+MAX_DEPTH = 8
+
+
+class DecodeError(ValueError):
+    """Untrusted bytes that are not a well-formed canonical frame; the text is the reason."""
+
+
+def encode(value: Any) -> bytes:
+    return cbor2.dumps(value, canonical=True)
+
+
+def _check_types(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise DecodeError("nested too deeply")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, bytes, str)):
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_types(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise DecodeError("map key is not text")
+            _check_types(item, depth + 1)
+        return
+    raise DecodeError(f"CBOR type {type(value).__name__} is not allowed")
+
+
+def _refuse_tag(decoder: Any, tag: Any) -> Any:
+    raise DecodeError(f"CBOR tag {tag.tag} is not allowed")
+
+
+def decode(data: bytes) -> Any:
+    """Decode untrusted bytes, or raise DecodeError with the reason."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError("frame is not bytes")
+    if len(data) > MAX_FRAME_BYTES:
+        raise DecodeError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+    if not data:
+        raise DecodeError("empty frame")
+    try:
+        value = cbor2.loads(bytes(data), tag_hook=_refuse_tag)
+    except DecodeError:
+        raise
+    except Exception as exc:  # cbor2 raises several types for malformed input
+        raise DecodeError(f"malformed CBOR ({type(exc).__name__})") from None
+    _check_types(value, 0)
+    if encode(value) != bytes(data):
+        raise DecodeError("not in canonical CBOR form")
+    return value
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class KeyPair:
+    """An Ed25519 key pair derived deterministically from a 32-byte seed."""
+
+    def __init__(self, seed32: bytes):
+        self._private = Ed25519PrivateKey.from_private_bytes(seed32)
+        self.public = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._private.sign(data)
+
+
+def derive_keypair(scenario_seed: int, role: str, index: int) -> KeyPair:
+    """Keys of employee or user ``index``: a function of the scenario seed only."""
+    material = encode(["PoT-key", scenario_seed, role, index])
+    return KeyPair(sha256(material))
+
+
+def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

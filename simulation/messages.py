@@ -1,0 +1,489 @@
+"""The five protocol messages, their canonical wire form and their schema check.
+
+A message travels as the canonical CBOR encoding of a map (its wire form) that holds a
+``kind``, its fields and ``sig``. The signature covers ``"PoT-msg" || canonical(map
+without sig)``, except the stakeholder signature, which the protocol defines as a
+signature over ``"PoT-ss" || header hash``. A message's hash is SHA-256 of its whole
+canonical encoding, signature included. Messages nest as wire maps (a wrapped block
+holds its header's map), so an outer hash covers the inner messages byte for byte.
+
+``parse_message`` turns untrusted bytes into a typed message or raises ``DecodeError``
+with the reason; it checks structure only. Signatures, lottery and chain rules are the
+receiver's business (see ``validation``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .encoding import DecodeError, KeyPair, decode, encode, sha256, verify
+
+TX, TD, BH, SS, WB = "TX", "TD", "BH", "SS", "WB"
+KINDS = (TX, TD, BH, SS, WB)
+KIND_NAMES = {
+    TX: "transaction",
+    TD: "training declaration",
+    BH: "block header",
+    SS: "stakeholder signature",
+    WB: "wrapped block",
+}
+
+MAX_TEXT = 256
+MAX_LIST = 10_000
+UINT_LIMIT = 2**256  # every integer field is below this
+
+
+def signing_bytes(wire: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in wire.items() if k != "sig"}
+    return b"PoT-msg" + encode(unsigned)
+
+
+def commitment_bytes(sid: str, secret: bytes) -> bytes:
+    return b"PoT-commit" + sid.encode() + secret
+
+
+def stakeholder_bytes(header_hash: bytes) -> bytes:
+    return b"PoT-ss" + header_hash
+
+
+class Message:
+    """Common behaviour: the wire map is kept so bytes and hash are computed once.
+
+    Messages are treated as immutable: nothing changes ``wire`` after construction.
+    """
+
+    def __init__(self, wire: dict[str, Any]):
+        self.wire = wire
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.hash.hex()[:12]})"
+
+    @property
+    def kind(self) -> str:
+        return str(self.wire["kind"])
+
+    @property
+    def author(self) -> bytes:
+        return bytes(self.wire["author"])
+
+    @property
+    def signature(self) -> bytes:
+        return bytes(self.wire["sig"])
+
+    def to_bytes(self) -> bytes:
+        cached = self.__dict__.get("_bytes")
+        if cached is None:
+            cached = encode(self.wire)
+            self._bytes = cached
+        return cached
+
+    @property
+    def hash(self) -> bytes:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = sha256(self.to_bytes())
+            self._hash = cached
+        return cached
+
+    def signature_valid(self) -> bool:
+        return verify(self.author, self.signature, signing_bytes(self.wire))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and self.to_bytes() == other.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+
+def _sign(keys: KeyPair, wire: dict[str, Any]) -> dict[str, Any]:
+    wire = dict(wire)
+    wire["sig"] = keys.sign(signing_bytes(wire))
+    return wire
+
+
+class Transaction(Message):
+    @property
+    def author(self) -> bytes:
+        return bytes(self.wire["sender"])
+
+    sender = author
+
+    @property
+    def receiver(self) -> bytes:
+        return bytes(self.wire["receiver"])
+
+    @property
+    def amount(self) -> int:
+        return int(self.wire["amount"])
+
+    @property
+    def nonce(self) -> int:
+        return int(self.wire["nonce"])
+
+    @classmethod
+    def create(cls, keys: KeyPair, receiver: bytes, amount: int, nonce: int) -> Transaction:
+        wire = {
+            "kind": TX,
+            "sender": keys.public,
+            "receiver": receiver,
+            "amount": amount,
+            "nonce": nonce,
+        }
+        return cls(_sign(keys, wire))
+
+
+class TrainingDeclaration(Message):
+    @property
+    def model_id(self) -> str:
+        return str(self.wire["id_m"])
+
+    @property
+    def stage_id(self) -> str:
+        return str(self.wire["id_s"])
+
+    @property
+    def parent(self) -> bytes:
+        return bytes(self.wire["parent"])
+
+    @property
+    def tick(self) -> int:
+        return int(self.wire["tick"])
+
+    @property
+    def model_hash(self) -> bytes:
+        return bytes(self.wire["model_hash"])
+
+    @property
+    def commitment(self) -> bytes:
+        return bytes(self.wire["commitment"])
+
+    @property
+    def coinstake(self) -> int:
+        return int(self.wire["coinstake"])
+
+    @classmethod
+    def create(
+        cls,
+        keys: KeyPair,
+        *,
+        model_id: str,
+        stage_id: str,
+        parent: bytes,
+        tick: int,
+        model_hash: bytes,
+        secret: bytes,
+        coinstake: int,
+        commitment: bytes | None = None,
+    ) -> TrainingDeclaration:
+        if commitment is None:
+            commitment = keys.sign(commitment_bytes(stage_id, secret))
+        wire = {
+            "kind": TD,
+            "author": keys.public,
+            "id_m": model_id,
+            "id_s": stage_id,
+            "parent": parent,
+            "tick": tick,
+            "model_hash": model_hash,
+            "commitment": commitment,
+            "coinstake": coinstake,
+        }
+        return cls(_sign(keys, wire))
+
+    def commitment_valid(self, secret: bytes) -> bool:
+        return verify(self.author, self.commitment, commitment_bytes(self.stage_id, secret))
+
+
+class BlockHeader(Message):
+    @property
+    def model_id(self) -> str:
+        return str(self.wire["id_m"])
+
+    @property
+    def stage_id(self) -> str:
+        return str(self.wire["id_s"])
+
+    @property
+    def height(self) -> int:
+        return int(self.wire["height"])
+
+    @property
+    def parent(self) -> bytes:
+        return bytes(self.wire["parent"])
+
+    @property
+    def tick(self) -> int:
+        return int(self.wire["tick"])
+
+    @property
+    def secret(self) -> bytes:
+        return bytes(self.wire["ts"])
+
+    @property
+    def coinstake(self) -> int:
+        return int(self.wire["coinstake"])
+
+    @property
+    def declarations(self) -> tuple[TrainingDeclaration, ...]:
+        cached = self.__dict__.get("_tds")
+        if cached is None:
+            cached = tuple(TrainingDeclaration(w) for w in self.wire["tds"])
+            self._tds = cached
+        return cached
+
+    @classmethod
+    def create(
+        cls,
+        keys: KeyPair,
+        *,
+        model_id: str,
+        stage_id: str,
+        height: int,
+        parent: bytes,
+        tick: int,
+        secret: bytes,
+        declarations: list[TrainingDeclaration],
+        coinstake: int,
+    ) -> BlockHeader:
+        ordered = sorted(declarations, key=lambda td: td.author)
+        wire = {
+            "kind": BH,
+            "author": keys.public,
+            "id_m": model_id,
+            "id_s": stage_id,
+            "height": height,
+            "parent": parent,
+            "tick": tick,
+            "ts": secret,
+            "tds": [td.wire for td in ordered],
+            "coinstake": coinstake,
+        }
+        return cls(_sign(keys, wire))
+
+
+class StakeholderSignature(Message):
+    @property
+    def header_hash(self) -> bytes:
+        return bytes(self.wire["bh"])
+
+    @classmethod
+    def create(cls, keys: KeyPair, header_hash: bytes) -> StakeholderSignature:
+        wire = {
+            "kind": SS,
+            "author": keys.public,
+            "bh": header_hash,
+            "sig": keys.sign(stakeholder_bytes(header_hash)),
+        }
+        return cls(wire)
+
+    def signature_valid(self) -> bool:
+        return verify(self.author, self.signature, stakeholder_bytes(self.header_hash))
+
+
+class WrappedBlock(Message):
+    @property
+    def header(self) -> BlockHeader:
+        cached = self.__dict__.get("_bh")
+        if cached is None:
+            cached = BlockHeader(self.wire["bh"])
+            self._bh = cached
+        return cached
+
+    @property
+    def stakeholder_signatures(self) -> tuple[StakeholderSignature, ...]:
+        cached = self.__dict__.get("_ss")
+        if cached is None:
+            cached = tuple(StakeholderSignature(w) for w in self.wire["ss"])
+            self._ss = cached
+        return cached
+
+    @property
+    def transactions(self) -> tuple[Transaction, ...]:
+        cached = self.__dict__.get("_txs")
+        if cached is None:
+            cached = tuple(Transaction(w) for w in self.wire["txs"])
+            self._txs = cached
+        return cached
+
+    @property
+    def payouts(self) -> tuple[tuple[bytes, int], ...]:
+        return tuple((bytes(a), int(n)) for a, n in self.wire["payouts"])
+
+    @property
+    def tick(self) -> int:
+        return int(self.wire["tick"])
+
+    @property
+    def parent(self) -> bytes:
+        return self.header.parent
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @classmethod
+    def create(
+        cls,
+        keys: KeyPair,
+        *,
+        header: BlockHeader,
+        signatures: list[StakeholderSignature],
+        transactions: list[Transaction],
+        payouts: list[tuple[bytes, int]],
+        tick: int,
+    ) -> WrappedBlock:
+        wire = {
+            "kind": WB,
+            "author": keys.public,
+            "bh": header.wire,
+            "ss": [s.wire for s in signatures],
+            "txs": [t.wire for t in transactions],
+            "payouts": [[account, amount] for account, amount in payouts],
+            "tick": tick,
+        }
+        return cls(_sign(keys, wire))
+
+
+AnyMessage = (
+    Transaction | TrainingDeclaration | BlockHeader | StakeholderSignature | WrappedBlock
+)
+
+# --- Schema check of untrusted input ----------------------------------------------------
+
+
+def _expect_map(value: Any, kind: str, keys: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DecodeError(f"{kind}: not a map")
+    if value.get("kind") != kind:
+        raise DecodeError(f"{kind}: kind field is {value.get('kind')!r}")
+    present = frozenset(value)
+    if present != keys:
+        missing = sorted(keys - present)
+        extra = sorted(present - keys)
+        raise DecodeError(f"{kind}: missing fields {missing}, unknown fields {extra}")
+    return value
+
+
+def _bytes_field(m: dict[str, Any], name: str, size: int, kind: str) -> None:
+    value = m[name]
+    if not isinstance(value, bytes) or len(value) != size:
+        raise DecodeError(f"{kind}: {name} must be {size} bytes")
+
+
+def _uint_field(m: dict[str, Any], name: str, kind: str) -> None:
+    value = m[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < UINT_LIMIT:
+        raise DecodeError(f"{kind}: {name} must be an unsigned integer below 2**256")
+
+
+def _text_field(m: dict[str, Any], name: str, kind: str) -> None:
+    value = m[name]
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise DecodeError(f"{kind}: {name} must be text of at most {MAX_TEXT} characters")
+
+
+def _list_field(m: dict[str, Any], name: str, kind: str) -> list[Any]:
+    value = m[name]
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise DecodeError(f"{kind}: {name} must be a list of at most {MAX_LIST} items")
+    return value
+
+
+_TX_KEYS = frozenset({"kind", "sender", "receiver", "amount", "nonce", "sig"})
+_TD_KEYS = frozenset(
+    {"kind", "author", "id_m", "id_s", "parent", "tick", "model_hash", "commitment",
+     "coinstake", "sig"}
+)
+_BH_KEYS = frozenset(
+    {"kind", "author", "id_m", "id_s", "height", "parent", "tick", "ts", "tds", "coinstake",
+     "sig"}
+)
+_SS_KEYS = frozenset({"kind", "author", "bh", "sig"})
+_WB_KEYS = frozenset({"kind", "author", "bh", "ss", "txs", "payouts", "tick", "sig"})
+
+
+def _check_tx(value: Any) -> Transaction:
+    m = _expect_map(value, TX, _TX_KEYS)
+    _bytes_field(m, "sender", 32, TX)
+    _bytes_field(m, "receiver", 32, TX)
+    _uint_field(m, "amount", TX)
+    _uint_field(m, "nonce", TX)
+    _bytes_field(m, "sig", 64, TX)
+    return Transaction(m)
+
+
+def _check_td(value: Any) -> TrainingDeclaration:
+    m = _expect_map(value, TD, _TD_KEYS)
+    _bytes_field(m, "author", 32, TD)
+    _text_field(m, "id_m", TD)
+    _text_field(m, "id_s", TD)
+    _bytes_field(m, "parent", 32, TD)
+    _uint_field(m, "tick", TD)
+    _bytes_field(m, "model_hash", 32, TD)
+    _bytes_field(m, "commitment", 64, TD)
+    _uint_field(m, "coinstake", TD)
+    _bytes_field(m, "sig", 64, TD)
+    return TrainingDeclaration(m)
+
+
+def _check_bh(value: Any) -> BlockHeader:
+    m = _expect_map(value, BH, _BH_KEYS)
+    _bytes_field(m, "author", 32, BH)
+    _text_field(m, "id_m", BH)
+    _text_field(m, "id_s", BH)
+    _uint_field(m, "height", BH)
+    _bytes_field(m, "parent", 32, BH)
+    _uint_field(m, "tick", BH)
+    _bytes_field(m, "ts", 32, BH)
+    for td in _list_field(m, "tds", BH):
+        _check_td(td)
+    _uint_field(m, "coinstake", BH)
+    _bytes_field(m, "sig", 64, BH)
+    return BlockHeader(m)
+
+
+def _check_ss(value: Any) -> StakeholderSignature:
+    m = _expect_map(value, SS, _SS_KEYS)
+    _bytes_field(m, "author", 32, SS)
+    _bytes_field(m, "bh", 32, SS)
+    _bytes_field(m, "sig", 64, SS)
+    return StakeholderSignature(m)
+
+
+def _check_wb(value: Any) -> WrappedBlock:
+    m = _expect_map(value, WB, _WB_KEYS)
+    _bytes_field(m, "author", 32, WB)
+    _check_bh(m["bh"])
+    for ss in _list_field(m, "ss", WB):
+        _check_ss(ss)
+    for tx in _list_field(m, "txs", WB):
+        _check_tx(tx)
+    for payout in _list_field(m, "payouts", WB):
+        if not (isinstance(payout, list) and len(payout) == 2):
+            raise DecodeError("WB: a payout must be [account, amount]")
+        _bytes_field({"account": payout[0]}, "account", 32, WB)
+        _uint_field({"amount": payout[1]}, "amount", WB)
+    _uint_field(m, "tick", WB)
+    _bytes_field(m, "sig", 64, WB)
+    return WrappedBlock(m)
+
+
+_CHECKERS = {TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb}
+
+
+def message_from_wire(value: Any) -> AnyMessage:
+    if not isinstance(value, dict):
+        raise DecodeError("message is not a map")
+    kind = value.get("kind")
+    checker = _CHECKERS.get(kind) if isinstance(kind, str) else None
+    if checker is None:
+        raise DecodeError(f"unknown message kind {kind!r}"[:80])
+    return checker(value)
+
+
+def parse_message(data: bytes) -> AnyMessage:
+    """Untrusted bytes -> typed message, or DecodeError with the reason."""
+    message = message_from_wire(decode(data))
+    # The wire map came from these exact bytes (decode checked canonical form).
+    message._bytes = bytes(data)
+    return message

@@ -1,0 +1,115 @@
+"""The training task as the protocol sees it: stages, training secrets, model hashes.
+
+This module is pure Python (no TensorFlow). The Keras trainer lives in
+``keras_training``; ``HashTrainer`` here is a deterministic stand-in with the same
+interface, used by the protocol tests and by the ``--trainer hash`` mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+MNIST_TRAIN_SIZE = 60000
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What an employee keeps after training one stage."""
+
+    stage: int
+    losses: tuple[float, ...]  # per-sample losses, float32 values
+    secret: bytes  # ts = h_B of the loss hash chain
+    model_hash: bytes  # SHA-256 over the weights after the stage
+
+
+class Trainer(Protocol):
+    """Trains stages in order; ``result(s)`` trains every missing stage up to ``s``."""
+
+    model_id: str
+
+    def result(self, stage: int) -> StageResult: ...
+
+    def test_accuracy(self, stage: int) -> float: ...
+
+
+def stage_id(model_id: str, stage: int) -> str:
+    return f"{model_id}:{stage}"
+
+
+def samples_per_stage(train_size: int, iterations_per_epoch: int) -> int:
+    return train_size // iterations_per_epoch
+
+
+def stage_indices(stage: int, per_stage: int, train_size: int) -> list[int]:
+    """Dataset indices of a stage, in dataset order, wrapping around for later epochs."""
+    start = stage * per_stage
+    return [(start + i) % train_size for i in range(per_stage)]
+
+
+def float32_bytes(value: float) -> bytes:
+    """Big-endian IEEE float32, as the secret's hash chain takes each loss."""
+    return struct.pack(">f", value)
+
+
+def training_secret(sid: str, losses: Sequence[float]) -> bytes:
+    """h_0 = SHA-256(id_s); h_i = SHA-256(float32_be(l_i) || h_{i-1}); ts = h_B."""
+    h = hashlib.sha256(sid.encode()).digest()
+    for loss in losses:
+        h = hashlib.sha256(float32_bytes(loss) + h).digest()
+    return h
+
+
+def model_id(tf_seed: int, iterations_per_epoch: int) -> str:
+    """Names the delegated task: architecture, optimiser, data and seeds."""
+    return f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
+
+
+class HashTrainer:
+    """A deterministic, TensorFlow-free trainer with the Keras trainer's interface.
+
+    The "model" after stage s is a hash chain over the stages; losses are derived from it
+    and from the (possibly relabelled) samples, so a different label sequence gives a
+    different secret and model hash, as real training would.
+    """
+
+    def __init__(self, model_id: str, per_stage: int, labels: Sequence[int] | None = None):
+        self.model_id = model_id
+        self.per_stage = per_stage
+        self._labels = labels  # None: label of sample i is i % 10
+        self._results: list[StageResult] = []
+        self._state = hashlib.sha256(b"PoT-hash-trainer-init" + model_id.encode()).digest()
+
+    def _label(self, index: int) -> int:
+        if self._labels is None:
+            return index % 10
+        return int(self._labels[index % len(self._labels)])
+
+    def result(self, stage: int) -> StageResult:
+        if stage < 0:
+            raise ValueError(f"stage must be >= 0, got {stage}")
+        while len(self._results) <= stage:
+            self._train_next()
+        return self._results[stage]
+
+    def _train_next(self) -> None:
+        s = len(self._results)
+        sid = stage_id(self.model_id, s)
+        losses = []
+        for index in stage_indices(s, self.per_stage, MNIST_TRAIN_SIZE):
+            self._state = hashlib.sha256(
+                self._state + index.to_bytes(4, "big") + bytes([self._label(index)])
+            ).digest()
+            raw = int.from_bytes(self._state[:4], "big") / 2**32 * 3.0
+            losses.append(struct.unpack(">f", struct.pack(">f", raw))[0])
+        self._results.append(
+            StageResult(s, tuple(losses), training_secret(sid, losses), self._state)
+        )
+
+    def test_accuracy(self, stage: int) -> float:
+        # Not a model: a stand-in number that still depends on the stage's state.
+        state = self.result(stage).model_hash
+        return int.from_bytes(state[:2], "big") / 65535
