@@ -431,7 +431,8 @@ class Employee:
             "index": self.index,
             "chain": chain,
             "forks": self.tree.forks,
-            "blocks_known": len(self.tree.records) - 1,
+            "tree": [[r.hash, r.parent] for r in self.tree.records.values()
+                     if r.parent is not None],
             "orphans": len(self.tree.orphans),
             "sent": dict(self.sent),
             "accepted": dict(self.accepted),

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 # Frames larger than this are refused before any decoding.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
-# Nesting deeper than this is refused (a wrapped block is 4 levels deep).
-MAX_DEPTH = 8
+# Nesting deeper than this is refused (a wrapped block is 5 levels deep, a run's
+# result frame 8); it bounds the decoder's recursion on hostile input.
+MAX_DEPTH = 16
 
 
 class DecodeError(ValueError):
@@ -33,22 +34,24 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
-def _check_types(value: Any, depth: int) -> None:
+def _check_types(value: Any, depth: int, allow_float: bool) -> None:
     if depth > MAX_DEPTH:
         raise DecodeError("nested too deeply")
     if isinstance(value, bool) or value is None:
+        return
+    if allow_float and isinstance(value, float):
         return
     if isinstance(value, (int, bytes, str)):
         return
     if isinstance(value, list):
         for item in value:
-            _check_types(item, depth + 1)
+            _check_types(item, depth + 1, allow_float)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise DecodeError("map key is not text")
-            _check_types(item, depth + 1)
+            _check_types(item, depth + 1, allow_float)
         return
     raise DecodeError(f"CBOR type {type(value).__name__} is not allowed")
 
@@ -57,12 +60,13 @@ def _refuse_tag(decoder: Any, tag: Any) -> Any:
     raise DecodeError(f"CBOR tag {tag.tag} is not allowed")
 
 
-def decode(data: bytes) -> Any:
-    """Decode untrusted bytes, or raise DecodeError with the reason."""
+def decode(data: bytes, max_bytes: int = MAX_FRAME_BYTES, allow_float: bool = False) -> Any:
+    """Decode untrusted bytes, or raise DecodeError with the reason. Protocol messages
+    have no floats; control frames between processes may (timings, accuracy)."""
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError("frame is not bytes")
-    if len(data) > MAX_FRAME_BYTES:
-        raise DecodeError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"frame of {len(data)} bytes exceeds {max_bytes}")
     if not data:
         raise DecodeError("empty frame")
     try:
@@ -71,7 +75,7 @@ def decode(data: bytes) -> Any:
         raise
     except Exception as exc:  # cbor2 raises several types for malformed input
         raise DecodeError(f"malformed CBOR ({type(exc).__name__})") from None
-    _check_types(value, 0)
+    _check_types(value, 0, allow_float)
     if encode(value) != bytes(data):
         raise DecodeError("not in canonical CBOR form")
     return value

@@ -47,8 +47,9 @@ class Router:
     def for_party(due: Sequence[Envelope], party: int) -> list[bytes]:
         return [e.data for e in due if e.sender != party]
 
-    def pending(self) -> int:
-        return sum(len(v) for v in self._scheduled.values())
+    def in_flight(self) -> list[bytes]:
+        """Messages sent but not delivered yet (the run may end before they arrive)."""
+        return [e.data for tick in sorted(self._scheduled) for e in self._scheduled[tick]]
 
 
 def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bool:

@@ -48,3 +48,31 @@ class Users:
 
     def report(self) -> dict[str, Any]:
         return {"issued": self.issued}
+
+
+def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
+    """The users process: one Users state machine driven by the network's ticks."""
+    import logging
+
+    from . import frames
+    from .logs import log_to_queue
+
+    log_to_queue(log_queue)
+    log = logging.getLogger("pot.users")
+    users = Users(scenario, genesis)
+    try:
+        conn.send_bytes(frames.pack("ready", index=-1))
+        while True:
+            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
+            if frame["type"] == "tick":
+                outgoing = users.step(frame["t"])
+                for entry in users.issued[len(users.issued) - len(outgoing):]:
+                    log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)",
+                             entry["hash"].hex()[:10], entry["sender"], entry["amount"],
+                             entry["receiver"], entry["nonce"])
+                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status={}))
+            elif frame["type"] == "stop":
+                conn.send_bytes(frames.pack("report", report=users.report()))
+                return
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        log.warning("users lost their pipe to the network; exiting")

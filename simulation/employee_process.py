@@ -1,0 +1,102 @@
+"""The thin process wrapper around the Employee state machine: pipe in, pipe out, logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import frames
+from .config import Scenario
+from .employee import Employee
+from .encoding import derive_keypair
+from .lockstep import genesis_of
+from .logs import log_to_queue
+from .training import (
+    MNIST_TRAIN_SIZE,
+    HashTrainer,
+    StageResult,
+    Trainer,
+    model_id,
+    samples_per_stage,
+)
+
+
+class TimedTrainer:
+    """Measures the wall time of each newly trained stage (the state machine has no clock)."""
+
+    def __init__(self, inner: Trainer):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.stage_seconds: list[float] = []
+        self.samples: list[int] = []
+
+    def result(self, stage: int) -> StageResult:
+        while len(self.stage_seconds) < stage:
+            self.result(len(self.stage_seconds))
+        if len(self.stage_seconds) == stage:
+            started = time.perf_counter()
+            outcome = self.inner.result(stage)
+            self.stage_seconds.append(time.perf_counter() - started)
+            self.samples.append(len(outcome.losses))
+            return outcome
+        return self.inner.result(stage)
+
+    def test_accuracy(self, stage: int) -> float:
+        return self.inner.test_accuracy(stage)
+
+
+def make_trainer(scenario: Scenario, dataset_spec: Any) -> tuple[Trainer, Any]:
+    """The trainer for this process, and whatever must stay alive with it."""
+    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
+    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
+    if scenario.trainer == "hash":
+        return HashTrainer(mid, per_stage), None
+    from .tf_env import configure_tf_environment, import_tensorflow_quietly
+
+    configure_tf_environment()
+    noise = import_tensorflow_quietly()
+    if noise:
+        logging.getLogger("pot.tensorflow").debug("TensorFlow start-up output: %s",
+                                                  noise.strip())
+    from .dataset import attach_mnist
+    from .keras_training import KerasTrainer
+
+    mnist, shared = attach_mnist(dataset_spec)
+    return KerasTrainer(mid, mnist, scenario.tf_seed, per_stage), shared
+
+
+def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,
+                  dataset_spec: Any) -> None:
+    log_to_queue(log_queue)
+    log = logging.getLogger(f"pot.E{index}")
+    try:
+        inner, _keep = make_trainer(scenario, dataset_spec)
+        trainer = TimedTrainer(inner)
+        employee = Employee(index, scenario, genesis_of(scenario), trainer,
+                            derive_keypair(scenario.seed, "employee", index))
+        conn.send_bytes(frames.pack("ready", index=index))
+        while True:
+            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
+            if frame["type"] == "tick":
+                ready = employee.step(frame["t"], frame["msgs"])
+                for event in ready.events:
+                    log.log(event.level, event.text)
+                conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
+                                            status=employee.status()))
+            elif frame["type"] == "stop":
+                report = employee.report()
+                report["stage_seconds"] = trainer.stage_seconds
+                report["stage_samples"] = trainer.samples
+                stage = frame.get("evaluate")
+                if stage is not None and stage >= 0 and scenario.trainer == "keras":
+                    report["test_accuracy"] = float(trainer.test_accuracy(stage))
+                    report["evaluated_stage"] = stage
+                conn.send_bytes(frames.pack("report", report=report))
+                return
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        log.warning("E%d lost its pipe to the network; exiting", index)
+    except Exception:
+        log.exception("E%d crashed", index)
+        raise SystemExit(1) from None

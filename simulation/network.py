@@ -1,0 +1,186 @@
+"""The network process: drives the ticks, relays every message, notices dead parties.
+
+At tick t it sends each live party ``tick(t, deliveries)`` and waits for every
+``done(t, outgoing, status)``; the outgoing messages are delivered at t + delay by the
+pure ``Router``. A party whose pipe closes, whose frame is undecodable or too large, or
+that does not answer within PARTY_TIMEOUT_SECONDS is cut off and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from . import frames
+from .config import Scenario
+from .encoding import DecodeError, sha256
+from .logs import PROGRESS_LOGGER, log_to_queue
+from .relay import Router, target_reached
+
+log = logging.getLogger("pot.network")
+progress = logging.getLogger(PROGRESS_LOGGER)
+
+
+@dataclass
+class Party:
+    index: int  # employees 0..n-1; the users process is n
+    name: str
+    conn: Connection
+    alive: bool = True
+    cut_off_reason: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+    frames_sent: int = 0
+
+
+class Network:
+    def __init__(self, scenario: Scenario, parties: list[Party], honest: set[int],
+                 launched: float | None = None):
+        self.scenario = scenario
+        self.launched = launched  # time.monotonic() when the parent began the run
+        self.parties = parties
+        self.honest = honest
+        self.router = Router(scenario.network_delay_ticks)
+        self.relayed: Counter[int] = Counter()  # messages relayed, by sender
+        self.tick = -1
+
+    def live(self) -> list[Party]:
+        return [p for p in self.parties if p.alive]
+
+    def cut_off(self, party: Party, reason: str) -> None:
+        if party.alive:
+            party.alive = False
+            party.cut_off_reason = reason
+            log.warning("network cut off %s: %s", party.name, reason)
+            try:
+                party.conn.close()
+            except OSError:
+                pass
+
+    def send(self, party: Party, data: bytes) -> None:
+        try:
+            party.conn.send_bytes(data)
+        except (OSError, ValueError) as exc:
+            self.cut_off(party, f"pipe closed ({type(exc).__name__})")
+
+    def collect(self, waiting: list[Party], expected: str, deadline: float,
+                tick: int | None = None) -> dict[int, dict[str, Any]]:
+        """One frame of type ``expected`` from each party, until the deadline."""
+        got: dict[int, dict[str, Any]] = {}
+        pending = {p.conn: p for p in waiting if p.alive}
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for party in pending.values():
+                    self.cut_off(party, f"no {expected} frame within "
+                                        f"{self.scenario.party_timeout_seconds:g} s")
+                break
+            for conn in wait(list(pending), timeout=remaining):
+                party = pending.pop(conn)  # type: ignore[arg-type]
+                try:
+                    frame = frames.unpack(party.conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                          expected)
+                    if tick is not None and frame.get("t") != tick:
+                        raise DecodeError(f"answered tick {frame.get('t')!r}, not {tick}")
+                    got[party.index] = frame
+                except (EOFError, OSError):
+                    self.cut_off(party, "pipe closed (process gone)")
+                except DecodeError as exc:
+                    self.cut_off(party, f"bad frame: {exc}")
+        return got
+
+    def honest_statuses(self) -> list[dict[str, Any]]:
+        return [p.status for p in self.live() if p.index in self.honest]
+
+    def run(self) -> dict[str, Any]:
+        s = self.scenario
+        timeout = s.party_timeout_seconds
+        started = time.monotonic()
+        ready = self.collect(self.live(), "ready", time.monotonic() + timeout)
+        startup_seconds = time.monotonic() - (self.launched or started)
+        log.info("network: %d of %d parties ready after %.1f s", len(ready),
+                 len(self.parties), startup_seconds)
+        run_started = time.monotonic()
+        finished = False
+        best_height = 0
+        for tick in range(s.max_ticks + 1):
+            self.tick = tick
+            tick_started = time.monotonic()
+            due = self.router.take(tick)
+            live = self.live()
+            for party in live:
+                self.send(party, frames.pack("tick", t=tick,
+                                             msgs=Router.for_party(due, party.index)))
+            answers = self.collect(live, "done", time.monotonic() + timeout, tick)
+            for index in sorted(answers):
+                frame = answers[index]
+                outgoing = frame.get("out")
+                party = self.parties[index]
+                if not isinstance(outgoing, list) or not all(
+                        isinstance(m, bytes) for m in outgoing):
+                    self.cut_off(party, "bad frame: outgoing is not a list of bytes")
+                    continue
+                self.router.submit(tick, index, outgoing)
+                self.relayed[index] += len(outgoing)
+                if isinstance(frame.get("status"), dict):
+                    party.status = frame["status"]
+            statuses = self.honest_statuses()
+            if not statuses:
+                log.error("network: no live honest employee is left")
+                break
+            height = max(st.get("height", 0) for st in statuses)
+            if height > best_height:
+                best_height = height
+                progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
+                              tick, height + 1, len(self.live()), len(self.parties))
+            if target_reached(statuses, s.target_blockchain_length):
+                finished = True
+                break
+            if s.tick_seconds > 0:
+                time.sleep(max(0.0, s.tick_seconds - (time.monotonic() - tick_started)))
+        run_seconds = time.monotonic() - run_started
+        if not finished:
+            log.error("network: the honest employees did not converge on %d blocks by "
+                      "tick %d", s.target_blockchain_length, self.tick)
+        reports = self.stop()
+        return {
+            "finished": finished,
+            "ticks": self.tick,
+            "startup_seconds": startup_seconds,
+            "run_seconds": run_seconds,
+            "reports": reports,
+            "in_flight": [sha256(data) for data in self.router.in_flight()],
+            "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
+            "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
+        }
+
+    def stop(self) -> dict[str, Any]:
+        """Ask every live party for its report; one honest employee evaluates the model."""
+        evaluator = next((p for p in self.live() if p.index in self.honest), None)
+        for party in self.live():
+            stage = None
+            if party is evaluator:
+                stage = max(0, party.status.get("height", 0) - 1)
+            self.send(party, frames.pack("stop", evaluate=stage))
+        deadline = time.monotonic() + self.scenario.party_timeout_seconds
+        answers = self.collect(self.live(), "report", deadline)
+        return {self.parties[i].name: frame.get("report") for i, frame in answers.items()}
+
+
+def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,
+                 log_queue: Any, honest: list[int], launched: float) -> None:
+    log_to_queue(log_queue)
+    n = scenario.employees_num
+    parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
+    parties.append(Party(n, "users", conns[n]))
+    network = Network(scenario, parties, set(honest), launched)
+    try:
+        result = network.run()
+    except Exception:
+        log.exception("network process failed")
+        result = {"finished": False, "error": "network process failed",
+                  "reports": {}, "ticks": network.tick}
+    result_conn.send_bytes(frames.pack("result", **result))

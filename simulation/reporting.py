@@ -1,0 +1,281 @@
+"""The run's summary, computed from what the parties reported, never assumed.
+
+``summarize`` takes the network's result (every live party's final report) and returns
+the JSON-ready results; ``render`` turns them into the console summary.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from typing import Any
+
+from .config import Scenario
+from .ledger import Genesis
+from .messages import KINDS
+
+
+def _hex(value: bytes | None) -> str | None:
+    return value.hex() if isinstance(value, bytes) else None
+
+
+def _common_prefix(chains: list[list[bytes]]) -> int:
+    if not chains:
+        return 0
+    length = 0
+    for column in zip(*chains, strict=False):
+        if len(set(column)) != 1:
+            break
+        length += 1
+    return length
+
+
+def summarize(
+    scenario: Scenario,
+    genesis: Genesis,
+    result: dict[str, Any],
+    honest: list[int],
+    wall_seconds: float,
+) -> dict[str, Any]:
+    reports: dict[str, Any] = result.get("reports") or {}
+    employees = {name: r for name, r in reports.items() if name.startswith("E") and r}
+    honest_names = [f"E{i}" for i in honest if f"E{i}" in employees]
+    users_report = reports.get("users") or {"issued": []}
+    names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
+    names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
+
+    # The reference chain: the lowest-index live honest employee's canonical chain.
+    reference = employees[honest_names[0]] if honest_names else None
+    chain_entries = reference["chain"] if reference else []
+    chains = [[b["hash"] for b in employees[n]["chain"]] for n in honest_names]
+    tips = {n: employees[n]["chain"][-1]["hash"] for n in honest_names}
+    prefix = _common_prefix(chains)
+
+    blocks = [
+        {
+            "height": b["height"],
+            "hash": b["hash"].hex(),
+            "trainer": f"E{b['trainer']}" if "trainer" in b else None,
+            "roy": f"E{b['roy']}" if "roy" in b else None,
+            "tick": b["tick"],
+            "transactions": len(b.get("transactions", [])),
+            "declarations": b.get("declarations", 0),
+        }
+        for b in chain_entries
+    ]
+
+    # Messages: broadcasts by kind (the users' transfers included), receipts by kind.
+    sent: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+    rejected: dict[str, Counter[str]] = defaultdict(Counter)
+    for report in employees.values():
+        sent.update(report["sent"])
+        accepted.update(report["accepted"])
+        for kind, reasons in report["rejected"].items():
+            rejected[kind].update(reasons)
+    sent["TX"] += len(users_report["issued"])
+
+    # Forks: branch points in the union of the honest employees' block trees.
+    children: dict[bytes, set[bytes]] = defaultdict(set)
+    for name in honest_names:
+        for block_hash, parent in employees[name]["tree"]:
+            children[parent].add(block_hash)
+    forks = sum(len(c) - 1 for c in children.values() if len(c) > 1)
+    known_blocks = len({h for c in children.values() for h in c})
+
+    transactions = _transactions(users_report["issued"], chain_entries, employees,
+                                 honest_names, set(result.get("in_flight", [])))
+    rewards, balances = _coins(reference, genesis, names)
+    training = _training(employees, honest_names)
+
+    accuracy = None
+    evaluated_stage = None
+    for name in honest_names:
+        if "test_accuracy" in employees[name]:
+            accuracy = employees[name]["test_accuracy"]
+            evaluated_stage = employees[name]["evaluated_stage"]
+            break
+
+    return {
+        "finished": bool(result.get("finished")),
+        "error": result.get("error"),
+        "chain": {
+            "length": len(chain_entries),
+            "tip_hash": _hex(chain_entries[-1]["hash"]) if chain_entries else None,
+            "reference_employee": honest_names[0] if honest_names else None,
+            "blocks": blocks,
+        },
+        "agreement": {
+            "all_honest_agree": len(set(tips.values())) == 1 and bool(tips),
+            "common_prefix_length": prefix,
+            "tips": {n: h.hex() for n, h in tips.items()},
+            "lengths": {n: len(employees[n]["chain"]) for n in honest_names},
+        },
+        "messages": {
+            "sent": {k: sent.get(k, 0) for k in KINDS},
+            "accepted": {k: accepted.get(k, 0) for k in KINDS},
+            "rejected": {k: dict(sorted(v.items())) for k, v in sorted(rejected.items())},
+        },
+        "forks": forks,
+        "blocks_known": known_blocks,
+        "transactions": transactions,
+        "rewards": rewards,
+        "balances": balances,
+        "training": training,
+        "model": {
+            "trainer": scenario.trainer,
+            "test_accuracy": accuracy,
+            "evaluated_stage": evaluated_stage,
+        },
+        "ticks": result.get("ticks"),
+        "wall_seconds": round(wall_seconds, 3),
+        "startup_seconds": _round(result.get("startup_seconds")),
+        "protocol_seconds": _round(result.get("run_seconds")),
+        "cut_off": result.get("cut_off", {}),
+        "employees_reporting": sorted(employees, key=lambda n: int(n[1:])),
+        "scenario": scenario.knobs(),
+    }
+
+
+def _round(value: Any) -> float | None:
+    return round(value, 3) if isinstance(value, (int, float)) else None
+
+
+def _transactions(issued: list[dict[str, Any]], chain: list[dict[str, Any]],
+                  employees: dict[str, Any], honest: list[str],
+                  in_flight: set[bytes]) -> dict[str, Any]:
+    """Every issued transaction lands in exactly one of included / rejected / pending
+    (in an honest mempool, or still in flight when the run ended); ``lost`` counts those
+    in none and must be 0."""
+    in_chain: Counter[bytes] = Counter(h for b in chain for h in b.get("transactions", []))
+    reasons: dict[bytes, str] = {}
+    pooled: set[bytes] = set()
+    for name in honest:
+        for tx_hash, reason in employees[name]["rejected_transactions"]:
+            reasons.setdefault(tx_hash, reason)
+        pooled.update(employees[name]["mempool"])
+    included = rejected = pending = lost = flying = 0
+    twice = 0
+    by_reason: Counter[str] = Counter()
+    for entry in issued:
+        h = entry["hash"]
+        if in_chain[h] >= 1:
+            included += 1
+            twice += in_chain[h] > 1
+        elif h in reasons:
+            rejected += 1
+            by_reason[reasons[h]] += 1
+        elif h in pooled:
+            pending += 1
+        elif h in in_flight:
+            pending += 1
+            flying += 1
+        else:
+            lost += 1
+    issued_hashes = {e["hash"] for e in issued}
+    unknown = sum(n for h, n in in_chain.items() if h not in issued_hashes)
+    return {
+        "issued": len(issued),
+        "included": included,
+        "rejected": rejected,
+        "pending": pending,
+        "pending_in_flight": flying,
+        "lost": lost,
+        "included_more_than_once": twice,
+        "in_chain_not_issued": unknown,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+    }
+
+
+def _coins(reference: dict[str, Any] | None, genesis: Genesis,
+           names: dict[bytes, str]) -> tuple[dict[str, int], dict[str, int]]:
+    rewards: Counter[str] = Counter({f"E{i}": 0 for i in range(len(genesis.employees))})
+    balances: dict[str, int] = {}
+    if reference is None:
+        return dict(rewards), balances
+    for block in reference["chain"]:
+        for account, amount in block.get("payouts", []):
+            rewards[names.get(account, account.hex()[:8])] += amount
+    for account, amount in reference["balances"]:
+        balances[names.get(account, account.hex()[:8])] = amount
+    order = sorted(balances, key=lambda n: (n[0], int(n[1:]) if n[1:].isdigit() else 0))
+    return dict(rewards), {n: balances[n] for n in order}
+
+
+def _training(employees: dict[str, Any], honest: list[str]) -> dict[str, Any]:
+    """Whether every honest employee derived the same secret and model hash per stage,
+    and how long training took (stage 0 includes building the training function)."""
+    stages = min((len(employees[n]["secrets"]) for n in honest), default=0)
+    identical = all(
+        len({bytes(employees[n]["secrets"][s]) for n in honest}) == 1
+        and len({bytes(employees[n]["model_hashes"][s]) for n in honest}) == 1
+        for s in range(stages)
+    )
+    later_ms = [
+        1000 * seconds / samples
+        for n in honest
+        for seconds, samples in zip(employees[n].get("stage_seconds", [])[1:],
+                                    employees[n].get("stage_samples", [])[1:], strict=False)
+        if samples
+    ]
+    first = [employees[n]["stage_seconds"][0] for n in honest
+             if employees[n].get("stage_seconds")]
+    return {
+        "stages_compared": stages,
+        "secrets_identical": identical if stages else None,
+        "median_ms_per_sample": round(statistics.median(later_ms), 4) if later_ms else None,
+        "median_first_stage_seconds": round(statistics.median(first), 3) if first else None,
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The console summary."""
+    lines = ["", "=== PoT run summary ==="]
+    status = "reached the target" if summary["finished"] else "DID NOT CONVERGE"
+    lines.append(f"Run: {status} at tick {summary['ticks']} in {summary['wall_seconds']:.1f} s "
+                 f"wall (start-up {summary['startup_seconds']} s)")
+    if summary.get("error"):
+        lines.append(f"Error: {summary['error']}")
+    chain = summary["chain"]
+    agreement = summary["agreement"]
+    lines.append(f"Chain of {chain['reference_employee']}: {chain['length']} blocks, tip "
+                 f"{(chain['tip_hash'] or '')[:16]}")
+    for b in chain["blocks"]:
+        if b["trainer"] is None:
+            lines.append(f"  #{b['height']} {b['hash'][:16]} genesis")
+        else:
+            lines.append(f"  #{b['height']} {b['hash'][:16]} tick {b['tick']:>4} trainer "
+                         f"{b['trainer']:>4} roy {b['roy']:>4} txs {b['transactions']}")
+    agree = "yes" if agreement["all_honest_agree"] else "NO"
+    lines.append(f"All honest employees agree: {agree} (common prefix "
+                 f"{agreement['common_prefix_length']} blocks)")
+    lines.append(f"Forks seen: {summary['forks']} ({summary['blocks_known']} blocks known)")
+    m = summary["messages"]
+    lines.append("Messages    sent  accepted (receipts)")
+    for kind in KINDS:
+        lines.append(f"  {kind}   {m['sent'][kind]:>7} {m['accepted'][kind]:>9}")
+    if m["rejected"]:
+        lines.append("Rejected:")
+        for kind, reasons in m["rejected"].items():
+            for reason, n in reasons.items():
+                lines.append(f"  {kind} x{n}: {reason}")
+    else:
+        lines.append("Rejected: none")
+    t = summary["transactions"]
+    lines.append(f"Transactions: issued {t['issued']} = included {t['included']} + rejected "
+                 f"{t['rejected']} + pending {t['pending']} (lost {t['lost']}, included twice "
+                 f"{t['included_more_than_once']})")
+    rewards = ", ".join(f"{n} {c}" for n, c in summary["rewards"].items())
+    lines.append(f"Rewards: {rewards}")
+    training = summary["training"]
+    lines.append(f"Training: secrets and model hashes identical across honest employees: "
+                 f"{training['secrets_identical']} ({training['stages_compared']} stages)")
+    model = summary["model"]
+    if model["test_accuracy"] is not None:
+        lines.append(f"Model: test accuracy {model['test_accuracy']:.4f} after stage "
+                     f"{model['evaluated_stage']}")
+    else:
+        lines.append(f"Model: no test accuracy ({model['trainer']} trainer)")
+    if summary["cut_off"]:
+        lines.append(f"Cut off: {summary['cut_off']}")
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""Wires a run: the log listener, the shared dataset, the pipes and the processes.
+
+The parent starts one process per employee, one users process and one network process
+(all from a fork server that has TensorFlow imported already), then waits for the
+network's result, joins everything and builds the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import frames
+from .config import Scenario, validated
+from .employee_process import employee_main
+from .lockstep import genesis_of
+from .logs import log_to_queue, start_listener
+from .network import network_main
+from .reporting import render, summarize
+from .users import users_main
+
+log = logging.getLogger("pot.runner")
+
+
+@dataclass
+class RunOutcome:
+    summary: dict[str, Any]
+    exit_code: int
+    peak_pss_bytes: int | None = None
+
+
+class MemorySampler:
+    """Peak of the summed proportional set size (PSS) of a set of processes."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.pids: set[int] = set()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def pss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(self.pss(p) for p in list(self.pids)))
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _forkserver_pid() -> int | None:
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    return getattr(server, "_forkserver_pid", None)
+
+
+def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
+        measure_memory: bool = False, honest: list[int] | None = None) -> RunOutcome:
+    """Run one scenario end to end. Raises ScenarioError before any process starts."""
+    validated(scenario)
+    wall_started = time.monotonic()
+    ctx = multiprocessing.get_context("forkserver")
+    dataset_spec = None
+    shared = None
+    if scenario.trainer == "keras":
+        from .tf_env import configure_tf_environment
+
+        configure_tf_environment()  # inherited by the fork server and every child
+        ctx.set_forkserver_preload(["simulation.tf_preload"])
+    multiprocessing.forkserver.ensure_running()  # imports TensorFlow while we load data
+
+    log_queue = ctx.Queue()
+    listener = start_listener(log_queue, scenario.log_file, quiet)
+    log_to_queue(log_queue)
+    sampler = MemorySampler() if measure_memory else None
+    processes: list[Any] = []
+    try:
+        if scenario.trainer == "keras":
+            from .dataset import load_mnist, share_mnist
+
+            mnist = load_mnist()
+            log.info("MNIST loaded from %s: %d training, %d test images", mnist.source,
+                     len(mnist.y_train), len(mnist.y_test))
+            dataset_spec, shared = share_mnist(mnist)
+            del mnist
+        if sampler is not None:
+            sampler.pids.add(os.getpid())
+            server = _forkserver_pid()
+            if server:
+                sampler.pids.add(server)
+            sampler.start()
+        result, processes = _start_and_wait(ctx, scenario, log_queue, dataset_spec,
+                                            honest, sampler, wall_started)
+    finally:
+        for p in processes:
+            p.join(timeout=10)
+            if p.is_alive():
+                log.warning("%s did not exit; terminating it", p.name)
+                p.terminate()
+                p.join(timeout=5)
+        peak = sampler.stop() if sampler is not None else None
+        if shared is not None:
+            shared.close()
+            shared.unlink()
+    wall = time.monotonic() - wall_started
+    honest_list = honest if honest is not None else list(range(scenario.employees_num))
+    summary = summarize(scenario, genesis_of(scenario), result, honest_list, wall)
+    summary["exit_codes"] = {p.name: p.exitcode for p in processes}
+    if peak is not None:
+        summary["peak_pss_bytes"] = peak
+    if results_path:
+        with open(results_path, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2, default=_json_default)
+    text = render(summary)
+    log.info("%s", text)
+    if quiet:
+        print(text)
+    ok = summary["finished"] and summary["agreement"]["all_honest_agree"]
+    if not summary["finished"]:
+        log.error("the network did not converge: no agreement on %d blocks by tick %s",
+                  scenario.target_blockchain_length, summary["ticks"])
+    listener.stop()
+    return RunOutcome(summary, 0 if ok else 1, peak)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: Any,
+                    honest: list[int] | None, sampler: MemorySampler | None,
+                    launched: float) -> tuple[dict[str, Any], list[Any]]:
+    n = scenario.employees_num
+    honest_list = honest if honest is not None else list(range(n))
+    pipes = [ctx.Pipe(duplex=True) for _ in range(n + 1)]
+    result_recv, result_send = ctx.Pipe(duplex=False)
+    genesis = genesis_of(scenario)
+    processes = [
+        ctx.Process(target=employee_main, name=f"E{i}",
+                    args=(i, scenario, pipes[i][1], log_queue, dataset_spec))
+        for i in range(n)
+    ]
+    processes.append(ctx.Process(target=users_main, name="users",
+                                 args=(scenario, genesis, pipes[n][1], log_queue)))
+    processes.append(ctx.Process(target=network_main, name="network",
+                                 args=(scenario, [p[0] for p in pipes], result_send,
+                                       log_queue, honest_list, launched)))
+    for p in processes:
+        p.start()
+        if sampler is not None and p.pid:
+            sampler.pids.add(p.pid)
+    # Only the children may hold their pipe ends: then a dead child means EOF at once.
+    for a, b in pipes:
+        a.close()
+        b.close()
+    result_send.close()
+    log.info("started %d employees, the users and the network", n)
+    network = processes[-1]
+    # The network itself bounds the run by MAX_TICKS and PARTY_TIMEOUT_SECONDS per tick;
+    # this guard only catches a network process that died or hung.
+    while True:
+        if result_recv.poll(1.0):
+            try:
+                return frames.unpack(result_recv.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                     "result"), processes
+            except (EOFError, OSError):
+                break
+        if not network.is_alive():
+            break
+    log.error("the network process ended without a result (exit code %s)", network.exitcode)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    return {"finished": False, "error": "network process ended without a result",
+            "reports": {}}, processes

@@ -1,0 +1,201 @@
+"""The block tree: longest chain, first seen wins ties, reorganisations, orphans."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from simulation import chain
+from simulation.chain import BlockTree
+from simulation.encoding import derive_keypair, sha256
+from simulation.ledger import Ledger, make_genesis
+from simulation.messages import BlockHeader, WrappedBlock
+
+KEYS = derive_keypair(1, "employee", 0)
+_serial = itertools.count()
+
+
+def genesis():
+    return make_genesis(seed=1, model_id="m", employees_num=3, users_num=0,
+                        genesis_stake=10, user_max_balance=1)
+
+
+def block(parent: bytes, height: int, tick: int = 0) -> WrappedBlock:
+    """A structurally complete block (the tree does not validate; that is not its job).
+    Every call gives a different block."""
+    header = BlockHeader.create(
+        KEYS, model_id="m", stage_id=f"m:{height - 1}", height=height, parent=parent,
+        tick=tick, secret=sha256(next(_serial).to_bytes(8, "big")), declarations=[],
+        coinstake=1,
+    )
+    return WrappedBlock.create(KEYS, header=header, signatures=[], transactions=[],
+                               payouts=[], tick=tick)
+
+
+def ledger(tag: int) -> Ledger:
+    return Ledger({sha256(b"x"): tag}, {})
+
+
+def add_chain(tree: BlockTree, parent: bytes, length: int) -> list[WrappedBlock]:
+    blocks = []
+    height = tree.get(parent).height
+    for _ in range(length):
+        height += 1
+        b = block(parent, height)
+        tree.add(b, ledger(height))
+        blocks.append(b)
+        parent = b.hash
+    return blocks
+
+
+def test_a_new_tree_holds_genesis_only():
+    g = genesis()
+    tree = BlockTree(g)
+    assert tree.tip_hash == g.hash == tree.genesis_hash
+    assert tree.tip.height == 0 and tree.tip.ledger == g.ledger
+    assert [r.hash for r in tree.canonical()] == [g.hash]
+    assert g.hash in tree and tree.forks == 0 and tree.orphans == {}
+
+
+def test_extending_the_tip_moves_it():
+    tree = BlockTree(genesis())
+    b1 = block(tree.tip_hash, 1, tick=5)
+    change = tree.add(b1, ledger(1))
+    assert change is not None and not change.is_reorg
+    assert change.old_tip == tree.genesis_hash and change.new_tip == b1.hash
+    assert change.adopted == (b1.hash,) and change.abandoned == ()
+    record = tree.get(b1.hash)
+    assert (record.height, record.parent, record.tick, record.ledger) == (
+        1, tree.genesis_hash, 5, ledger(1))
+    assert tree.tip_hash == b1.hash
+    assert tree.get(tree.genesis_hash).children == [b1.hash]
+
+
+def test_longest_chain_wins():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 2)
+    b = add_chain(tree, tree.genesis_hash, 3)
+    assert tree.tip_hash == b[-1].hash
+    assert [r.hash for r in tree.canonical()] == [tree.genesis_hash] + [x.hash for x in b]
+    assert tree.tip.ledger == ledger(3)
+    assert a[-1].hash in tree
+
+
+def test_first_seen_wins_a_tie():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 2)
+    b1 = block(tree.genesis_hash, 1)
+    assert tree.add(b1, ledger(1)) is None
+    b2 = block(b1.hash, 2)
+    assert tree.add(b2, ledger(2)) is None  # same height as the tip: no change
+    assert tree.tip_hash == a[-1].hash
+
+
+def test_a_shorter_branch_does_not_move_the_tip():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    assert tree.add(block(a[0].hash, 2), ledger(2)) is None
+    assert tree.tip_hash == a[-1].hash
+
+
+def test_reorg_reports_abandoned_and_adopted_blocks():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    b = add_chain(tree, a[0].hash, 2)  # ties at height 3: no switch yet
+    assert tree.tip_hash == a[-1].hash
+    b3 = block(b[-1].hash, 4)
+    change = tree.add(b3, ledger(4))
+    assert change is not None and change.is_reorg
+    assert change.old_tip == a[-1].hash and change.new_tip == b3.hash
+    assert change.abandoned == (a[2].hash, a[1].hash)  # tip first
+    assert change.adopted == (b[0].hash, b[1].hash, b3.hash)  # oldest first
+    assert tree.path(b3.hash) == [tree.genesis_hash, a[0].hash, b[0].hash, b[1].hash,
+                                  b3.hash]
+
+
+def test_reorg_from_genesis():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 1)
+    b = add_chain(tree, tree.genesis_hash, 1)
+    b2 = block(b[0].hash, 2)
+    change = tree.add(b2, ledger(2))
+    assert change.abandoned == (a[0].hash,)
+    assert change.adopted == (b[0].hash, b2.hash)
+
+
+def test_forks_counter_counts_blocks_next_to_a_sibling():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 2)
+    assert tree.forks == 0
+    add_chain(tree, tree.genesis_hash, 1)
+    assert tree.forks == 1
+    add_chain(tree, tree.genesis_hash, 1)
+    assert tree.forks == 2
+    add_chain(tree, a[0].hash, 1)
+    assert tree.forks == 3
+    assert len(tree.get(tree.genesis_hash).children) == 3
+
+
+def test_adding_a_known_block_again_changes_nothing():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 1)
+    b = add_chain(tree, tree.genesis_hash, 1)
+    forks = tree.forks
+    assert tree.add(a[0], ledger(99)) is None
+    assert tree.add(b[0], ledger(99)) is None
+    assert tree.forks == forks
+    assert tree.get(tree.genesis_hash).children == [a[0].hash, b[0].hash]
+    assert tree.get(a[0].hash).ledger == ledger(1)
+
+
+def test_adding_a_block_with_unknown_parent_is_a_caller_error():
+    tree = BlockTree(genesis())
+    with pytest.raises(KeyError):
+        tree.add(block(sha256(b"unknown"), 1), ledger(1))
+
+
+# --- Orphans ---------------------------------------------------------------------------------
+
+
+def test_orphans_are_held_and_released_by_parent():
+    tree = BlockTree(genesis())
+    b1 = block(tree.genesis_hash, 1)
+    children = [block(b1.hash, 2) for _ in range(3)]
+    stranger = block(sha256(b"elsewhere"), 5)
+    for orphan in [*children, stranger]:
+        assert tree.add_orphan(orphan)
+    assert len(tree.orphans) == 4
+    assert tree.take_orphans_of(sha256(b"nothing")) == []
+    released = tree.take_orphans_of(b1.hash)
+    assert released == sorted(children, key=lambda b: b.hash)
+    assert list(tree.orphans) == [stranger.hash]
+    assert tree.take_orphans_of(b1.hash) == []  # released only once
+
+
+def test_adding_the_same_orphan_twice_keeps_one():
+    tree = BlockTree(genesis())
+    orphan = block(sha256(b"elsewhere"), 2)
+    assert tree.add_orphan(orphan) and tree.add_orphan(orphan)
+    assert len(tree.orphans) == 1
+
+
+def test_the_orphan_pool_is_bounded(monkeypatch):
+    monkeypatch.setattr(chain, "MAX_ORPHANS", 5)
+    tree = BlockTree(genesis())
+    orphans = [block(sha256(b"elsewhere"), 2) for _ in range(6)]
+    assert all(tree.add_orphan(o) for o in orphans[:5])
+    assert not tree.add_orphan(orphans[5])
+    assert len(tree.orphans) == 5
+    assert tree.add_orphan(orphans[0])  # a known one is still "held"
+    tree.take_orphans_of(sha256(b"elsewhere"))
+    assert tree.add_orphan(orphans[5])  # room again
+
+
+def test_the_default_orphan_bound_holds():
+    tree = BlockTree(genesis())
+    parent = sha256(b"elsewhere")
+    for _ in range(chain.MAX_ORPHANS):
+        assert tree.add_orphan(block(parent, 2))
+    assert not tree.add_orphan(block(parent, 2))
+    assert len(tree.orphans) == chain.MAX_ORPHANS

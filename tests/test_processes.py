@@ -1,0 +1,172 @@
+"""The multi-process layer without TensorFlow (hash trainer): wiring, determinism,
+results, fault handling and the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from simulation import frames
+from simulation.config import default_scenario
+from simulation.lockstep import run_lockstep
+from simulation.network import Network, Party
+from simulation.runner import run
+from simulation.training import HashTrainer, model_id
+
+pytestmark = pytest.mark.processes
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small(tmp_path: Path, **changes):
+    base = dict(trainer="hash", employees_num=5, target_blockchain_length=4, seed=3,
+                log_file=str(tmp_path / "pot_sim.log"))
+    base.update(changes)
+    return default_scenario().replace(**base)
+
+
+def test_process_run_matches_in_process_lockstep(tmp_path):
+    scenario = small(tmp_path)
+    outcome = run(scenario, quiet=True)
+    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
+    reference = run_lockstep(scenario, lambda i: HashTrainer(mid, 10))
+    assert outcome.exit_code == 0
+    assert outcome.summary["ticks"] == reference.ticks
+    assert outcome.summary["chain"]["tip_hash"] == reference.employees[0].tree.tip_hash.hex()
+
+
+def test_two_process_runs_are_identical_and_account_for_every_transaction(tmp_path):
+    first = run(small(tmp_path), quiet=True, results_path=str(tmp_path / "a.json"))
+    second = run(small(tmp_path), quiet=True, results_path=str(tmp_path / "b.json"))
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    for key in ("chain", "messages", "rewards", "balances", "transactions", "forks", "ticks"):
+        assert a[key] == b[key], key
+    assert first.exit_code == second.exit_code == 0
+    tx = a["transactions"]
+    assert tx["issued"] > 0
+    assert tx["issued"] == tx["included"] + tx["rejected"] + tx["pending"]
+    assert tx["lost"] == 0 and tx["included_more_than_once"] == 0
+    assert sum(b["transactions"] for b in a["chain"]["blocks"]) == tx["included"]
+    # The keys scripts rely on.
+    assert a["chain"]["length"] >= 4 and re.fullmatch(r"[0-9a-f]{64}", a["chain"]["tip_hash"])
+    assert a["agreement"]["all_honest_agree"] is True
+    assert set(a["chain"]["blocks"][1]) >= {"height", "hash", "trainer", "roy", "tick",
+                                           "transactions"}
+    assert a["scenario"]["EMPLOYEES_NUM"] == 5
+    assert {"sent", "rejected"} <= set(a["messages"])
+    assert isinstance(a["wall_seconds"], float) and "test_accuracy" in a["model"]
+
+
+def test_log_content_is_the_same_apart_from_timestamps_and_order(tmp_path):
+    def lines(log: Path) -> list[str]:
+        # Drop the wall-clock stamp and the start-up timing line.
+        return sorted(line.split(" ", 2)[2] for line in log.read_text().splitlines()
+                      if line[:4].isdigit() and "ready after" not in line)
+
+    run(small(tmp_path, log_file=str(tmp_path / "1.log")), quiet=True)
+    run(small(tmp_path, log_file=str(tmp_path / "2.log")), quiet=True)
+    first, second = lines(tmp_path / "1.log"), lines(tmp_path / "2.log")
+    assert len(first) > 100
+    assert [x for x in first if "Run: reached" not in x] == \
+        [x for x in second if "Run: reached" not in x]
+
+
+class _FakeParty(threading.Thread):
+    """Answers ticks with nothing; stops answering (closes its pipe) at ``die_at``."""
+
+    def __init__(self, conn, die_at=None):
+        super().__init__(daemon=True)
+        self.conn, self.die_at = conn, die_at
+
+    def run(self):
+        self.conn.send_bytes(frames.pack("ready", index=0))
+        while True:
+            frame = frames.unpack(self.conn.recv_bytes())
+            if frame["type"] == "stop":
+                self.conn.send_bytes(frames.pack("report", report={}))
+                return
+            if frame["t"] == self.die_at:
+                self.conn.close()
+                return
+            self.conn.send_bytes(frames.pack("done", t=frame["t"], out=[b"x"],
+                                             status={"height": 0, "anchor": None}))
+
+
+def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
+    import multiprocessing
+
+    scenario = small(tmp_path, employees_num=3, max_ticks=12)
+    pairs = [multiprocessing.Pipe() for _ in range(4)]
+    fakes = [_FakeParty(b, die_at=5 if i == 1 else None) for i, (_, b) in enumerate(pairs)]
+    for f in fakes:
+        f.start()
+    parties = [Party(i, f"E{i}", a) for i, (a, _) in enumerate(pairs[:3])]
+    parties.append(Party(3, "users", pairs[3][0]))
+    result = Network(scenario, parties, {0, 1, 2}).run()
+    assert result["finished"] is False  # the fakes never grow a chain
+    assert result["ticks"] == 12
+    assert list(result["cut_off"]) == ["E1"]
+    assert "pipe closed" in result["cut_off"]["E1"]
+    # E1 relayed one message per tick until it died at tick 5; the others all along.
+    assert result["relayed"]["E1"] == 5 and result["relayed"]["E0"] == 13
+
+
+def test_network_cuts_off_a_party_sending_garbage(tmp_path):
+    import multiprocessing
+
+    scenario = small(tmp_path, employees_num=1, max_ticks=3)
+    (a0, b0), (a1, b1) = multiprocessing.Pipe(), multiprocessing.Pipe()
+    users = _FakeParty(b1)
+    users.start()
+
+    def garbage():
+        b0.send_bytes(frames.pack("ready", index=0))
+        b0.recv_bytes()
+        b0.send_bytes(b"\xff\x00 not cbor")
+
+    threading.Thread(target=garbage, daemon=True).start()
+    parties = [Party(0, "E0", a0), Party(1, "users", a1)]
+    result = Network(scenario, parties, {0}).run()
+    assert "bad frame" in result["cut_off"]["E0"]
+    assert result["finished"] is False
+
+
+def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_invalid_scenario_stops_before_any_process_starts(tmp_path):
+    done = _main("--stakeholders-num", "20", "--employees-num", "4", "--td-coinstake", "0",
+                 "--log-file", str(tmp_path / "x.log"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "STAKEHOLDERS_NUM (20) exceeds EMPLOYEES_NUM (4)" in done.stderr
+    assert "TD_COINSTAKE must lie in (0, 2**256)" in done.stderr
+    assert not (tmp_path / "x.log").exists()  # nothing started, nothing logged
+
+
+def test_help_lists_every_knob_with_its_comment(tmp_path):
+    done = _main("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for knob in default_scenario().knobs():
+        assert "--" + knob.lower().replace("_", "-") in text
+    assert "Training declarations from distinct employees" in text
+    assert "(default: 2**252)" in text
+
+
+def test_main_writes_results_and_quiet_console(tmp_path):
+    done = _main("--trainer", "hash", "--employees-num", "4", "--target-blockchain-length",
+                 "3", "--quiet", "--results", "out.json", "--log-file", "run.log",
+                 cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "=== PoT run summary ===" in done.stdout
+    assert "accepted TD" not in done.stdout  # INFO protocol lines stay in the log
+    assert "accepted TD" in (tmp_path / "run.log").read_text()
+    assert json.loads((tmp_path / "out.json").read_text())["finished"] is True
