@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -71,6 +72,9 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                   dataset_spec: Any) -> None:
     log_to_queue(log_queue)
     log = logging.getLogger(f"pot.E{index}")
+    if scenario.trainer == "keras" and "tensorflow" not in sys.modules:
+        log.warning("E%d: the fork server did not preload TensorFlow; start-up will be "
+                    "slow", index)
     try:
         inner, _keep = make_trainer(scenario, dataset_spec)
         trainer = TimedTrainer(inner)

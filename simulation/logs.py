@@ -15,6 +15,7 @@ from typing import Any
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(processName)-10s %(message)s"
 CONSOLE_FORMAT = "%(levelname)-7s %(message)s"
 PROGRESS_LOGGER = "pot.progress"
+OWN_LOGGERS = ("pot", "simulation")
 
 
 class _QuietConsoleFilter(logging.Filter):
@@ -46,4 +47,7 @@ def log_to_queue(queue: Any) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(logging.handlers.QueueHandler(queue))
-    root.setLevel(logging.DEBUG)
+    # Our loggers at DEBUG; third-party libraries (TensorFlow, absl ...) only from WARNING.
+    root.setLevel(logging.WARNING)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)

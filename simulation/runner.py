@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,51 +32,10 @@ log = logging.getLogger("pot.runner")
 class RunOutcome:
     summary: dict[str, Any]
     exit_code: int
-    peak_pss_bytes: int | None = None
-
-
-class MemorySampler:
-    """Peak of the summed proportional set size (PSS) of a set of processes."""
-
-    def __init__(self, interval: float = 0.25):
-        self.interval = interval
-        self.pids: set[int] = set()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    @staticmethod
-    def pss(pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, sum(self.pss(p) for p in list(self.pids)))
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-def _forkserver_pid() -> int | None:
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    return getattr(server, "_forkserver_pid", None)
 
 
 def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
-        measure_memory: bool = False, honest: list[int] | None = None) -> RunOutcome:
+        honest: list[int] | None = None) -> RunOutcome:
     """Run one scenario end to end. Raises ScenarioError before any process starts."""
     validated(scenario)
     wall_started = time.monotonic()
@@ -88,13 +46,13 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
         from .tf_env import configure_tf_environment
 
         configure_tf_environment()  # inherited by the fork server and every child
+        _make_package_importable_by_fork_server()
         ctx.set_forkserver_preload(["simulation.tf_preload"])
     multiprocessing.forkserver.ensure_running()  # imports TensorFlow while we load data
 
     log_queue = ctx.Queue()
     listener = start_listener(log_queue, scenario.log_file, quiet)
     log_to_queue(log_queue)
-    sampler = MemorySampler() if measure_memory else None
     processes: list[Any] = []
     try:
         if scenario.trainer == "keras":
@@ -105,14 +63,8 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
                      len(mnist.y_train), len(mnist.y_test))
             dataset_spec, shared = share_mnist(mnist)
             del mnist
-        if sampler is not None:
-            sampler.pids.add(os.getpid())
-            server = _forkserver_pid()
-            if server:
-                sampler.pids.add(server)
-            sampler.start()
         result, processes = _start_and_wait(ctx, scenario, log_queue, dataset_spec,
-                                            honest, sampler, wall_started)
+                                            honest, wall_started)
     finally:
         for p in processes:
             p.join(timeout=10)
@@ -120,7 +72,6 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
                 log.warning("%s did not exit; terminating it", p.name)
                 p.terminate()
                 p.join(timeout=5)
-        peak = sampler.stop() if sampler is not None else None
         if shared is not None:
             shared.close()
             shared.unlink()
@@ -128,8 +79,6 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
     honest_list = honest if honest is not None else list(range(scenario.employees_num))
     summary = summarize(scenario, genesis_of(scenario), result, honest_list, wall)
     summary["exit_codes"] = {p.name: p.exitcode for p in processes}
-    if peak is not None:
-        summary["peak_pss_bytes"] = peak
     if results_path:
         with open(results_path, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, default=_json_default)
@@ -142,7 +91,18 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
         log.error("the network did not converge: no agreement on %d blocks by tick %s",
                   scenario.target_blockchain_length, summary["ticks"])
     listener.stop()
-    return RunOutcome(summary, 0 if ok else 1, peak)
+    return RunOutcome(summary, 0 if ok else 1)
+
+
+def _make_package_importable_by_fork_server() -> None:
+    """Python 3.11's fork server ignores the parent's sys.path when it imports the
+    preload modules (and swallows the ImportError): from another working directory the
+    preload silently fails and every employee imports TensorFlow itself. The fork server
+    does inherit the environment, so put the project root on PYTHONPATH."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
 
 
 def _json_default(value: Any) -> Any:
@@ -152,8 +112,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: Any,
-                    honest: list[int] | None, sampler: MemorySampler | None,
-                    launched: float) -> tuple[dict[str, Any], list[Any]]:
+                    honest: list[int] | None, launched: float) -> tuple[dict[str, Any], list[Any]]:
     n = scenario.employees_num
     honest_list = honest if honest is not None else list(range(n))
     pipes = [ctx.Pipe(duplex=True) for _ in range(n + 1)]
@@ -171,8 +130,6 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
                                        log_queue, honest_list, launched)))
     for p in processes:
         p.start()
-        if sampler is not None and p.pid:
-            sampler.pids.add(p.pid)
     # Only the children may hold their pipe ends: then a dead child means EOF at once.
     for a, b in pipes:
         a.close()

@@ -8,12 +8,15 @@ valid at its nonce: an honest transaction should end up included or still pendin
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
+from . import frames
 from .config import Scenario
 from .encoding import derive_keypair
 from .ledger import Genesis
+from .logs import log_to_queue
 from .messages import Transaction
 
 
@@ -52,11 +55,6 @@ class Users:
 
 def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
     """The users process: one Users state machine driven by the network's ticks."""
-    import logging
-
-    from . import frames
-    from .logs import log_to_queue
-
     log_to_queue(log_queue)
     log = logging.getLogger("pot.users")
     users = Users(scenario, genesis)

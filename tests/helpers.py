@@ -18,7 +18,6 @@ from simulation.encoding import KeyPair, derive_keypair, sha256
 from simulation.ledger import Genesis, make_genesis, payouts
 from simulation.messages import (
     BH,
-    SS,
     TD,
     BlockHeader,
     Message,

@@ -1,0 +1,59 @@
+"""End to end with real processes and real Keras training on MNIST (small scenario)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulation.config import default_scenario
+from simulation.runner import run
+
+pytestmark = [pytest.mark.tf, pytest.mark.processes]
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = {"employees_num": 4, "target_blockchain_length": 3, "seed": 5}
+NOISE = ("oneDNN", "cuda", "absl", "cudart", "TensorFlow binary", "I0000", "W0000")
+
+
+def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_path):
+    # Run 1: the real command line, from another working directory, console captured.
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in ARGS.items()]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *flags, "--results", "cli.json",
+         "--log-file", "cli.log"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = done.stdout + done.stderr
+    for noise in NOISE:
+        assert noise not in console, f"TensorFlow noise {noise!r} reached the console"
+    assert "accepted TD" in done.stdout  # INFO reaches the console without --quiet
+    log = (tmp_path / "cli.log").read_text()
+    assert " DEBUG " in log and "iteration 0 loss" in log and "TD lottery" in log
+    assert "did not preload TensorFlow" not in log
+    first = json.loads((tmp_path / "cli.json").read_text())
+
+    # Run 2: the same scenario in this process's runner.
+    scenario = default_scenario().replace(log_file=str(tmp_path / "api.log"), **ARGS)
+    outcome = run(scenario, quiet=True, results_path=str(tmp_path / "api.json"))
+    second = json.loads((tmp_path / "api.json").read_text())
+    assert outcome.exit_code == 0
+
+    for summary in (first, second):
+        assert summary["finished"] is True
+        assert summary["agreement"]["all_honest_agree"] is True
+        assert summary["chain"]["length"] >= 3
+        assert summary["training"]["secrets_identical"] is True
+        assert summary["training"]["stages_compared"] >= 2
+        tx = summary["transactions"]
+        assert tx["issued"] == tx["included"] + tx["rejected"] + tx["pending"] > 0
+        assert tx["lost"] == 0 and tx["included_more_than_once"] == 0
+        accuracy = summary["model"]["test_accuracy"]
+        assert 0.1 < accuracy <= 1.0  # two stages (20 samples) of training beat chance
+        assert summary["model"]["evaluated_stage"] == summary["chain"]["length"] - 2
+    for key in ("chain", "messages", "rewards", "balances", "transactions", "ticks",
+                "forks"):
+        assert first[key] == second[key], key
