@@ -77,6 +77,15 @@ class BlockTree:
         self.tip_hash = record.hash
         return self._change(old, record.hash)
 
+    def switch_tip(self, block_hash: bytes) -> TipChange:
+        """Adopt another known block of the tip's height (a tie-break, never a shorter
+        chain)."""
+        if self.records[block_hash].height != self.tip.height:
+            raise ValueError("switch_tip only moves between tips of equal height")
+        old = self.tip_hash
+        self.tip_hash = block_hash
+        return self._change(old, block_hash)
+
     def _change(self, old: bytes, new: bytes) -> TipChange:
         old_path = self.path(old)
         new_path = self.path(new)

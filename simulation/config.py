@@ -11,6 +11,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,12 @@ class Scenario:
     max_ticks: int
     round_timeout_ticks: int
     party_timeout_seconds: float
+    max_wall_seconds: float
+    adversaries: str
+    poison_rate: float
+    crash_at_tick: int
+    double_spend_probability: float
+    replay_probability: float
     genesis_stake: int
     user_max_genesis_balance: int
     trainer_share: float
@@ -53,6 +60,29 @@ class Scenario:
 
 
 TRAINERS = ("keras", "hash")
+BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
+
+
+def parse_adversaries(text: str) -> dict[str, int]:
+    """ "poisoned:4,lazy:1" -> {"poisoned": 4, "lazy": 1}; ValueError says what is wrong."""
+    counts: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition(":")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"{part!r} is not behaviour:count")
+        if name not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {name!r} (known: {', '.join(BEHAVIOURS)})")
+        try:
+            count = int(number)
+        except ValueError:
+            raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
+        if count < 0:
+            raise ValueError(f"count of {name!r} is negative")
+        if name in counts:
+            raise ValueError(f"{name!r} is listed twice")
+        counts[name] = count
+    return counts
 MNIST_TRAIN_SIZE = 60000
 
 
@@ -100,6 +130,8 @@ def problems(s: Scenario) -> list[str]:
               isinstance(value, expected) and not isinstance(value, bool))
         if not ok:
             out.append(f"{f.name.upper()} must be {expected.__name__}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append(f"{f.name.upper()} must be a finite number, got {value!r}")
     if out:
         return out  # range checks below assume the types
 
@@ -139,6 +171,26 @@ def problems(s: Scenario) -> list[str]:
     if s.max_transactions_num > 0 and s.users_num < 2:
         out.append(f"MAX_TRANSACTIONS_NUM is {s.max_transactions_num} but transfers need "
                    f"at least 2 users (USERS_NUM is {s.users_num})")
+    for name in ("DOUBLE_SPEND_PROBABILITY", "REPLAY_PROBABILITY"):
+        value = getattr(s, name.lower())
+        if not 0 <= value <= 1:
+            out.append(f"{name} must lie in [0, 1], got {value}")
+    if s.max_wall_seconds <= 0:
+        out.append(f"MAX_WALL_SECONDS must be positive, got {s.max_wall_seconds}")
+    if not 0 < s.poison_rate <= 1:
+        out.append(f"POISON_RATE must lie in (0, 1], got {s.poison_rate}")
+    at_least("CRASH_AT_TICK", 0)
+    try:
+        counts = parse_adversaries(s.adversaries)
+    except ValueError as exc:
+        out.append(f"ADVERSARIES: {exc}")
+    else:
+        total = sum(counts.values())
+        if total > s.employees_num:
+            out.append(f"ADVERSARIES lists {total} adversaries but EMPLOYEES_NUM is "
+                       f"{s.employees_num}")
+        elif total == s.employees_num and total > 0:
+            out.append("ADVERSARIES leaves no honest employee: at least one is needed")
     if s.trainer not in TRAINERS:
         out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
     if not s.log_file:

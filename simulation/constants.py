@@ -48,6 +48,33 @@ ROUND_TIMEOUT_TICKS = 20
 # that party as dead and cuts it off.
 PARTY_TIMEOUT_SECONDS = 120.0
 
+# Wall-clock seconds after which the network stops the run (and exits non-zero).
+MAX_WALL_SECONDS = 1800.0
+
+# --- Adversaries -----------------------------------------------------------------------
+
+# Adversarial employees as "behaviour:count,...", assigned to employee indices
+# deterministically from SEED. Behaviours: poisoned (trains on poisoned labels; the
+# poisoned collude by sharing the same data), lazy (does not train, makes up its
+# secret), forger (sends forged signatures, commitments, lottery wins and future ticks),
+# equivocator (two different headers or blocks for one round), withholder (never signs
+# or wraps), spammer (malformed, unknown and oversized frames), crash (its process exits
+# at CRASH_AT_TICK). Empty: every employee is honest.
+ADVERSARIES = ""
+
+# Share of each stage's training labels a poisoned employee changes (y -> (y+1) mod 10).
+POISON_RATE = 0.5
+
+# Tick at which a "crash" adversary's process exits.
+CRASH_AT_TICK = 10
+
+# Probability that an issued transfer is followed by a double spend (another transfer
+# with the same nonce) from the same user.
+DOUBLE_SPEND_PROBABILITY = 0.0
+
+# Probability that the users re-send (replay) an already issued transaction at a tick.
+REPLAY_PROBABILITY = 0.0
+
 # --- Coins -----------------------------------------------------------------------------
 
 # Coins each employee holds in the genesis block (its stake for follow-the-coin).

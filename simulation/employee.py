@@ -90,6 +90,7 @@ class Employee:
     ):
         self.index = index
         self.name = f"E{index}"
+        self.behaviour = "honest"  # strategies in ``adversaries`` set their own
         self.scenario = scenario
         self.genesis = genesis
         self.trainer = trainer
@@ -99,13 +100,17 @@ class Employee:
         self.tree = BlockTree(genesis)
         self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage)
         self.now = -1
+        self.tip_since = 0  # tick at which the current tip was adopted
         self.trained: list[StageResult] = []
         # Round state, keyed by parent block hash.
         self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
-        self.declared: dict[tuple[bytes, str], bytes] = {}  # (author, id_s) -> TD hash
+        self.declared: dict[tuple[bytes, bytes], bytes] = {}  # (author, parent) -> TD hash
         self.my_declaration: dict[bytes, TrainingDeclaration] = {}
         self.my_header_tick: dict[bytes, int] = {}
         self.headers: dict[bytes, BlockHeader] = {}
+        self.header_for_win: dict[tuple[bytes, bytes, int], bytes] = {}
+        self.block_for_header: dict[bytes, bytes] = {}
+        self.equivocations = 0
         self.header_stakeholders: dict[bytes, list[bytes]] = {}
         self.signatures: dict[bytes, dict[bytes, StakeholderSignature]] = defaultdict(dict)
         self.signed: set[bytes] = set()
@@ -198,22 +203,28 @@ class Employee:
         self._accept(tx, f" ({tx.amount} coins to {self.names(tx.receiver)})")
 
     def _on_declaration(self, td: TrainingDeclaration) -> None:
-        previous = self.declared.get((td.author, td.stage_id))
+        previous = self.declared.get((td.author, td.parent))
+        if previous == td.hash:
+            raise Rejected("duplicate declaration")
+        check_declaration(self.ctx, td)  # a forged second one is rejected for its fault
         if previous is not None:
-            raise Rejected("duplicate declaration" if previous == td.hash
-                           else "second declaration for the stage")
-        check_declaration(self.ctx, td)
+            raise Rejected("second declaration for the round")
         self._record_declaration(td)
         self._accept(td, f" for {td.stage_id}")
 
     def _record_declaration(self, td: TrainingDeclaration) -> None:
-        self.declared[(td.author, td.stage_id)] = td.hash
+        self.declared[(td.author, td.parent)] = td.hash
         self.declarations[td.parent][td.author] = td
 
     def _on_header(self, bh: BlockHeader) -> None:
         if bh.hash in self.headers:
             raise Rejected("duplicate header")
         check_header(self.ctx, bh)
+        win = (bh.author, bh.parent, bh.tick)
+        first = self.header_for_win.setdefault(win, bh.hash)
+        if first != bh.hash:
+            self.equivocations += 1
+            raise Rejected("equivocation: second header for the same lottery win")
         self._accept(bh, f" at height {bh.height}")
         self._take_header(bh)
 
@@ -238,8 +249,12 @@ class Employee:
             self._log(DEBUG, f"does not sign stale header {short(bh.hash)}")
             return
         self.signed.add(bh.hash)
+        self._sign(bh)
+
+    def _sign(self, bh: BlockHeader) -> None:
+        """A normal stakeholder's endorsement (strategies may withhold it)."""
         ss = StakeholderSignature.create(self.keys, bh.hash)
-        self.signatures[bh.hash][me] = ss
+        self.signatures[bh.hash][self.keys.public] = ss
         self._broadcast(ss, f"for header {short(bh.hash)}")
 
     def _on_stakeholder_signature(self, ss: StakeholderSignature) -> None:
@@ -264,10 +279,15 @@ class Employee:
                             f"{short(wb.parent)} arrives")
             return
         ledger = check_block(self.ctx, wb)
+        first = self.block_for_header.get(wb.header.hash)
+        if first is not None and first != wb.hash:
+            self.equivocations += 1
+            raise Rejected("equivocation: second block for the same header")
         self._accept(wb, f" at height {wb.height}")
         self._append(wb, ledger)
 
     def _append(self, wb: WrappedBlock, ledger: Any) -> None:
+        self.block_for_header.setdefault(wb.header.hash, wb.hash)
         forks_before = self.tree.forks
         change = self.tree.add(wb, ledger)
         header = wb.header
@@ -286,6 +306,7 @@ class Employee:
                 self._reject(WB, exc.reason, orphan)
 
     def _on_tip_change(self, change: TipChange) -> None:
+        self.tip_since = self.now
         if change.is_reorg:
             self._log(INFO, f"reorganisation: {len(change.abandoned)} block(s) abandoned, "
                             f"new tip {short(change.new_tip)}")
@@ -304,7 +325,10 @@ class Employee:
         stale = [h for h, tx in self.mempool.items()
                  if tx.nonce < ledger.next_nonce(tx.sender)]
         for h in stale:
+            # Another transaction with this nonce is in the chain: a double spend.
             del self.mempool[h]
+            self.rejected_transactions.setdefault(h, "nonce already used")
+            self._log(INFO, f"dropped TX {short(h)} from the mempool: nonce already used")
 
     def _block_transactions(self, block_hash: bytes) -> tuple[Transaction, ...]:
         block = self.tree.records[block_hash].block
@@ -313,6 +337,7 @@ class Employee:
     # --- Duties -------------------------------------------------------------------------
 
     def _duties(self) -> None:
+        self._break_stalled_tie()
         tip = self.tree.tip
         stage = tip.height
         sid = stage_id(self.model_id, stage)
@@ -322,6 +347,21 @@ class Employee:
         if tip.hash in self.my_declaration:
             self._try_header(tip.hash, stage, sid, own)
         self._try_wrap()
+
+    def _break_stalled_tie(self) -> None:
+        """Liveness after a tie. First seen stays, so two blocks of one height can split
+        the employees so that neither side gathers EMPLOYER_CONFIDENCE declarations. When
+        no block has come for ROUND_TIMEOUT_TICKS, move to the lowest-hash tip among those
+        of the greatest height: every stalled employee picks the same one."""
+        if self.now - self.tip_since < self.scenario.round_timeout_ticks:
+            return
+        tip = self.tree.tip
+        lowest = min(h for h, r in self.tree.records.items() if r.height == tip.height)
+        if lowest == tip.hash:
+            return
+        self._log(INFO, f"round stalled since tick {self.tip_since}: moves from tip "
+                        f"{short(tip.hash)} to its equal-height sibling {short(lowest)}")
+        self._on_tip_change(self.tree.switch_tip(lowest))
 
     def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
         kernel = lottery.kernel(TD, self.keys.public, parent, sid, self.now)
@@ -364,7 +404,11 @@ class Employee:
             declarations=list(declarations.values()), coinstake=self.scenario.bh_coinstake,
         )
         self.my_header_tick[parent] = self.now
-        self._broadcast(bh, f"at height {stage + 1} with {len(declarations)} declarations")
+        self._publish_header(bh)
+
+    def _publish_header(self, bh: BlockHeader) -> None:
+        self.header_for_win.setdefault((bh.author, bh.parent, bh.tick), bh.hash)
+        self._broadcast(bh, f"at height {bh.height} with {len(bh.declarations)} declarations")
         self._take_header(bh)
 
     def _try_wrap(self) -> None:
@@ -382,23 +426,37 @@ class Employee:
         if not ready:
             return
         _, h = min(ready)
-        header = self.headers[h]
-        stakeholders = self.header_stakeholders[h]
+        self.wrapped_heights.add(self.headers[h].height)
+        self._wrap(self.headers[h])
+
+    def _build_block(self, header: BlockHeader, limit: int) -> WrappedBlock:
+        stakeholders = self.header_stakeholders[header.hash]
         parent = self.tree.records[header.parent]
-        transactions = select_transactions(
-            parent.ledger, self.mempool.values(), self.scenario.max_block_transactions
-        )
+        transactions = select_transactions(parent.ledger, self.mempool.values(), limit)
         rewards = payouts(header.height, header.author, stakeholders,
                           self.scenario.trainer_share)
-        block = WrappedBlock.create(
+        return WrappedBlock.create(
             self.keys, header=header,
-            signatures=[self.signatures[h][pk] for pk in stakeholders[:-1]],
+            signatures=[self.signatures[header.hash][pk] for pk in stakeholders[:-1]],
             transactions=transactions, payouts=rewards, tick=self.now,
         )
-        self.wrapped_heights.add(header.height)
-        self._broadcast(block, f"at height {header.height} for header {short(h)} "
-                               f"with {len(transactions)} transactions")
-        self._append(block, parent.ledger.apply(transactions, rewards))
+
+    def _wrap(self, header: BlockHeader) -> None:
+        """Roy's duty: wrap the header with pending transactions, send and apply it."""
+        block = self._build_block(header, self.scenario.max_block_transactions)
+        self._publish_block(block)
+
+    def _publish_block(self, block: WrappedBlock) -> None:
+        self._broadcast(block, f"at height {block.height} for header "
+                               f"{short(block.header.hash)} with {len(block.transactions)} "
+                               f"transactions")
+        parent = self.tree.records[block.parent]
+        self._append(block, parent.ledger.apply(block.transactions, block.payouts))
+
+    def train_up_to(self, stage: int) -> None:
+        """Train every stage up to ``stage`` (at the end, to compare secrets)."""
+        if self.ctx.own_stage is not None:
+            self._own_stage(stage)
 
     # --- Reporting ----------------------------------------------------------------------
 
@@ -424,13 +482,16 @@ class Employee:
                     transactions=[tx.hash for tx in block.transactions],
                     payouts=[[a, n] for a, n in block.payouts],
                     declarations=len(block.header.declarations),
+                    secret=block.header.secret,
                 )
             chain.append(entry)
         tip_ledger = self.tree.tip.ledger
         return {
             "index": self.index,
+            "behaviour": self.behaviour,
             "chain": chain,
             "forks": self.tree.forks,
+            "equivocations": self.equivocations,
             "tree": [[r.hash, r.parent] for r in self.tree.records.values()
                      if r.parent is not None],
             "orphans": len(self.tree.orphans),

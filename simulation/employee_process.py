@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 from . import frames
+from .adversaries import Crashed, hash_trainer_for, label_map_for, make_employee
 from .config import Scenario
-from .employee import Employee
 from .encoding import derive_keypair
 from .lockstep import genesis_of
 from .logs import log_to_queue
 from .training import (
     MNIST_TRAIN_SIZE,
-    HashTrainer,
     StageResult,
     Trainer,
     model_id,
@@ -48,12 +48,13 @@ class TimedTrainer:
         return self.inner.test_accuracy(stage)
 
 
-def make_trainer(scenario: Scenario, dataset_spec: Any) -> tuple[Trainer, Any]:
+def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
+                 ) -> tuple[Trainer, Any]:
     """The trainer for this process, and whatever must stay alive with it."""
+    if scenario.trainer == "hash":
+        return hash_trainer_for(scenario)(-1, behaviour), None
     mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
-    if scenario.trainer == "hash":
-        return HashTrainer(mid, per_stage), None
     from .tf_env import configure_tf_environment, import_tensorflow_quietly
 
     configure_tf_environment()
@@ -65,38 +66,56 @@ def make_trainer(scenario: Scenario, dataset_spec: Any) -> tuple[Trainer, Any]:
     from .keras_training import KerasTrainer
 
     mnist, shared = attach_mnist(dataset_spec)
-    return KerasTrainer(mid, mnist, scenario.tf_seed, per_stage), shared
+    trainer = KerasTrainer(mid, mnist, scenario.tf_seed, per_stage,
+                           label_map=label_map_for(scenario, behaviour))
+    return trainer, shared
 
 
 def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,
-                  dataset_spec: Any) -> None:
+                  dataset_spec: Any, behaviour: str = "honest") -> None:
     log_to_queue(log_queue)
     log = logging.getLogger(f"pot.E{index}")
     if scenario.trainer == "keras" and "tensorflow" not in sys.modules:
         log.warning("E%d: the fork server did not preload TensorFlow; start-up will be "
                     "slow", index)
     try:
-        inner, _keep = make_trainer(scenario, dataset_spec)
+        inner, _keep = make_trainer(scenario, dataset_spec, behaviour)
         trainer = TimedTrainer(inner)
-        employee = Employee(index, scenario, genesis_of(scenario), trainer,
-                            derive_keypair(scenario.seed, "employee", index))
+        employee = make_employee(behaviour, index, scenario, genesis_of(scenario), trainer,
+                                 derive_keypair(scenario.seed, "employee", index))
+        if behaviour != "honest":
+            log.info("E%d is an adversary: %s", index, behaviour)
+        oversized = getattr(employee, "oversized_frame", None)
         conn.send_bytes(frames.pack("ready", index=index))
         while True:
             frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
             if frame["type"] == "tick":
-                ready = employee.step(frame["t"], frame["msgs"])
+                try:
+                    ready = employee.step(frame["t"], frame["msgs"])
+                except Crashed as exc:
+                    log.warning("%s: the process exits now", exc)
+                    logging.shutdown()
+                    os._exit(3)  # a hard crash: no report, the pipe just closes
                 for event in ready.events:
                     log.log(event.level, event.text)
+                junk = oversized(ready.tick, frames.MAX_CONTROL_FRAME_BYTES) if oversized \
+                    else None
+                if junk is not None:
+                    log.info("E%d writes an oversized frame of %d bytes", index, len(junk))
+                    conn.send_bytes(junk)
+                    continue
                 conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
                                             status=employee.status()))
             elif frame["type"] == "stop":
+                stages = frame.get("evaluate") or []
+                if stages:
+                    employee.train_up_to(max(stages))  # for comparing secrets
                 report = employee.report()
                 report["stage_seconds"] = trainer.stage_seconds
                 report["stage_samples"] = trainer.samples
-                stage = frame.get("evaluate")
-                if stage is not None and stage >= 0 and scenario.trainer == "keras":
-                    report["test_accuracy"] = float(trainer.test_accuracy(stage))
-                    report["evaluated_stage"] = stage
+                if scenario.trainer == "keras":
+                    report["accuracies"] = [[s, float(trainer.test_accuracy(s))]
+                                            for s in stages]
                 conn.send_bytes(frames.pack("report", report=report))
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):

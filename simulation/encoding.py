@@ -56,8 +56,10 @@ def _check_types(value: Any, depth: int, allow_float: bool) -> None:
     raise DecodeError(f"CBOR type {type(value).__name__} is not allowed")
 
 
-def _refuse_tag(decoder: Any, tag: Any) -> Any:
-    raise DecodeError(f"CBOR tag {tag.tag} is not allowed")
+def _refuse_tag(*args: Any) -> Any:
+    # cbor2's hook signature changed across versions; find the tag among the arguments.
+    tag = next((a for a in args if isinstance(a, cbor2.CBORTag)), None)
+    raise DecodeError(f"CBOR tag {getattr(tag, 'tag', '?')} is not allowed")
 
 
 def decode(data: bytes, max_bytes: int = MAX_FRAME_BYTES, allow_float: bool = False) -> Any:
@@ -74,6 +76,8 @@ def decode(data: bytes, max_bytes: int = MAX_FRAME_BYTES, allow_float: bool = Fa
     except DecodeError:
         raise
     except Exception as exc:  # cbor2 raises several types for malformed input
+        if isinstance(exc.__cause__, DecodeError):  # our tag hook, wrapped by cbor2
+            raise exc.__cause__ from None
         raise DecodeError(f"malformed CBOR ({type(exc).__name__})") from None
     _check_types(value, 0, allow_float)
     if encode(value) != bytes(data):

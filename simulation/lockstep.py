@@ -10,8 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .adversaries import (
+    Crashed,
+    assign_adversaries,
+    behaviour_of,
+    hash_trainer_for,
+    make_employee,
+)
 from .config import Scenario
 from .employee import Employee, LogEvent
+from .employer import EMPLOYER_INDEX, Employer
 from .encoding import derive_keypair
 from .ledger import Genesis, make_genesis
 from .relay import Router, target_reached
@@ -34,45 +42,71 @@ def genesis_of(scenario: Scenario) -> Genesis:
 class LockstepRun:
     employees: list[Employee]
     users: Users
+    employer: Employer
     ticks: int
     finished: bool
+    crashed: list[int] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
-    sent_by_party: dict[int, int] = field(default_factory=dict)
+
+    def honest(self) -> list[Employee]:
+        return [e for e in self.employees if e.behaviour == "honest"
+                and e.index not in self.crashed]
+
+
+def build_employees(scenario: Scenario, genesis: Genesis,
+                    trainer_for: Callable[[int, str], Trainer]) -> list[Employee]:
+    roles = assign_adversaries(scenario)
+    employees = []
+    for i in range(scenario.employees_num):
+        behaviour = behaviour_of(roles, i)
+        employees.append(make_employee(behaviour, i, scenario, genesis,
+                                       trainer_for(i, behaviour),
+                                       derive_keypair(scenario.seed, "employee", i)))
+    return employees
 
 
 def run_lockstep(
     scenario: Scenario,
-    trainer_for: Callable[[int], Trainer],
+    trainer_for: Callable[[int, str], Trainer] | None = None,
     *,
     keep_events: bool = False,
     employees: list[Employee] | None = None,
 ) -> LockstepRun:
+    """``trainer_for(index, behaviour)`` gives each employee its trainer (default: the
+    hash trainer, poisoned for poisoned employees)."""
     genesis = genesis_of(scenario)
+    trainer_for = trainer_for or hash_trainer_for(scenario)
     if employees is None:
-        employees = [
-            Employee(i, scenario, genesis, trainer_for(i),
-                     derive_keypair(scenario.seed, "employee", i))
-            for i in range(scenario.employees_num)
-        ]
+        employees = build_employees(scenario, genesis, trainer_for)
     users = Users(scenario, genesis)
+    employer = Employer(scenario, genesis)
     router = Router(scenario.network_delay_ticks)
     users_index = len(employees)
     events: list[LogEvent] = []
+    crashed: list[int] = []
     tick = 0
     finished = False
     for tick in range(scenario.max_ticks + 1):
         due = router.take(tick)
         for employee in employees:
-            ready = employee.step(tick, Router.for_party(due, employee.index))
+            if employee.index in crashed:
+                continue
+            try:
+                ready = employee.step(tick, Router.for_party(due, employee.index))
+            except Crashed:
+                crashed.append(employee.index)
+                continue
             router.submit(tick, employee.index, ready.outgoing)
             if keep_events:
                 events.extend(ready.events)
         router.submit(tick, users_index, users.step(tick))
-        if target_reached([e.status() for e in employees],
-                          scenario.target_blockchain_length):
+        employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
+        honest = [e.status() for e in employees
+                  if e.behaviour == "honest" and e.index not in crashed]
+        if target_reached(honest, scenario.target_blockchain_length):
             finished = True
             break
-    return LockstepRun(employees, users, tick, finished, events)
+    return LockstepRun(employees, users, employer, tick, finished, crashed, events)
 
 
 def summary_inputs(run: LockstepRun) -> dict[str, Any]:

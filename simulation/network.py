@@ -17,7 +17,9 @@ from typing import Any
 
 from . import frames
 from .config import Scenario
+from .employer import EMPLOYER_INDEX, Employer
 from .encoding import DecodeError, sha256
+from .lockstep import genesis_of
 from .logs import PROGRESS_LOGGER, log_to_queue
 from .relay import Router, target_reached
 
@@ -38,14 +40,18 @@ class Party:
 
 class Network:
     def __init__(self, scenario: Scenario, parties: list[Party], honest: set[int],
-                 launched: float | None = None):
+                 launched: float | None = None, roles: dict[int, str] | None = None,
+                 employer: Employer | None = None):
         self.scenario = scenario
+        self.roles = roles or {}
+        self.employer = employer  # the light client hears everything that is relayed
         self.launched = launched  # time.monotonic() when the parent began the run
         self.parties = parties
         self.honest = honest
         self.router = Router(scenario.network_delay_ticks)
         self.relayed: Counter[int] = Counter()  # messages relayed, by sender
         self.tick = -1
+        self.stopped_by = ""
 
     def live(self) -> list[Party]:
         return [p for p in self.parties if p.alive]
@@ -86,8 +92,12 @@ class Network:
                     if tick is not None and frame.get("t") != tick:
                         raise DecodeError(f"answered tick {frame.get('t')!r}, not {tick}")
                     got[party.index] = frame
-                except (EOFError, OSError):
+                except EOFError:
                     self.cut_off(party, "pipe closed (process gone)")
+                except OSError as exc:
+                    reason = ("frame larger than the network accepts"
+                              if "bad message length" in str(exc) else f"pipe error ({exc})")
+                    self.cut_off(party, reason)
                 except DecodeError as exc:
                     self.cut_off(party, f"bad frame: {exc}")
         return got
@@ -114,6 +124,8 @@ class Network:
             for party in live:
                 self.send(party, frames.pack("tick", t=tick,
                                              msgs=Router.for_party(due, party.index)))
+            if self.employer is not None:
+                self.employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
             answers = self.collect(live, "done", time.monotonic() + timeout, tick)
             for index in sorted(answers):
                 frame = answers[index]
@@ -139,15 +151,27 @@ class Network:
             if target_reached(statuses, s.target_blockchain_length):
                 finished = True
                 break
+            if time.monotonic() - (self.launched or started) > s.max_wall_seconds:
+                log.error("network: wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
+                          s.max_wall_seconds)
+                self.stopped_by = "MAX_WALL_SECONDS"
+                break
             if s.tick_seconds > 0:
                 time.sleep(max(0.0, s.tick_seconds - (time.monotonic() - tick_started)))
         run_seconds = time.monotonic() - run_started
-        if not finished:
+        if finished:
+            self.stopped_by = "target reached"
+        else:
+            self.stopped_by = self.stopped_by or (
+                "MAX_TICKS" if self.tick >= s.max_ticks else "no live honest employee")
             log.error("network: the honest employees did not converge on %d blocks by "
-                      "tick %d", s.target_blockchain_length, self.tick)
+                      "tick %d (stopped by %s)", s.target_blockchain_length, self.tick,
+                      self.stopped_by)
         reports = self.stop()
         return {
             "finished": finished,
+            "stopped_by": self.stopped_by,
+            "employer": self.employer.report() if self.employer is not None else None,
             "ticks": self.tick,
             "startup_seconds": startup_seconds,
             "run_seconds": run_seconds,
@@ -158,25 +182,38 @@ class Network:
         }
 
     def stop(self) -> dict[str, Any]:
-        """Ask every live party for its report; one honest employee evaluates the model."""
-        evaluator = next((p for p in self.live() if p.index in self.honest), None)
+        """Ask every live party for its report. The first live employee of each training
+        behaviour (honest, poisoned) evaluates its model after the stage its chain
+        certifies and after the stage the employer's chain certifies."""
+        employer_stage = None
+        if self.employer is not None and self.employer.tree.tip.height > 0:
+            employer_stage = self.employer.tree.tip.height - 1
+        evaluators: dict[str, int] = {}
         for party in self.live():
-            stage = None
-            if party is evaluator:
-                stage = max(0, party.status.get("height", 0) - 1)
-            self.send(party, frames.pack("stop", evaluate=stage))
+            if party.index < self.scenario.employees_num:
+                behaviour = self.roles.get(party.index, "honest")
+                if behaviour in ("honest", "poisoned"):
+                    evaluators.setdefault(behaviour, party.index)
+        for party in self.live():
+            stages: list[int] = []
+            if party.index in evaluators.values():
+                own = party.status.get("height", 0) - 1
+                stages = sorted({s for s in (own, employer_stage) if s is not None and s >= 0})
+            self.send(party, frames.pack("stop", evaluate=stages))
         deadline = time.monotonic() + self.scenario.party_timeout_seconds
         answers = self.collect(self.live(), "report", deadline)
         return {self.parties[i].name: frame.get("report") for i, frame in answers.items()}
 
 
 def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,
-                 log_queue: Any, honest: list[int], launched: float) -> None:
+                 log_queue: Any, roles: dict[int, str], launched: float) -> None:
     log_to_queue(log_queue)
     n = scenario.employees_num
     parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
     parties.append(Party(n, "users", conns[n]))
-    network = Network(scenario, parties, set(honest), launched)
+    honest = {i for i in range(n) if i not in roles}
+    employer = Employer(scenario, genesis_of(scenario))
+    network = Network(scenario, parties, honest, launched, roles, employer)
     try:
         result = network.run()
     except Exception:

@@ -34,11 +34,13 @@ def summarize(
     scenario: Scenario,
     genesis: Genesis,
     result: dict[str, Any],
-    honest: list[int],
+    roles: dict[int, str],
     wall_seconds: float,
 ) -> dict[str, Any]:
+    """``roles``: employee index -> behaviour for the adversaries; the rest are honest."""
     reports: dict[str, Any] = result.get("reports") or {}
     employees = {name: r for name, r in reports.items() if name.startswith("E") and r}
+    honest = [i for i in range(scenario.employees_num) if i not in roles]
     honest_names = [f"E{i}" for i in honest if f"E{i}" in employees]
     users_report = reports.get("users") or {"issued": []}
     names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
@@ -64,16 +66,19 @@ def summarize(
         for b in chain_entries
     ]
 
-    # Messages: broadcasts by kind (the users' transfers included), receipts by kind.
+    # Messages: broadcasts by kind from every party (the users' transfers and replays
+    # included); receipts accepted and rejected as the honest employees saw them.
     sent: Counter[str] = Counter()
     accepted: Counter[str] = Counter()
     rejected: dict[str, Counter[str]] = defaultdict(Counter)
     for report in employees.values():
         sent.update(report["sent"])
-        accepted.update(report["accepted"])
-        for kind, reasons in report["rejected"].items():
+    for name in honest_names:
+        accepted.update(employees[name]["accepted"])
+        for kind, reasons in employees[name]["rejected"].items():
             rejected[kind].update(reasons)
-    sent["TX"] += len(users_report["issued"])
+    adversarial_sent = {k: n for k, n in sorted(sent.items()) if k not in KINDS}
+    sent["TX"] += len(users_report["issued"]) + users_report.get("replays", 0)
 
     # Forks: branch points in the union of the honest employees' block trees.
     children: dict[bytes, set[bytes]] = defaultdict(set)
@@ -88,13 +93,18 @@ def summarize(
     rewards, balances = _coins(reference, genesis, names)
     training = _training(employees, honest_names)
 
-    accuracy = None
-    evaluated_stage = None
-    for name in honest_names:
-        if "test_accuracy" in employees[name]:
-            accuracy = employees[name]["test_accuracy"]
-            evaluated_stage = employees[name]["evaluated_stage"]
-            break
+    honest_secrets = _secrets(employees, honest_names)
+    poisoned_names = [f"E{i}" for i, b in roles.items() if b == "poisoned"
+                      and f"E{i}" in employees]
+    poisoned_secrets = _secrets(employees, poisoned_names)
+    accuracies = {"honest": _accuracies(employees, honest_names),
+                  "poisoned": _accuracies(employees, poisoned_names)}
+    evaluated_stage = len(chain_entries) - 2 if chain_entries else None
+    accuracy = accuracies["honest"].get(evaluated_stage)
+    employer = _employer(result.get("employer"), honest_secrets, poisoned_secrets,
+                         accuracies)
+    ticks = result.get("ticks") or 0
+    poisoned_chain = employees[poisoned_names[0]]["chain"] if poisoned_names else None
 
     return {
         "finished": bool(result.get("finished")),
@@ -115,9 +125,25 @@ def summarize(
             "sent": {k: sent.get(k, 0) for k in KINDS},
             "accepted": {k: accepted.get(k, 0) for k in KINDS},
             "rejected": {k: dict(sorted(v.items())) for k, v in sorted(rejected.items())},
+            "adversarial_sent": adversarial_sent,
+            "replayed_transactions": users_report.get("replays", 0),
         },
         "forks": forks,
         "blocks_known": known_blocks,
+        "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
+        "honest": {
+            "employees": len(honest),
+            "poisoned_blocks": _poisoned_blocks(chain_entries, honest_secrets),
+            "blocks_per_tick": round((len(chain_entries) - 1) / (ticks + 1), 5),
+        },
+        "poisoned_branch": None if poisoned_chain is None else {
+            "reference_employee": poisoned_names[0],
+            "chain_length": len(poisoned_chain),
+            "poisoned_blocks": _poisoned_blocks(poisoned_chain, honest_secrets),
+            "blocks_per_tick": round((len(poisoned_chain) - 1) / (ticks + 1), 5),
+            "model_test_accuracy": accuracies["poisoned"].get(len(poisoned_chain) - 2),
+        },
+        "employer": employer,
         "transactions": transactions,
         "rewards": rewards,
         "balances": balances,
@@ -131,9 +157,63 @@ def summarize(
         "wall_seconds": round(wall_seconds, 3),
         "startup_seconds": _round(result.get("startup_seconds")),
         "protocol_seconds": _round(result.get("run_seconds")),
+        "stopped_by": result.get("stopped_by"),
         "cut_off": result.get("cut_off", {}),
         "employees_reporting": sorted(employees, key=lambda n: int(n[1:])),
         "scenario": scenario.knobs(),
+    }
+
+
+def _secrets(employees: dict[str, Any], names: list[str]) -> list[bytes]:
+    """Secrets by stage of the first of ``names`` (all of them train the same data)."""
+    return [bytes(s) for s in employees[names[0]]["secrets"]] if names else []
+
+
+def _accuracies(employees: dict[str, Any], names: list[str]) -> dict[int, float]:
+    for name in names:
+        if employees[name].get("accuracies"):
+            return {int(s): float(a) for s, a in employees[name]["accuracies"]}
+    return {}
+
+
+def _poisoned_blocks(chain: list[dict[str, Any]], honest_secrets: list[bytes]) -> int | None:
+    """Blocks whose revealed secret is not the honest training's secret for their stage
+    (poisoned or lazy training). None when an honest secret is missing to compare."""
+    count = 0
+    for block in chain[1:]:
+        stage = block["height"] - 1
+        if stage >= len(honest_secrets):
+            return None
+        count += bytes(block["secret"]) != honest_secrets[stage]
+    return count
+
+
+def _employer(report: dict[str, Any] | None, honest_secrets: list[bytes],
+              poisoned_secrets: list[bytes], accuracies: dict[str, dict[int, float]]
+              ) -> dict[str, Any] | None:
+    """The employer's chain, how much of it is poisoned, and the model it receives: the
+    honest or the poisoned model after the stage its tip certifies, whichever the tip's
+    revealed secret matches."""
+    if report is None:
+        return None
+    chain = report["chain"]
+    tip = chain[-1]
+    stage = tip["height"] - 1
+    source = "genesis" if stage < 0 else "unknown"
+    if stage >= 0:
+        secret = bytes(tip["secret"])
+        if stage < len(honest_secrets) and secret == honest_secrets[stage]:
+            source = "honest"
+        elif stage < len(poisoned_secrets) and secret == poisoned_secrets[stage]:
+            source = "poisoned"
+    return {
+        "chain_length": len(chain),
+        "tip_hash": bytes(tip["hash"]).hex(),
+        "poisoned_blocks": _poisoned_blocks(chain, honest_secrets),
+        "model_source": source,
+        "model_stage": stage if stage >= 0 else None,
+        "model_test_accuracy": accuracies.get(source, {}).get(stage),
+        "rejected": {k: dict(sorted(v.items())) for k, v in report["rejected"].items()},
     }
 
 
@@ -251,11 +331,11 @@ def render(summary: dict[str, Any]) -> str:
                  f"{agreement['common_prefix_length']} blocks)")
     lines.append(f"Forks seen: {summary['forks']} ({summary['blocks_known']} blocks known)")
     m = summary["messages"]
-    lines.append("Messages    sent  accepted (receipts)")
+    lines.append("Messages    sent  accepted (receipts at honest employees)")
     for kind in KINDS:
         lines.append(f"  {kind}   {m['sent'][kind]:>7} {m['accepted'][kind]:>9}")
     if m["rejected"]:
-        lines.append("Rejected:")
+        lines.append("Rejected by honest employees:")
         for kind, reasons in m["rejected"].items():
             for reason, n in reasons.items():
                 lines.append(f"  {kind} x{n}: {reason}")
@@ -276,6 +356,24 @@ def render(summary: dict[str, Any]) -> str:
                      f"{model['evaluated_stage']}")
     else:
         lines.append(f"Model: no test accuracy ({model['trainer']} trainer)")
+    if summary["adversaries"]:
+        roles = ", ".join(f"{n} {b}" for n, b in summary["adversaries"].items())
+        lines.append(f"Adversaries: {roles}")
+        lines.append(f"Honest chain: {summary['honest']['poisoned_blocks']} poisoned blocks, "
+                     f"{summary['honest']['blocks_per_tick']} blocks per tick")
+        branch = summary["poisoned_branch"]
+        if branch:
+            lines.append(f"Poisoned branch ({branch['reference_employee']}): "
+                         f"{branch['chain_length']} blocks, {branch['blocks_per_tick']} "
+                         f"blocks per tick, model accuracy {branch['model_test_accuracy']}")
+    employer = summary["employer"]
+    if employer:
+        lines.append(f"Employer (light client): chain of {employer['chain_length']} blocks, "
+                     f"{employer['poisoned_blocks']} poisoned; takes the "
+                     f"{employer['model_source']} model after stage {employer['model_stage']}"
+                     f" (test accuracy {employer['model_test_accuracy']})")
     if summary["cut_off"]:
         lines.append(f"Cut off: {summary['cut_off']}")
+    if not summary["finished"]:
+        lines.append(f"The network did not converge (stopped by {summary['stopped_by']}).")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import frames
+from .adversaries import assign_adversaries, behaviour_of
 from .config import Scenario, validated
 from .employee_process import employee_main
 from .lockstep import genesis_of
@@ -34,8 +35,8 @@ class RunOutcome:
     exit_code: int
 
 
-def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
-        honest: list[int] | None = None) -> RunOutcome:
+def run(scenario: Scenario, *, results_path: str | None = None,
+        quiet: bool = False) -> RunOutcome:
     """Run one scenario end to end. Raises ScenarioError before any process starts."""
     validated(scenario)
     wall_started = time.monotonic()
@@ -50,6 +51,7 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
         ctx.set_forkserver_preload(["simulation.tf_preload"])
     multiprocessing.forkserver.ensure_running()  # imports TensorFlow while we load data
 
+    roles = assign_adversaries(scenario)
     log_queue = ctx.Queue()
     listener = start_listener(log_queue, scenario.log_file, quiet)
     log_to_queue(log_queue)
@@ -64,7 +66,7 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
             dataset_spec, shared = share_mnist(mnist)
             del mnist
         result, processes = _start_and_wait(ctx, scenario, log_queue, dataset_spec,
-                                            honest, wall_started)
+                                            roles, wall_started)
     finally:
         for p in processes:
             p.join(timeout=10)
@@ -76,8 +78,7 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
             shared.close()
             shared.unlink()
     wall = time.monotonic() - wall_started
-    honest_list = honest if honest is not None else list(range(scenario.employees_num))
-    summary = summarize(scenario, genesis_of(scenario), result, honest_list, wall)
+    summary = summarize(scenario, genesis_of(scenario), result, roles, wall)
     summary["exit_codes"] = {p.name: p.exitcode for p in processes}
     if results_path:
         with open(results_path, "w", encoding="utf-8") as f:
@@ -112,22 +113,23 @@ def _json_default(value: Any) -> Any:
 
 
 def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: Any,
-                    honest: list[int] | None, launched: float) -> tuple[dict[str, Any], list[Any]]:
+                    roles: dict[int, str], launched: float
+                    ) -> tuple[dict[str, Any], list[Any]]:
     n = scenario.employees_num
-    honest_list = honest if honest is not None else list(range(n))
     pipes = [ctx.Pipe(duplex=True) for _ in range(n + 1)]
     result_recv, result_send = ctx.Pipe(duplex=False)
     genesis = genesis_of(scenario)
     processes = [
         ctx.Process(target=employee_main, name=f"E{i}",
-                    args=(i, scenario, pipes[i][1], log_queue, dataset_spec))
+                    args=(i, scenario, pipes[i][1], log_queue, dataset_spec,
+                          behaviour_of(roles, i)))
         for i in range(n)
     ]
     processes.append(ctx.Process(target=users_main, name="users",
                                  args=(scenario, genesis, pipes[n][1], log_queue)))
     processes.append(ctx.Process(target=network_main, name="network",
                                  args=(scenario, [p[0] for p in pipes], result_send,
-                                       log_queue, honest_list, launched)))
+                                       log_queue, roles, launched)))
     for p in processes:
         p.start()
     # Only the children may hold their pipe ends: then a dead child means EOF at once.

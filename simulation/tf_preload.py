@@ -11,3 +11,8 @@ configure_tf_environment()
 import_tensorflow_quietly()
 
 from . import dataset, keras_training  # noqa: E402,F401  (preloaded for the children)
+
+import gc  # noqa: E402
+
+gc.collect()
+gc.freeze()

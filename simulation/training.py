@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 MNIST_TRAIN_SIZE = 60000
+
+# (stage, dataset indices of the stage, their true labels) -> the labels to train on.
+LabelMap = Callable[[int, Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,12 @@ class HashTrainer:
     different secret and model hash, as real training would.
     """
 
-    def __init__(self, model_id: str, per_stage: int, labels: Sequence[int] | None = None):
+    def __init__(self, model_id: str, per_stage: int, labels: Sequence[int] | None = None,
+                 label_map: LabelMap | None = None):
         self.model_id = model_id
         self.per_stage = per_stage
         self._labels = labels  # None: label of sample i is i % 10
+        self._label_map = label_map
         self._results: list[StageResult] = []
         self._state = hashlib.sha256(b"PoT-hash-trainer-init" + model_id.encode()).digest()
 
@@ -99,9 +104,13 @@ class HashTrainer:
         s = len(self._results)
         sid = stage_id(self.model_id, s)
         losses = []
-        for index in stage_indices(s, self.per_stage, MNIST_TRAIN_SIZE):
+        indices = stage_indices(s, self.per_stage, MNIST_TRAIN_SIZE)
+        labels = [self._label(i) for i in indices]
+        if self._label_map is not None:
+            labels = [int(y) for y in self._label_map(s, indices, labels)]
+        for index, label in zip(indices, labels, strict=True):
             self._state = hashlib.sha256(
-                self._state + index.to_bytes(4, "big") + bytes([self._label(index)])
+                self._state + index.to_bytes(4, "big") + bytes([label])
             ).digest()
             raw = int.from_bytes(self._state[:4], "big") / 2**32 * 3.0
             losses.append(struct.unpack(">f", struct.pack(">f", raw))[0])

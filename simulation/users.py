@@ -29,28 +29,55 @@ class Users:
         self.nonces = [0] * scenario.users_num
         self.rng = random.Random(f"PoT-users-{scenario.seed}")
         self.issued: list[dict[str, Any]] = []
+        self.sent_bytes: list[bytes] = []
+        self.replays = 0
 
     def step(self, tick: int) -> list[bytes]:
+        out: list[bytes] = []
+        # Dishonest features draw from the PRNG only when enabled, so that an honest
+        # scenario's transactions do not depend on their existence.
+        replay = self.scenario.replay_probability
+        if self.sent_bytes and replay > 0 and self.rng.random() < replay:
+            self.replays += 1
+            out.append(self.rng.choice(self.sent_bytes))  # a replay: same bytes again
         if len(self.issued) >= self.scenario.max_transactions_num:
-            return []
+            return out
         if self.rng.random() >= self.scenario.transaction_probability:
-            return []
+            return out
         able = [i for i, coins in enumerate(self.spendable) if coins >= 1]
         if not able or len(self.accounts) < 2:
-            return []
+            return out
         sender = self.rng.choice(able)
-        receiver = self.rng.choice([i for i in range(len(self.accounts)) if i != sender])
         amount = self.rng.randint(1, max(1, self.spendable[sender] // 4))
+        spent = amount
+        out.append(self._issue(tick, sender, amount))
+        double = self.scenario.double_spend_probability
+        if (double > 0 and self.rng.random() < double
+                and len(self.issued) < self.scenario.max_transactions_num):
+            # A double spend: a second transfer with the same nonce. At most one can
+            # ever be applied; the other must end up rejected, not lost.
+            self.nonces[sender] -= 1
+            second = self.rng.randint(1, max(1, self.spendable[sender] // 4))
+            spent = max(spent, second)
+            out.append(self._issue(tick, sender, second, double_spend=True))
+        self.spendable[sender] -= spent
+        return out
+
+    def _issue(self, tick: int, sender: int, amount: int, double_spend: bool = False
+               ) -> bytes:
+        receiver = self.rng.choice([i for i in range(len(self.accounts)) if i != sender])
         tx = Transaction.create(self.keys[sender], self.accounts[receiver], amount,
                                 self.nonces[sender])
         self.nonces[sender] += 1
-        self.spendable[sender] -= amount
         self.issued.append({"hash": tx.hash, "sender": sender, "receiver": receiver,
-                            "amount": amount, "nonce": tx.nonce, "tick": tick})
-        return [tx.to_bytes()]
+                            "amount": amount, "nonce": tx.nonce, "tick": tick,
+                            "double_spend": double_spend})
+        data = tx.to_bytes()
+        self.sent_bytes.append(data)
+        return data
 
     def report(self) -> dict[str, Any]:
-        return {"issued": self.issued}
+        return {"issued": self.issued, "replays": self.replays}
 
 
 def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
@@ -63,11 +90,15 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
         while True:
             frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
             if frame["type"] == "tick":
+                before = len(users.issued)
                 outgoing = users.step(frame["t"])
-                for entry in users.issued[len(users.issued) - len(outgoing):]:
-                    log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)",
+                for entry in users.issued[before:]:
+                    log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)%s",
                              entry["hash"].hex()[:10], entry["sender"], entry["amount"],
-                             entry["receiver"], entry["nonce"])
+                             entry["receiver"], entry["nonce"],
+                             " (double spend)" if entry["double_spend"] else "")
+                if len(outgoing) > len(users.issued) - before:
+                    log.info("users replay an earlier transaction")
                 conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status={}))
             elif frame["type"] == "stop":
                 conn.send_bytes(frames.pack("report", report=users.report()))

@@ -40,7 +40,9 @@ class Context:
     model_id: str
     genesis: Genesis
     tree: BlockTree
-    own_stage: Callable[[int], StageResult]  # trains the stage if needed
+    # Trains the stage if needed. None for a light client (the employer, a lazy node):
+    # then the checks against one's own training are skipped.
+    own_stage: Callable[[int], StageResult] | None
     now: int = 0
     valid_declarations: set[bytes] = field(default_factory=set)  # TD hashes checked
 
@@ -92,6 +94,9 @@ def check_declaration(ctx: Context, td: TrainingDeclaration) -> BlockRecord:
         return parent
     if not td.signature_valid():
         raise Rejected("bad signature")
+    if ctx.own_stage is None:
+        ctx.valid_declarations.add(td.hash)
+        return parent
     own = ctx.own_stage(parent.height)
     if td.model_hash != own.model_hash:
         raise Rejected("model hash differs from own training")
@@ -122,8 +127,7 @@ def check_header(ctx: Context, bh: BlockHeader) -> BlockRecord:
             raise Rejected("declaration newer than the header")
         if not td.commitment_valid(bh.secret):
             raise Rejected("commitment does not verify against the revealed secret")
-    own = ctx.own_stage(parent.height)
-    if bh.secret != own.secret:
+    if ctx.own_stage is not None and bh.secret != ctx.own_stage(parent.height).secret:
         raise Rejected("revealed secret differs from own training")
     for td in tds:
         try:

@@ -86,8 +86,10 @@ def hash_trainer(scenario: Scenario) -> HashTrainer:
     )
 
 
-def trainer_factory(scenario: Scenario) -> Callable[[int], HashTrainer]:
-    return lambda index: hash_trainer(scenario)
+def trainer_factory(scenario: Scenario) -> Callable[..., HashTrainer]:
+    """``trainer_for(index[, behaviour])`` for ``lockstep.run_lockstep``: every employee
+    gets the honest hash trainer."""
+    return lambda index, *behaviour: hash_trainer(scenario)
 
 
 def make_employee(scenario: Scenario, index: int, genesis: Genesis | None = None) -> Employee:

@@ -212,23 +212,25 @@ def test_a_malformed_delivery_is_rejected_and_the_network_goes_on():
         assert a.tree.tip_hash == b.tree.tip_hash
         assert a.sent == b.sent and a.accepted == b.accepted
         assert sum(b.rejected["??"].values()) == 100
-        assert set(b.rejected["??"]) == {
-            "empty frame", "malformed CBOR (CBORDecodeError)", "unknown message kind 'XX'",
-            "message is not a map", "not in canonical CBOR form"}
+        reasons = {r.split(" (")[0] for r in b.rejected["??"]}  # "malformed CBOR (...)"
+        assert reasons == {"empty frame", "malformed CBOR", "unknown message kind 'XX'",
+                           "message is not a map", "not in canonical CBOR form"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "liveness bug: after a tie between two blocks of equal height (first seen stays), "
-    "each employee only declares on its own tip, so when neither branch holds "
-    "EMPLOYER_CONFIDENCE employees (always, when it equals EMPLOYEES_NUM) no header can "
-    "ever be built again and an honest network stalls forever"))
-def test_a_tie_between_two_branches_does_not_stall_the_network():
-    scenario = small_scenario(stakeholders_num=4, employer_confidence=4, seed=2,
-                              max_ticks=1500)
-    run = drive(scenario)
+@pytest.mark.parametrize("seed, delay", [(1, 2), (2, 4), (3, 2), (14, 1), (8, 10)])
+def test_a_tie_between_two_branches_does_not_stall_the_network(seed, delay):
+    """EMPLOYER_CONFIDENCE = EMPLOYEES_NUM: after a tie (first seen stays) neither branch
+    can gather enough declarations. Each of these cases stalled for good before the
+    stalled-tie rule; now the employees move to the lowest-hash equal-height tip."""
+    scenario = small_scenario(stakeholders_num=4, employer_confidence=4, seed=seed,
+                              network_delay_ticks=delay, max_ticks=1500)
+    run = drive(scenario, keep_events=True)
+    assert max(e.tree.forks for e in run.employees) > 0, "no tie: the case proves nothing"
+    assert any("round stalled" in ev.text for ev in run.events)
     tips = {e.tree.tip_hash for e in run.employees}
     height = run.employees[0].tree.tip.height
     assert run.finished, f"stalled at height {height} with {len(tips)} different tips"
+    agreed_prefix(run.employees, scenario.target_blockchain_length)
 
 
 def test_a_silent_employee_does_not_stop_the_chain():
@@ -358,7 +360,7 @@ def test_declaration_duplicates():
     employee.step(again.tick, [td.to_bytes(), td.to_bytes(), again.to_bytes()])
     assert employee.accepted[TD] == 1
     assert rejections(employee, TD) == {"duplicate declaration": 1,
-                                        "second declaration for the stage": 1}
+                                        "second declaration for the round": 1}
 
 
 def test_header_and_signature_duplicates():

@@ -17,7 +17,6 @@ from simulation.config import default_scenario
 from simulation.lockstep import run_lockstep
 from simulation.network import Network, Party
 from simulation.runner import run
-from simulation.training import HashTrainer, model_id
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +32,7 @@ def small(tmp_path: Path, **changes):
 def test_process_run_matches_in_process_lockstep(tmp_path):
     scenario = small(tmp_path)
     outcome = run(scenario, quiet=True)
-    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
-    reference = run_lockstep(scenario, lambda i: HashTrainer(mid, 10))
+    reference = run_lockstep(scenario)
     assert outcome.exit_code == 0
     assert outcome.summary["ticks"] == reference.ticks
     assert outcome.summary["chain"]["tip_hash"] == reference.employees[0].tree.tip_hash.hex()

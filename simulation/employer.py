@@ -1,0 +1,39 @@
+"""The employer's light client: it delegated the training and does not train.
+
+It follows the longest chain of structurally valid blocks (signatures, lottery,
+stakeholders, ledger, declarations' commitments against the revealed secret) without
+re-training, and takes the model that chain certifies. It is the honest employee's state
+machine with its own-training checks switched off and no duties: it never sends.
+"""
+
+from __future__ import annotations
+
+from .config import Scenario
+from .employee import Employee
+from .encoding import derive_keypair
+from .ledger import Genesis
+from .training import StageResult
+
+EMPLOYER_INDEX = -1
+
+
+class _NoTrainer:
+    model_id = ""
+
+    def result(self, stage: int) -> StageResult:
+        raise RuntimeError("the employer does not train")
+
+    def test_accuracy(self, stage: int) -> float:
+        raise RuntimeError("the employer does not train")
+
+
+class Employer(Employee):
+    def __init__(self, scenario: Scenario, genesis: Genesis):
+        super().__init__(EMPLOYER_INDEX, scenario, genesis, _NoTrainer(),
+                         derive_keypair(scenario.seed, "employer", 0))
+        self.name = "employer"
+        self.behaviour = "employer"
+        self.ctx.own_stage = None
+
+    def _duties(self) -> None:
+        """The employer only listens."""
