@@ -109,5 +109,19 @@ def run_lockstep(
     return LockstepRun(employees, users, employer, tick, finished, crashed, events)
 
 
-def summary_inputs(run: LockstepRun) -> dict[str, Any]:
-    return {"employees": [e.report() for e in run.employees], "users": run.users.report()}
+def network_result(run: LockstepRun) -> dict[str, Any]:
+    """The run in the shape the network process reports (for ``reporting.summarize``),
+    after the first employee of each training behaviour trained up to the stage the
+    employer's chain certifies, as the network's stop asks."""
+    target = run.employer.tree.tip.height - 1
+    evaluators: dict[str, Employee] = {}
+    for e in run.employees:
+        if e.index not in run.crashed and e.behaviour in ("honest", "poisoned"):
+            evaluators.setdefault(e.behaviour, e)
+    for e in evaluators.values():
+        e.train_up_to(max(target, e.tree.tip.height - 1, 0))
+    reports: dict[str, Any] = {f"E{e.index}": e.report() for e in run.employees
+                               if e.index not in run.crashed}
+    reports["users"] = run.users.report()
+    return {"finished": run.finished, "ticks": run.ticks, "reports": reports,
+            "employer": run.employer.report()}

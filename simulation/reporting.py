@@ -152,6 +152,8 @@ def summarize(
             "trainer": scenario.trainer,
             "test_accuracy": accuracy,
             "evaluated_stage": evaluated_stage,
+            # The poisoned training's model after the same stage, when it was evaluated.
+            "poisoned_test_accuracy": accuracies["poisoned"].get(evaluated_stage),
         },
         "ticks": result.get("ticks"),
         "wall_seconds": round(wall_seconds, 3),

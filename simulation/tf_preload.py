@@ -10,9 +10,9 @@ from .tf_env import configure_tf_environment, import_tensorflow_quietly
 configure_tf_environment()
 import_tensorflow_quietly()
 
-from . import dataset, keras_training  # noqa: E402,F401  (preloaded for the children)
-
 import gc  # noqa: E402
+
+from . import dataset, keras_training  # noqa: E402,F401  (preloaded for the children)
 
 gc.collect()
 gc.freeze()

@@ -57,3 +57,30 @@ def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_p
     for key in ("chain", "messages", "rewards", "balances", "transactions", "ticks",
                 "forks"):
         assert first[key] == second[key], key
+
+
+@pytest.mark.parametrize("poisoned", [2, 5])
+def test_poisoned_minority_and_majority_with_real_training(tmp_path, poisoned):
+    """7 employees with real Keras training, 2 (29%) or 5 (71%) of them poisoned."""
+    scenario = default_scenario().replace(
+        employees_num=7, target_blockchain_length=4, seed=4, max_ticks=250,
+        adversaries=f"poisoned:{poisoned}", log_file=str(tmp_path / "pot.log"))
+    outcome = run(scenario, quiet=True)
+    s = outcome.summary
+    employer = s["employer"]
+    assert s["honest"]["poisoned_blocks"] == 0
+    assert s["training"]["secrets_identical"] is True  # among the honest
+    if poisoned == 2:
+        assert outcome.exit_code == 0 and s["finished"]
+        assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
+        assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
+        assert s["messages"]["rejected"]["TD"]["model hash differs from own training"] > 0
+    else:
+        assert outcome.exit_code == 1 and not s["finished"]
+        assert s["stopped_by"] == "MAX_TICKS"
+        assert employer["model_source"] == "poisoned"
+        assert employer["chain_length"] > s["chain"]["length"]
+        assert employer["poisoned_blocks"] == employer["chain_length"] - 1 > 0
+        assert employer["model_test_accuracy"] is not None
+        assert employer["model_test_accuracy"] == \
+            s["poisoned_branch"]["model_test_accuracy"]

@@ -168,3 +168,33 @@ def test_main_writes_results_and_quiet_console(tmp_path):
     assert "accepted TD" not in done.stdout  # INFO protocol lines stay in the log
     assert "accepted TD" in (tmp_path / "run.log").read_text()
     assert json.loads((tmp_path / "out.json").read_text())["finished"] is True
+
+
+def test_a_crashed_employee_process_is_cut_off_and_the_rest_finish(tmp_path):
+    outcome = run(small(tmp_path, adversaries="crash:1", crash_at_tick=4), quiet=True)
+    s = outcome.summary
+    (crashed,) = s["adversaries"]
+    assert s["adversaries"][crashed] == "crash"
+    assert s["cut_off"] == {crashed: "pipe closed (process gone)"}
+    assert s["exit_codes"][crashed] == 3
+    assert outcome.exit_code == 0 and s["finished"] and s["agreement"]["all_honest_agree"]
+
+
+def test_a_spamming_employee_is_rejected_then_cut_off_and_the_rest_finish(tmp_path):
+    outcome = run(small(tmp_path, adversaries="spammer:1"), quiet=True)
+    s = outcome.summary
+    (spammer,) = s["adversaries"]
+    assert s["cut_off"] == {spammer: "frame larger than the network accepts"}
+    reasons = s["messages"]["rejected"]["??"]
+    assert reasons["unknown message kind 'XX'"] > 0 and reasons["empty frame"] > 0
+    assert outcome.exit_code == 0 and s["finished"]
+
+
+def test_the_wall_clock_guard_ends_a_run_that_cannot_finish(tmp_path):
+    scenario = small(tmp_path, target_blockchain_length=10**6, max_ticks=10**7,
+                     max_wall_seconds=2.0)
+    outcome = run(scenario, quiet=True)
+    assert outcome.exit_code == 1
+    assert outcome.summary["stopped_by"] == "MAX_WALL_SECONDS"
+    assert not outcome.summary["finished"]
+    assert outcome.summary["wall_seconds"] < 30
