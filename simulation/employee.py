@@ -363,13 +363,17 @@ class Employee:
                         f"{short(tip.hash)} to its equal-height sibling {short(lowest)}")
         self._on_tip_change(self.tree.switch_tip(lowest))
 
-    def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
-        kernel = lottery.kernel(TD, self.keys.public, parent, sid, self.now)
-        won = lottery.wins(kernel, self.scenario.td_coinstake)
-        self._log(DEBUG, f"TD lottery {sid} tick {self.now}: "
+    def _lottery(self, kind: str, parent: bytes, sid: str, coinstake: int) -> bool:
+        """This tick's one try for ``kind`` in the round on ``parent``."""
+        kernel = lottery.kernel(kind, self.keys.public, parent, sid, self.now)
+        won = lottery.wins(kernel, coinstake)
+        self._log(DEBUG, f"{kind} lottery {sid} tick {self.now}: "
                          f"{lottery.leading_zero_bits(kernel)} zero bits, "
                          f"{'won' if won else 'lost'}")
-        if not won:
+        return won
+
+    def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
+        if not self._lottery(TD, parent, sid, self.scenario.td_coinstake):
             return
         td = TrainingDeclaration.create(
             self.keys, model_id=self.model_id, stage_id=sid, parent=parent, tick=self.now,
@@ -388,12 +392,7 @@ class Employee:
         declarations = self.declarations[parent]
         if len(declarations) < self.scenario.employer_confidence:
             return
-        kernel = lottery.kernel(BH, self.keys.public, parent, sid, self.now)
-        won = lottery.wins(kernel, self.scenario.bh_coinstake)
-        self._log(DEBUG, f"BH lottery {sid} tick {self.now}: "
-                         f"{lottery.leading_zero_bits(kernel)} zero bits, "
-                         f"{'won' if won else 'lost'}")
-        if not won:
+        if not self._lottery(BH, parent, sid, self.scenario.bh_coinstake):
             return
         if last is not None:
             self._log(INFO, f"round timeout: no block on {short(parent)} since its header "

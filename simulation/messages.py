@@ -14,6 +14,7 @@ receiver's business (see ``validation``).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from .encoding import DecodeError, KeyPair, decode, encode, sha256, verify
@@ -77,13 +78,9 @@ class Message:
             self._bytes = cached
         return cached
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = sha256(self.to_bytes())
-            self._hash = cached
-        return cached
+        return sha256(self.to_bytes())
 
     def signature_valid(self) -> bool:
         return verify(self.author, self.signature, signing_bytes(self.wire))
@@ -223,13 +220,9 @@ class BlockHeader(Message):
     def coinstake(self) -> int:
         return int(self.wire["coinstake"])
 
-    @property
+    @cached_property
     def declarations(self) -> tuple[TrainingDeclaration, ...]:
-        cached = self.__dict__.get("_tds")
-        if cached is None:
-            cached = tuple(TrainingDeclaration(w) for w in self.wire["tds"])
-            self._tds = cached
-        return cached
+        return tuple(TrainingDeclaration(w) for w in self.wire["tds"])
 
     @classmethod
     def create(
@@ -281,29 +274,17 @@ class StakeholderSignature(Message):
 
 
 class WrappedBlock(Message):
-    @property
+    @cached_property
     def header(self) -> BlockHeader:
-        cached = self.__dict__.get("_bh")
-        if cached is None:
-            cached = BlockHeader(self.wire["bh"])
-            self._bh = cached
-        return cached
+        return BlockHeader(self.wire["bh"])
 
-    @property
+    @cached_property
     def stakeholder_signatures(self) -> tuple[StakeholderSignature, ...]:
-        cached = self.__dict__.get("_ss")
-        if cached is None:
-            cached = tuple(StakeholderSignature(w) for w in self.wire["ss"])
-            self._ss = cached
-        return cached
+        return tuple(StakeholderSignature(w) for w in self.wire["ss"])
 
-    @property
+    @cached_property
     def transactions(self) -> tuple[Transaction, ...]:
-        cached = self.__dict__.get("_txs")
-        if cached is None:
-            cached = tuple(Transaction(w) for w in self.wire["txs"])
-            self._txs = cached
-        return cached
+        return tuple(Transaction(w) for w in self.wire["txs"])
 
     @property
     def payouts(self) -> tuple[tuple[bytes, int], ...]:
@@ -485,5 +466,5 @@ def parse_message(data: bytes) -> AnyMessage:
     """Untrusted bytes -> typed message, or DecodeError with the reason."""
     message = message_from_wire(decode(data))
     # The wire map came from these exact bytes (decode checked canonical form).
-    message._bytes = bytes(data)
+    message.__dict__["encoded"] = bytes(data)
     return message

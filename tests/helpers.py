@@ -15,7 +15,8 @@ from simulation.chain import BlockRecord, BlockTree
 from simulation.config import Scenario, default_scenario, problems
 from simulation.employee import Employee, LogEvent
 from simulation.encoding import KeyPair, derive_keypair, sha256
-from simulation.ledger import Genesis, make_genesis, payouts
+from simulation.ledger import Genesis, payouts
+from simulation.lockstep import genesis_of
 from simulation.messages import (
     BH,
     TD,
@@ -69,14 +70,7 @@ def small_scenario(**changes: Any) -> Scenario:
 
 
 def genesis_for(scenario: Scenario) -> Genesis:
-    return make_genesis(
-        seed=scenario.seed,
-        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch),
-        employees_num=scenario.employees_num,
-        users_num=scenario.users_num,
-        genesis_stake=scenario.genesis_stake,
-        user_max_balance=scenario.user_max_genesis_balance,
-    )
+    return genesis_of(scenario)
 
 
 def hash_trainer(scenario: Scenario) -> HashTrainer:
