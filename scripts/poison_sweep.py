@@ -50,6 +50,8 @@ def one_run(employees: int, poisoned: int, seed: int, args: argparse.Namespace,
         raise SystemExit(f"run failed ({done.returncode}): {done.stderr[-2000:]}")
     with open(results) as f:
         s = json.load(f)
+    if s.get("error"):
+        raise SystemExit(f"run with {poisoned} poisoned, seed {seed} failed: {s['error']}")
     branch = s["poisoned_branch"] or {}
     employer = s["employer"]
     return {

@@ -76,22 +76,28 @@ def test_log_content_is_the_same_apart_from_timestamps_and_order(tmp_path):
 
 
 class _FakeParty(threading.Thread):
-    """Answers ticks with nothing; stops answering (closes its pipe) at ``die_at``."""
+    """Answers ticks with one junk message; at ``die_at`` closes its pipe, at
+    ``mute_at`` stops answering while keeping the pipe open."""
 
-    def __init__(self, conn, die_at=None):
+    def __init__(self, conn, die_at=None, mute_at=None):
         super().__init__(daemon=True)
-        self.conn, self.die_at = conn, die_at
+        self.conn, self.die_at, self.mute_at = conn, die_at, mute_at
 
     def run(self):
         self.conn.send_bytes(frames.pack("ready", index=0))
         while True:
-            frame = frames.unpack(self.conn.recv_bytes())
+            try:
+                frame = frames.unpack(self.conn.recv_bytes())
+            except (EOFError, OSError):  # the network cut this party off
+                return
             if frame["type"] == "stop":
                 self.conn.send_bytes(frames.pack("report", report={}))
                 return
             if frame["t"] == self.die_at:
                 self.conn.close()
                 return
+            if frame["t"] == self.mute_at:
+                continue
             self.conn.send_bytes(frames.pack("done", t=frame["t"], out=[b"x"],
                                              status={"height": 0, "anchor": None}))
 
@@ -113,6 +119,24 @@ def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
     assert "pipe closed" in result["cut_off"]["E1"]
     # E1 relayed one message per tick until it died at tick 5; the others all along.
     assert result["relayed"]["E1"] == 5 and result["relayed"]["E0"] == 13
+
+
+def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
+    import multiprocessing
+    import time
+
+    scenario = small(tmp_path, employees_num=2, max_ticks=6, party_timeout_seconds=0.5)
+    pairs = [multiprocessing.Pipe() for _ in range(3)]
+    fakes = [_FakeParty(b, mute_at=2 if i == 0 else None) for i, (_, b) in enumerate(pairs)]
+    for f in fakes:
+        f.start()
+    parties = [Party(i, f"E{i}", a) for i, (a, _) in enumerate(pairs[:2])]
+    parties.append(Party(2, "users", pairs[2][0]))
+    started = time.monotonic()
+    result = Network(scenario, parties, {0, 1}).run()
+    assert result["cut_off"] == {"E0": "no done frame within 0.5 s"}
+    assert result["ticks"] == 6 and result["relayed"]["E1"] == 7
+    assert time.monotonic() - started < 10  # waited once, then went on without E0
 
 
 def test_network_cuts_off_a_party_sending_garbage(tmp_path):
