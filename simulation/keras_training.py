@@ -24,6 +24,8 @@ LabelMap = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 NUM_CLASSES = 10
 SNAPSHOTS_KEPT = 8
+# Test images classified per call in test_accuracy (10 equal batches of MNIST's 10000).
+EVAL_BATCH = 1000
 
 # Pixel value k (0..255) -> k / 255 as float32, the network's input. One table, so every
 # stage converts identically (equal to float32(k) / float32(255), correctly rounded).
@@ -63,6 +65,94 @@ def weights_hash(weights: list[np.ndarray]) -> bytes:
     return h.digest()
 
 
+# Keras' Adam options this module reproduces; any other value is refused (see AdamStep).
+_PLAIN_ADAM = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+    "amsgrad": False,
+}
+
+
+class AdamStep:
+    """Keras' Adam update (``keras.optimizers.Adam.update_step``), with fewer passes.
+
+    Keras updates each variable with twelve element-wise TensorFlow ops, each a pass over
+    the variable's values (the 784x128 kernel dominates). Per element it computes, in
+    float32, with one rounding per operation::
+
+        m   <- m + (g - m) * c1                 c1 = float32(1 - beta_1)
+        v   <- v + (g * g - v) * c2             c2 = float32(1 - beta_2)
+        var <- var - (m * alpha) / (sqrt(v) + epsilon)
+        alpha = lr * sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t),  t = iterations + 1
+
+    This class computes exactly these operations, in the same order, with the same
+    constants, but lets three of TensorFlow's fused training kernels do several of them
+    per pass (their CPU kernels are Eigen expressions with one rounding per operation):
+
+    - ``ResourceApplyGradientDescent(var=m, alpha=c1, delta=m - g)`` computes
+      ``m - (m - g) * c1``, which is ``m + (g - m) * c1`` bit for bit (IEEE negation is
+      exact: ``(m - g) = -(g - m)`` and ``x * c1`` changes sign with x);
+    - the same for v with ``delta = v - g * g``;
+    - ``ResourceApplyAdagradV2(var, accum=v, lr=alpha, epsilon, grad=m,
+      update_slots=False)`` computes ``var - (m * alpha) / (sqrt(v) + epsilon)``.
+
+    The scalar alpha is computed once per step instead of once per variable (same ops on
+    the same values). TensorFlow's fused Adam kernel (``ResourceApplyAdam``) cannot be
+    used: it forms ``1 - beta_1`` in float32, and no float32 beta_1 gives Keras'
+    float32(1 - 0.9) that way. The equality with Keras is a test
+    (tests/test_keras_training.py compares whole stages with ``train_on_batch``).
+
+    The hyper-parameters are read from ``keras.optimizers.Adam()``'s configuration, so
+    they are Keras' defaults by construction. Call ``apply`` inside a ``tf.function``.
+    """
+
+    def __init__(self, tf, keras, variables):
+        config = keras.optimizers.Adam().get_config()
+        unsupported = {k: config.get(k) for k, v in _PLAIN_ADAM.items() if config.get(k) != v}
+        if unsupported:
+            raise ValueError(f"AdamStep reproduces plain Adam only, not {unsupported}")
+        self._tf = tf
+        self.variables = list(variables)
+        self.config = config
+        f32 = tf.float32
+        self._lr = tf.constant(config["learning_rate"], f32)
+        self._beta_1 = tf.constant(config["beta_1"], f32)
+        self._beta_2 = tf.constant(config["beta_2"], f32)
+        # Keras multiplies by the Python floats 1 - beta, converted to float32.
+        self._c1 = tf.constant(1 - config["beta_1"], f32)
+        self._c2 = tf.constant(1 - config["beta_2"], f32)
+        self._epsilon = tf.constant(config["epsilon"], f32)
+        # Keras' optimizer variables: an int64 step counter, and m and v per variable.
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.m = [tf.Variable(tf.zeros(v.shape, f32), trainable=False, name="m")
+                  for v in self.variables]
+        self.v = [tf.Variable(tf.zeros(v.shape, f32), trainable=False, name="v")
+                  for v in self.variables]
+
+    def apply(self, gradients) -> None:
+        """One Adam step on every variable (gradients in the order of ``variables``)."""
+        tf = self._tf
+        raw = tf.raw_ops
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1_power = tf.pow(self._beta_1, step)
+        beta_2_power = tf.pow(self._beta_2, step)
+        alpha = self._lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        for gradient, variable, m, v in zip(gradients, self.variables, self.m, self.v,
+                                            strict=True):
+            raw.ResourceApplyGradientDescent(var=m.handle, alpha=self._c1, delta=m - gradient)
+            raw.ResourceApplyGradientDescent(var=v.handle, alpha=self._c2,
+                                             delta=v - tf.square(gradient))
+            raw.ResourceApplyAdagradV2(var=variable.handle, accum=v.handle, lr=alpha,
+                                       epsilon=self._epsilon, grad=m.read_value(),
+                                       update_slots=False)
+        self.iterations.assign_add(1)
+
+
 class KerasTrainer:
     """Trains the task's DNN on MNIST, one stage at a time, in one process.
 
@@ -71,6 +161,11 @@ class KerasTrainer:
     per-sample loss is the sparse categorical cross-entropy of the sample in the forward
     pass of its own step, before the update (what ``model.train_on_batch`` returns), as
     float32.
+
+    The update is Keras' Adam with its default hyper-parameters, computed by ``AdamStep``
+    in fewer passes over the weights but with the same float32 operations; the equality
+    with ``train_on_batch`` is tested. The weights after each of the last SNAPSHOTS_KEPT
+    stages are kept (as the training graph returns them) for ``test_accuracy``.
 
     The constructor seeds Keras (``keras.utils.set_random_seed(tf_seed)``, which also seeds
     Python's ``random`` and numpy's global generator) and builds the model, so build the
@@ -107,13 +202,16 @@ class KerasTrainer:
 
         keras.utils.set_random_seed(tf_seed)
         model = build_model(keras)
-        optimizer = keras.optimizers.Adam()  # default hyper-parameters
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
-        # The optimizer's variables are created now, outside the tf.function.
-        optimizer.build(model.trainable_variables)
-        self._model = model
-
         variables = model.trainable_variables
+        # Keras' Adam with its default hyper-parameters, in fewer passes (AdamStep). Its
+        # variables are created now, outside the tf.function.
+        adam = AdamStep(tf, keras, variables)
+        self._model = model
+        self._adam = adam
+
+        # get_weights() order: the order of the model hash (PROTOCOL.md section 4).
+        weights = list(model.weights)
 
         @tf.function(
             input_signature=[
@@ -121,30 +219,52 @@ class KerasTrainer:
                 tf.TensorSpec([None], tf.int32),
             ],
             jit_compile=False,  # XLA changes the float results (FINDINGS.md)
+            # No AutoGraph: the loop is an explicit tf.while_loop. Converting this function
+            # and what it calls to graph code (parsing and rewriting their source) took
+            # about half of the first stage's CPU time here (docs/PERFORMANCE.md).
+            autograph=False,
         )
         def train_samples(x, y):
+            """The stage's per-sample losses, and the weights after the stage.
+
+            Returning the weights from the same call costs one copy per array; reading
+            them afterwards through Keras (``get_weights()``, one eager op per variable)
+            took longer than hashing them.
+            """
             n = tf.shape(x)[0]
-            losses = tf.TensorArray(tf.float32, size=n)
-            for i in tf.range(n):
-                # One sample after the other: each step must see the previous update.
-                tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+
+            def one_sample(i, losses):
                 with tf.GradientTape() as tape:
                     prediction = model(x[i : i + 1], training=True)
                     loss = loss_fn(y[i : i + 1], prediction)
-                gradients = tape.gradient(loss, variables)
-                optimizer.apply_gradients(zip(gradients, variables, strict=True))
-                losses = losses.write(i, loss)
-            return losses.stack()
+                adam.apply(tape.gradient(loss, variables))
+                return i + 1, losses.write(i, loss)
+
+            _, losses = tf.while_loop(
+                lambda i, _: i < n,
+                one_sample,
+                [tf.constant(0), tf.TensorArray(tf.float32, size=n)],
+                # One sample after the other: each step must see the previous update.
+                parallel_iterations=1,
+            )
+            # Automatic control dependencies order these reads after the loop's updates.
+            return losses.stack(), [tf.identity(w.value) for w in weights]
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)],
             jit_compile=False,
+            autograph=False,
         )
         def predict_classes(x):
             return tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
 
         self._train_samples = train_samples
         self._predict_classes = predict_classes
+        # The traced graph of train_samples, taken on the first stage. Calling it directly
+        # with tensors skips the tf.function's argument binding and dispatch, which cost
+        # about a tenth of a stage of 10 samples here (docs/PERFORMANCE.md).
+        self._train_graph = None
+        self._to_tensor = tf.convert_to_tensor
 
     # --- the Trainer protocol ---------------------------------------------------------------
 
@@ -160,21 +280,28 @@ class KerasTrainer:
         """Accuracy on the 10000 test images of the model right after ``stage``.
 
         Trains up to ``stage`` if needed. Stages older than the last SNAPSHOTS_KEPT trained
-        ones raise ValueError (their weights are gone).
+        ones raise ValueError (their weights are gone). The images are classified in
+        batches of EVAL_BATCH, converted to float32 batch by batch, so an evaluation
+        needs a few MB instead of the 31 MB of float32 pixels plus the activations of all
+        10000 images at once (it runs at the end of a run, when memory peaks).
         """
         self.result(stage)
         weights = self._snapshots.get(stage)
         if weights is None:
             kept = ", ".join(str(s) for s in self._snapshots)
             raise ValueError(f"weights after stage {stage} are no longer kept (kept: {kept})")
-        current = self._weights()
-        x = _PIXEL_SCALE[self._mnist.x_test]
+        current = self._snapshots[len(self._results) - 1]  # the model's weights now
+        x_test = self._mnist.x_test
+        correct = 0
         try:
             self._model.set_weights(weights)
-            predicted = self._predict_classes(x).numpy()
+            for start in range(0, len(x_test), EVAL_BATCH):
+                x = _PIXEL_SCALE[x_test[start : start + EVAL_BATCH]]
+                predicted = self._predict_classes(x).numpy()
+                correct += int(np.sum(predicted == self._mnist.y_test[start : start + EVAL_BATCH]))
         finally:
             self._model.set_weights(current)
-        return float(np.mean(predicted == self._mnist.y_test))
+        return correct / len(x_test)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -206,9 +333,11 @@ class KerasTrainer:
     def _train_next(self) -> None:
         stage = len(self._results)
         x, y = self._stage_data(stage)
-        losses_f32 = self._train_samples(x, y).numpy()
-        losses = tuple(float(v) for v in losses_f32)  # exact: float32 -> Python float
-        weights = self._weights()
+        if self._train_graph is None:
+            self._train_graph = self._train_samples.get_concrete_function()
+        losses_t, weights_t = self._train_graph(self._to_tensor(x), self._to_tensor(y))
+        losses = tuple(float(v) for v in losses_t.numpy())  # exact: float32 -> Python float
+        weights = [w.numpy() for w in weights_t]  # copies, owned by this snapshot
         result = StageResult(
             stage=stage,
             losses=losses,

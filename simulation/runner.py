@@ -58,13 +58,13 @@ def run(scenario: Scenario, *, results_path: str | None = None,
     processes: list[Any] = []
     try:
         if scenario.trainer == "keras":
-            from .dataset import load_mnist, share_mnist
+            from .dataset import load_shared_mnist
 
-            mnist = load_mnist()
-            log.info("MNIST loaded from %s: %d training, %d test images", mnist.source,
-                     len(mnist.y_train), len(mnist.y_test))
-            dataset_spec, shared = share_mnist(mnist)
-            del mnist
+            # Loaded by a short-lived child process straight into shared memory, so that
+            # this process never imports TensorFlow (docs/PERFORMANCE.md, memory).
+            dataset_spec, shared = load_shared_mnist()
+            log.info("MNIST loaded from %s into shared memory (%d bytes)",
+                     dataset_spec.source, dataset_spec.size)
         result, processes = _start_and_wait(ctx, scenario, log_queue, dataset_spec,
                                             roles, wall_started)
     finally:

@@ -259,3 +259,108 @@ def test_label_map_changes_what_is_trained(mnist, trainer):
     bad = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE, label_map=lambda s, i, y: y + 10)
     with pytest.raises(ValueError, match="outside"):
         bad.result(0)
+
+
+# --- the fast path is the same mathematics (issue 4) --------------------------------------
+
+
+@pytest.mark.tf
+def test_many_stages_equal_train_on_batch_bit_for_bit(mnist):
+    """300 samples in stages of 50 (Adam's bias correction moves with every step): the
+    per-sample losses, every secret's input, and the final weights equal a plain
+    per-sample train_on_batch loop exactly (float32 rounding included)."""
+    seed, per_stage, stages = 3, 50, 6
+    ours = KerasTrainer("long-check", mnist, seed, per_stage)
+    our_losses = np.float32([x for s in range(stages) for x in ours.result(s).losses])
+
+    import keras
+
+    from simulation.keras_training import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    reference = []
+    for s in range(stages):
+        for i in stage_indices(s, per_stage, 60000):
+            x = mnist.x_train[i : i + 1].astype(np.float32) / 255.0
+            reference.append(model.train_on_batch(x, mnist.y_train[i : i + 1]))
+    assert np.array_equal(np.float32(reference), our_losses)
+    assert weights_hash(model.get_weights()) == ours.result(stages - 1).model_hash
+
+
+@pytest.mark.tf
+def test_adam_step_equals_keras_adam_on_random_gradients():
+    """AdamStep against Keras' own Adam, step for step, on gradients of many scales
+    (zeros, underflowing squares, large, signs mixed) over 500 steps.
+
+    Finite values only: a gradient whose square overflows float32 makes v infinite and
+    then v and the weights NaN in both implementations (checked by hand: at the same
+    places), and NaN never compares equal; a model in that state is lost either way."""
+    tf_env.import_tensorflow_quietly()
+    tf_env.limit_tf_threads()
+    import keras
+    import tensorflow as tf
+
+    from simulation.keras_training import AdamStep
+
+    rng = np.random.default_rng(4)
+    shapes = [(7, 5), (5,), (3,)]
+    start = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    ours_vars = [tf.Variable(a) for a in start]
+    keras_vars = [keras.Variable(a) for a in start]
+    ours = AdamStep(tf, keras, ours_vars)
+    reference = keras.optimizers.Adam()
+    reference.build(keras_vars)
+    steps = 500
+    scales = rng.choice([0.0, 1e-30, 1e-20, 1e-6, 1.0, 1e3, 1e15], size=steps)
+    gradients = [np.float32(rng.normal(size=(steps, *shape)) * scales.reshape(
+        -1, *[1] * len(shape))) for shape in shapes]
+
+    @tf.function(autograph=False)
+    def ours_step(g0, g1, g2):
+        ours.apply([g0, g1, g2])
+
+    @tf.function(autograph=False)
+    def keras_step(g0, g1, g2):
+        reference.apply_gradients(zip([g0, g1, g2], keras_vars, strict=True))
+
+    for t in range(steps):
+        step_gradients = [tf.constant(g[t]) for g in gradients]
+        ours_step(*step_gradients)
+        keras_step(*step_gradients)
+        for a, b in zip(ours_vars, keras_vars, strict=True):
+            assert np.array_equal(a.numpy(), b.numpy()), f"step {t}"
+    assert int(ours.iterations.numpy()) == int(reference.iterations.numpy()) == steps
+    for m, v, keras_m, keras_v in zip(ours.m, ours.v, reference._momentums,
+                                      reference._velocities, strict=True):
+        assert np.array_equal(m.numpy(), keras_m.numpy())
+        assert np.array_equal(v.numpy(), keras_v.numpy())
+
+
+@pytest.mark.tf
+def test_snapshots_are_the_hashed_weights_and_stay_put(mnist, trainer):
+    """The weights kept for evaluation are those the model hash covers, and training
+    further does not change them (they are copies, not views of TensorFlow buffers)."""
+    fresh = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE)
+    fresh.result(2)
+    kept = [w.copy() for w in fresh._snapshots[2]]
+    assert weights_hash(fresh._snapshots[2]) == fresh.result(2).model_hash
+    assert weights_hash(fresh._model.get_weights()) == fresh.result(2).model_hash
+    fresh.result(5)
+    assert all(np.array_equal(a, b) for a, b in zip(kept, fresh._snapshots[2], strict=True))
+    assert fresh.result(5).model_hash == trainer.result(5).model_hash
+
+
+@pytest.mark.tf
+def test_batched_evaluation_matches_one_batch(mnist, trainer):
+    """test_accuracy classifies in batches of EVAL_BATCH; one batch of all 10000 images
+    gives the same accuracy (equal here; a CPU whose kernels round differently per batch
+    size could flip the odd image, hence the tolerance of two images)."""
+    from simulation.keras_training import _PIXEL_SCALE, EVAL_BATCH
+
+    assert len(mnist.x_test) % EVAL_BATCH == 0
+    stage = trainer.trained_stages - 1
+    predicted = trainer._predict_classes(_PIXEL_SCALE[mnist.x_test]).numpy()
+    one_batch = float(np.mean(predicted == mnist.y_test))
+    assert abs(trainer.test_accuracy(stage) - one_batch) <= 2 / len(mnist.x_test)
