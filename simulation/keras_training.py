@@ -15,7 +15,7 @@ import numpy as np
 
 from . import tf_env
 from .dataset import Mnist
-from .training import StageResult, stage_id, stage_indices, training_secret
+from .training import StagedTrainer, StageResult, stage_id, stage_indices, training_secret
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class AdamStep:
         self.iterations.assign_add(1)
 
 
-class KerasTrainer:
+class KerasTrainer(StagedTrainer):
     """Trains the task's DNN on MNIST, one stage at a time, in one process.
 
     Stage s trains the samples ``stage_indices(s, per_stage, 60000)`` in that order, one
@@ -267,14 +267,6 @@ class KerasTrainer:
         self._to_tensor = tf.convert_to_tensor
 
     # --- the Trainer protocol ---------------------------------------------------------------
-
-    def result(self, stage: int) -> StageResult:
-        """The result of ``stage``, training every missing stage up to it first."""
-        if stage < 0:
-            raise ValueError(f"stage must be >= 0, got {stage}")
-        while len(self._results) <= stage:
-            self._train_next()
-        return self._results[stage]
 
     def test_accuracy(self, stage: int) -> float:
         """Accuracy on the 10000 test images of the model right after ``stage``.

@@ -129,7 +129,10 @@ class Transaction(Message):
         return cls(_sign(keys, wire))
 
 
-class TrainingDeclaration(Message):
+class RoundMessage(Message):
+    """Fields a declaration and a header share: the round (model, stage, parent block),
+    the lottery tick and the coinstake."""
+
     @property
     def model_id(self) -> str:
         return str(self.wire["id_m"])
@@ -147,16 +150,19 @@ class TrainingDeclaration(Message):
         return int(self.wire["tick"])
 
     @property
+    def coinstake(self) -> int:
+        return int(self.wire["coinstake"])
+
+
+class TrainingDeclaration(RoundMessage):
+
+    @property
     def model_hash(self) -> bytes:
         return bytes(self.wire["model_hash"])
 
     @property
     def commitment(self) -> bytes:
         return bytes(self.wire["commitment"])
-
-    @property
-    def coinstake(self) -> int:
-        return int(self.wire["coinstake"])
 
     @classmethod
     def create(
@@ -191,34 +197,14 @@ class TrainingDeclaration(Message):
         return verify(self.author, self.commitment, commitment_bytes(self.stage_id, secret))
 
 
-class BlockHeader(Message):
-    @property
-    def model_id(self) -> str:
-        return str(self.wire["id_m"])
-
-    @property
-    def stage_id(self) -> str:
-        return str(self.wire["id_s"])
-
+class BlockHeader(RoundMessage):
     @property
     def height(self) -> int:
         return int(self.wire["height"])
 
     @property
-    def parent(self) -> bytes:
-        return bytes(self.wire["parent"])
-
-    @property
-    def tick(self) -> int:
-        return int(self.wire["tick"])
-
-    @property
     def secret(self) -> bytes:
         return bytes(self.wire["ts"])
-
-    @property
-    def coinstake(self) -> int:
-        return int(self.wire["coinstake"])
 
     @cached_property
     def declarations(self) -> tuple[TrainingDeclaration, ...]:

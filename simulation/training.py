@@ -71,7 +71,24 @@ def model_id(tf_seed: int, iterations_per_epoch: int) -> str:
     return f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
 
 
-class HashTrainer:
+class StagedTrainer:
+    """Stages are trained in order, each once: ``result(s)`` trains the missing ones up to
+    ``s`` (subclasses append to ``_results`` in ``_train_next``)."""
+
+    _results: list[StageResult]
+
+    def result(self, stage: int) -> StageResult:
+        if stage < 0:
+            raise ValueError(f"stage must be >= 0, got {stage}")
+        while len(self._results) <= stage:
+            self._train_next()
+        return self._results[stage]
+
+    def _train_next(self) -> None:
+        raise NotImplementedError
+
+
+class HashTrainer(StagedTrainer):
     """A deterministic, TensorFlow-free trainer with the Keras trainer's interface.
 
     The "model" after stage s is a hash chain over the stages; losses are derived from it
@@ -92,13 +109,6 @@ class HashTrainer:
         if self._labels is None:
             return index % 10
         return int(self._labels[index % len(self._labels)])
-
-    def result(self, stage: int) -> StageResult:
-        if stage < 0:
-            raise ValueError(f"stage must be >= 0, got {stage}")
-        while len(self._results) <= stage:
-            self._train_next()
-        return self._results[stage]
 
     def _train_next(self) -> None:
         s = len(self._results)
