@@ -77,10 +77,6 @@ def pss_fields(pid: int) -> dict[str, int]:
     return out
 
 
-def pss_bytes(pid: int) -> int:
-    return pss_fields(pid)["Pss"]
-
-
 def command_line(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

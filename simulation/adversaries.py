@@ -18,7 +18,7 @@ from .config import Scenario, parse_adversaries
 from .employee import DEBUG, INFO, Employee, Ready, short
 from .encoding import KeyPair, encode, sha256
 from .ledger import Genesis
-from .messages import TD, BlockHeader, StakeholderSignature, TrainingDeclaration
+from .messages import TD, BlockHeader, TrainingDeclaration
 from .training import (
     MNIST_TRAIN_SIZE,
     HashTrainer,
@@ -235,5 +235,3 @@ def make_employee(behaviour: str, index: int, scenario: Scenario, genesis: Genes
     employee.behaviour = behaviour
     return employee
 
-
-__all__ = ["StakeholderSignature", "assign_adversaries", "make_employee", "poison_labels"]

@@ -107,6 +107,13 @@ class BlockTree:
         out.reverse()
         return out
 
+    def ancestor(self, block_hash: bytes, height: int) -> bytes:
+        """The block at ``height`` on the path to ``block_hash`` (walks back only)."""
+        record = self.records[block_hash]
+        while record.height > height:
+            record = self.records[record.parent]  # type: ignore[index]
+        return record.hash
+
     def canonical(self) -> list[BlockRecord]:
         return [self.records[h] for h in self.path(self.tip_hash)]
 

@@ -112,6 +112,7 @@ class Employee:
         self.block_for_header: dict[bytes, bytes] = {}
         self.equivocations = 0
         self.header_stakeholders: dict[bytes, list[bytes]] = {}
+        self.roy_of: set[bytes] = set()  # headers this employee would wrap
         self.signatures: dict[bytes, dict[bytes, StakeholderSignature]] = defaultdict(dict)
         self.signed: set[bytes] = set()
         self.wrapped_heights: set[int] = set()
@@ -241,6 +242,7 @@ class Employee:
         if me not in stakeholders:
             return
         if me == stakeholders[-1]:
+            self.roy_of.add(bh.hash)
             self._log(DEBUG, f"is Roy of header {short(bh.hash)}")
             return
         if bh.hash in self.signed:
@@ -368,7 +370,8 @@ class Employee:
         kernel = lottery.kernel(kind, self.keys.public, parent, sid, self.now)
         won = lottery.wins(kernel, coinstake)
         self._log(DEBUG, f"{kind} lottery {sid} tick {self.now}: "
-                         f"{lottery.leading_zero_bits(kernel)} zero bits, "
+                         f"{lottery.leading_zero_bits(kernel)} zero bits of "
+                         f"{lottery.difficulty_bits(coinstake):g} needed, "
                          f"{'won' if won else 'lost'}")
         return won
 
@@ -411,21 +414,16 @@ class Employee:
         self._take_header(bh)
 
     def _try_wrap(self) -> None:
-        me = self.keys.public
+        height = self.tree.tip.height + 1
+        if height in self.wrapped_heights:
+            return
         k = self.scenario.stakeholders_num
-        ready = []
-        for h, stakeholders in self.header_stakeholders.items():
-            header = self.headers[h]
-            if stakeholders[-1] != me or header.height in self.wrapped_heights:
-                continue
-            if header.height != self.tree.tip.height + 1:
-                continue
-            if len(self.signatures[h]) == k - 1:
-                ready.append((header.tick, h))
+        ready = [(self.headers[h].tick, h) for h in self.roy_of
+                 if self.headers[h].height == height and len(self.signatures[h]) == k - 1]
         if not ready:
             return
         _, h = min(ready)
-        self.wrapped_heights.add(self.headers[h].height)
+        self.wrapped_heights.add(height)
         self._wrap(self.headers[h])
 
     def _build_block(self, header: BlockHeader, limit: int) -> WrappedBlock:
@@ -464,7 +462,7 @@ class Employee:
         the network ends the run when every honest employee has the same one."""
         tip = self.tree.tip
         target = self.scenario.target_blockchain_length - 1
-        anchor = self.tree.path(tip.hash)[target] if tip.height >= target else None
+        anchor = self.tree.ancestor(tip.hash, target) if tip.height >= target else None
         return {"height": tip.height, "tip": tip.hash, "anchor": anchor}
 
     def report(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def wins(kernel_bytes: bytes, coinstake: int) -> bool:
 
 
 def difficulty_bits(coinstake: int) -> float:
-    """d = 256 - log2(c): leading zero bits a winning kernel needs (for reports)."""
+    """d = 256 - log2(c): leading zero bits a winning kernel needs (for the log)."""
     return KERNEL_BITS - math.log2(coinstake)
 
 

@@ -21,13 +21,6 @@ from .encoding import DecodeError, KeyPair, decode, encode, sha256, verify
 
 TX, TD, BH, SS, WB = "TX", "TD", "BH", "SS", "WB"
 KINDS = (TX, TD, BH, SS, WB)
-KIND_NAMES = {
-    TX: "transaction",
-    TD: "training declaration",
-    BH: "block header",
-    SS: "stakeholder signature",
-    WB: "wrapped block",
-}
 
 MAX_TEXT = 256
 MAX_LIST = 10_000
@@ -71,16 +64,17 @@ class Message:
     def signature(self) -> bytes:
         return bytes(self.wire["sig"])
 
+    @cached_property
+    def encoded(self) -> bytes:
+        """The canonical bytes (for a parsed message: the bytes it arrived as)."""
+        return encode(self.wire)
+
     def to_bytes(self) -> bytes:
-        cached = self.__dict__.get("_bytes")
-        if cached is None:
-            cached = encode(self.wire)
-            self._bytes = cached
-        return cached
+        return self.encoded
 
     @cached_property
     def hash(self) -> bytes:
-        return sha256(self.to_bytes())
+        return sha256(self.encoded)
 
     def signature_valid(self) -> bool:
         return verify(self.author, self.signature, signing_bytes(self.wire))

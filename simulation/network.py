@@ -35,7 +35,6 @@ class Party:
     alive: bool = True
     cut_off_reason: str = ""
     status: dict[str, Any] = field(default_factory=dict)
-    frames_sent: int = 0
 
 
 class Network:

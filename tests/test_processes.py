@@ -4,10 +4,12 @@ results, fault handling and the command line."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -102,17 +104,21 @@ class _FakeParty(threading.Thread):
                                              status={"height": 0, "anchor": None}))
 
 
-def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
-    import multiprocessing
+def fake_network(scenario, behaviour=None) -> Network:
+    """A Network over in-process pipes to one ``_FakeParty`` per employee and one for the
+    users; ``behaviour`` maps an employee index to _FakeParty keyword arguments."""
+    n = scenario.employees_num
+    parties = []
+    for i in range(n + 1):
+        ours, theirs = multiprocessing.Pipe()
+        _FakeParty(theirs, **(behaviour or {}).get(i, {})).start()
+        parties.append(Party(i, f"E{i}" if i < n else "users", ours))
+    return Network(scenario, parties, set(range(n)))
 
+
+def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
     scenario = small(tmp_path, employees_num=3, max_ticks=12)
-    pairs = [multiprocessing.Pipe() for _ in range(4)]
-    fakes = [_FakeParty(b, die_at=5 if i == 1 else None) for i, (_, b) in enumerate(pairs)]
-    for f in fakes:
-        f.start()
-    parties = [Party(i, f"E{i}", a) for i, (a, _) in enumerate(pairs[:3])]
-    parties.append(Party(3, "users", pairs[3][0]))
-    result = Network(scenario, parties, {0, 1, 2}).run()
+    result = fake_network(scenario, {1: dict(die_at=5)}).run()
     assert result["finished"] is False  # the fakes never grow a chain
     assert result["ticks"] == 12
     assert list(result["cut_off"]) == ["E1"]
@@ -122,26 +128,15 @@ def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
 
 
 def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
-    import multiprocessing
-    import time
-
     scenario = small(tmp_path, employees_num=2, max_ticks=6, party_timeout_seconds=0.5)
-    pairs = [multiprocessing.Pipe() for _ in range(3)]
-    fakes = [_FakeParty(b, mute_at=2 if i == 0 else None) for i, (_, b) in enumerate(pairs)]
-    for f in fakes:
-        f.start()
-    parties = [Party(i, f"E{i}", a) for i, (a, _) in enumerate(pairs[:2])]
-    parties.append(Party(2, "users", pairs[2][0]))
     started = time.monotonic()
-    result = Network(scenario, parties, {0, 1}).run()
+    result = fake_network(scenario, {0: dict(mute_at=2)}).run()
     assert result["cut_off"] == {"E0": "no done frame within 0.5 s"}
     assert result["ticks"] == 6 and result["relayed"]["E1"] == 7
     assert time.monotonic() - started < 10  # waited once, then went on without E0
 
 
 def test_network_cuts_off_a_party_sending_garbage(tmp_path):
-    import multiprocessing
-
     scenario = small(tmp_path, employees_num=1, max_ticks=3)
     (a0, b0), (a1, b1) = multiprocessing.Pipe(), multiprocessing.Pipe()
     users = _FakeParty(b1)
