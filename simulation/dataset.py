@@ -322,6 +322,7 @@ def load_shared_mnist() -> tuple[SharedMnistSpec, SharedMemory]:
     """
     layout, size = _layout(MNIST_SHAPES)
     shm = SharedMemory(create=True, size=size)
+    log.debug("created shared memory block %s for MNIST", shm.name)
     try:
         answer, detail = _run_loader(shm.name, layout)
         for note in answer.get("notes", []):
@@ -355,7 +356,12 @@ def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
         )
         os.close(write_fd)
         write_fd = -1
-        output, _ = child.communicate()
+        try:
+            output, _ = child.communicate()
+        except BaseException:  # an interrupt: the loader must not outlive the run
+            child.kill()
+            child.wait()
+            raise
         with os.fdopen(read_fd, "rb") as answer_file:
             read_fd = -1
             raw = answer_file.read()

@@ -455,6 +455,19 @@ class Employee:
         if self.ctx.own_stage is not None:
             self._own_stage(stage)
 
+    def final_report(self, evaluate: Sequence[int]) -> dict[str, Any]:
+        """The report at the end of a run, after training up to the stages the network
+        asked this employee to evaluate (``relay.evaluation_plan``) and, with the real
+        Keras trainer, the model's test accuracy after each of them. Every driver (the
+        process network, the in-process lockstep) ends a run through this one method."""
+        if evaluate:
+            self.train_up_to(max(evaluate))
+        report = self.report()
+        if self.scenario.trainer == "keras":
+            report["accuracies"] = [[s, float(self.trainer.test_accuracy(s))]
+                                    for s in evaluate]
+        return report
+
     # --- Reporting ----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

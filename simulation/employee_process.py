@@ -15,6 +15,7 @@ from .config import Scenario
 from .encoding import derive_keypair
 from .lockstep import genesis_of
 from .logs import log_to_queue
+from .shutdown import ignore_interrupts, send_failure
 from .training import (
     MNIST_TRAIN_SIZE,
     StageResult,
@@ -73,6 +74,7 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
 
 def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,
                   dataset_spec: Any, behaviour: str = "honest") -> None:
+    ignore_interrupts()
     log_to_queue(log_queue)
     log = logging.getLogger(f"pot.E{index}")
     if scenario.trainer == "keras" and "tensorflow" not in sys.modules:
@@ -86,6 +88,7 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
         if behaviour != "honest":
             log.info("E%d is an adversary: %s", index, behaviour)
         oversized = getattr(employee, "oversized_frame", None)
+        log.debug("E%d ready (pid %d)", index, os.getpid())
         conn.send_bytes(frames.pack("ready", index=index))
         while True:
             frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
@@ -107,19 +110,14 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                 conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
                                             status=employee.status()))
             elif frame["type"] == "stop":
-                stages = frame.get("evaluate") or []
-                if stages:
-                    employee.train_up_to(max(stages))  # for comparing secrets
-                report = employee.report()
+                report = employee.final_report(frame.get("evaluate") or [])
                 report["stage_seconds"] = trainer.stage_seconds
                 report["stage_samples"] = trainer.samples
-                if scenario.trainer == "keras":
-                    report["accuracies"] = [[s, float(trainer.test_accuracy(s))]
-                                            for s in stages]
                 conn.send_bytes(frames.pack("report", report=report))
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         log.warning("E%d lost its pipe to the network; exiting", index)
     except Exception:
         log.exception("E%d crashed", index)
+        send_failure(conn)
         raise SystemExit(1) from None

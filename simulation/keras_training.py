@@ -23,7 +23,12 @@ log = logging.getLogger(__name__)
 LabelMap = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 NUM_CLASSES = 10
+# Weights right after each of the last SNAPSHOTS_KEPT stages are kept as they are; any
+# older stage is recomputed from the nearest checkpoint of the full training state
+# (weights, Adam's moments and step), kept before stage 0 and after every
+# CHECKPOINT_EVERY-th stage (about 1.2 MB each for the task's DNN).
 SNAPSHOTS_KEPT = 8
+CHECKPOINT_EVERY = 16
 # Test images classified per call in test_accuracy (10 equal batches of MNIST's 10000).
 EVAL_BATCH = 1000
 
@@ -165,7 +170,10 @@ class KerasTrainer(StagedTrainer):
     The update is Keras' Adam with its default hyper-parameters, computed by ``AdamStep``
     in fewer passes over the weights but with the same float32 operations; the equality
     with ``train_on_batch`` is tested. The weights after each of the last SNAPSHOTS_KEPT
-    stages are kept (as the training graph returns them) for ``test_accuracy``.
+    stages are kept (as the training graph returns them) for ``test_accuracy``; an older
+    stage is replayed from a checkpoint (``weights_after``), because an employee may have
+    to report on a stage long after it trained further (an honest employee re-checks a
+    longer poisoned branch's declarations, so it trains far beyond its own chain).
 
     The constructor seeds Keras (``keras.utils.set_random_seed(tf_seed)``, which also seeds
     Python's ``random`` and numpy's global generator) and builds the model, so build the
@@ -192,6 +200,9 @@ class KerasTrainer(StagedTrainer):
         self._results: list[StageResult] = []
         # stage -> weights right after it, for the last SNAPSHOTS_KEPT trained stages
         self._snapshots: OrderedDict[int, list[np.ndarray]] = OrderedDict()
+        # stage -> full training state right after it (-1: before stage 0), for replays
+        self._checkpoints: dict[int, list[np.ndarray]] = {}
+        self.replayed_stages = 0  # stages recomputed by weights_after, for the report
 
         captured = tf_env.import_tensorflow_quietly()
         if captured:
@@ -265,23 +276,22 @@ class KerasTrainer(StagedTrainer):
         # about a tenth of a stage of 10 samples here (docs/PERFORMANCE.md).
         self._train_graph = None
         self._to_tensor = tf.convert_to_tensor
+        # Everything one stage reads and writes: the model's weights, then Adam's state.
+        self._state_variables = [*weights, *adam.m, *adam.v, adam.iterations]
+        self._checkpoints[-1] = self._full_state()
 
     # --- the Trainer protocol ---------------------------------------------------------------
 
     def test_accuracy(self, stage: int) -> float:
         """Accuracy on the 10000 test images of the model right after ``stage``.
 
-        Trains up to ``stage`` if needed. Stages older than the last SNAPSHOTS_KEPT trained
-        ones raise ValueError (their weights are gone). The images are classified in
+        Trains up to ``stage`` if needed; a stage older than the last SNAPSHOTS_KEPT
+        trained ones is recomputed (``weights_after``). The images are classified in
         batches of EVAL_BATCH, converted to float32 batch by batch, so an evaluation
         needs a few MB instead of the 31 MB of float32 pixels plus the activations of all
         10000 images at once (it runs at the end of a run, when memory peaks).
         """
-        self.result(stage)
-        weights = self._snapshots.get(stage)
-        if weights is None:
-            kept = ", ".join(str(s) for s in self._snapshots)
-            raise ValueError(f"weights after stage {stage} are no longer kept (kept: {kept})")
+        weights = self.weights_after(stage)
         current = self._snapshots[len(self._results) - 1]  # the model's weights now
         x_test = self._mnist.x_test
         correct = 0
@@ -310,6 +320,40 @@ class KerasTrainer(StagedTrainer):
         """Copies of the weights in ``get_weights()`` order (not views of TF buffers)."""
         return [np.array(w, copy=True) for w in self._model.get_weights()]
 
+    def weights_after(self, stage: int) -> list[np.ndarray]:
+        """The weights right after ``stage``, training up to it if needed.
+
+        A stage whose snapshot was dropped is replayed from the latest checkpoint before
+        it, through the same training graph on the same data: the weights come out bit
+        for bit as the first time, which is checked against the stage's recorded model
+        hash (a mismatch raises RuntimeError rather than reporting another model). The
+        training state is restored afterwards, so later stages are not affected.
+        """
+        self.result(stage)
+        weights = self._snapshots.get(stage)
+        if weights is not None:
+            return weights
+        start = max(s for s in self._checkpoints if s < stage)
+        now = self._full_state()
+        try:
+            self._load_state(self._checkpoints[start])
+            for s in range(start + 1, stage + 1):
+                weights = self._run_stage(s)[1]
+                self.replayed_stages += 1
+        finally:
+            self._load_state(now)
+        if weights_hash(weights) != self._results[stage].model_hash:
+            raise RuntimeError(f"replaying stage {stage} from the checkpoint after stage "
+                               f"{start} gave other weights than the first training")
+        return weights
+
+    def _full_state(self) -> list[np.ndarray]:
+        return [np.array(v.numpy(), copy=True) for v in self._state_variables]
+
+    def _load_state(self, state: list[np.ndarray]) -> None:
+        for variable, value in zip(self._state_variables, state, strict=True):
+            variable.assign(value)
+
     def _stage_data(self, stage: int) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(stage_indices(stage, self.per_stage, self._train_size))
         x = _PIXEL_SCALE[self._mnist.x_train[indices]]
@@ -322,14 +366,18 @@ class KerasTrainer(StagedTrainer):
                 raise ValueError(f"label_map returned labels outside 0..{NUM_CLASSES - 1}")
         return x, labels.astype(np.int32)
 
-    def _train_next(self) -> None:
-        stage = len(self._results)
+    def _run_stage(self, stage: int) -> tuple[tuple[float, ...], list[np.ndarray]]:
+        """Trains ``stage`` from the current state: its losses and the weights after it."""
         x, y = self._stage_data(stage)
         if self._train_graph is None:
             self._train_graph = self._train_samples.get_concrete_function()
         losses_t, weights_t = self._train_graph(self._to_tensor(x), self._to_tensor(y))
         losses = tuple(float(v) for v in losses_t.numpy())  # exact: float32 -> Python float
-        weights = [w.numpy() for w in weights_t]  # copies, owned by this snapshot
+        return losses, [w.numpy() for w in weights_t]  # copies, owned by the caller
+
+    def _train_next(self) -> None:
+        stage = len(self._results)
+        losses, weights = self._run_stage(stage)
         result = StageResult(
             stage=stage,
             losses=losses,
@@ -338,6 +386,8 @@ class KerasTrainer(StagedTrainer):
         )
         self._results.append(result)
         self._remember(stage, weights)
+        if (stage + 1) % CHECKPOINT_EVERY == 0:
+            self._checkpoints[stage] = self._full_state()
 
     def _remember(self, stage: int, weights: list[np.ndarray]) -> None:
         self._snapshots[stage] = weights

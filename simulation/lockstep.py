@@ -22,7 +22,7 @@ from .employee import Employee, LogEvent
 from .employer import EMPLOYER_INDEX, Employer
 from .encoding import derive_keypair
 from .ledger import Genesis, make_genesis
-from .relay import Router, target_reached
+from .relay import Router, evaluation_plan, target_reached
 from .training import Trainer, model_id
 from .users import Users
 
@@ -111,17 +111,14 @@ def run_lockstep(
 
 def network_result(run: LockstepRun) -> dict[str, Any]:
     """The run in the shape the network process reports (for ``reporting.summarize``),
-    after the first employee of each training behaviour trained up to the stage the
-    employer's chain certifies, as the network's stop asks."""
-    target = run.employer.tree.tip.height - 1
-    evaluators: dict[str, Employee] = {}
-    for e in run.employees:
-        if e.index not in run.crashed and e.behaviour in ("honest", "poisoned"):
-            evaluators.setdefault(e.behaviour, e)
-    for e in evaluators.values():
-        e.train_up_to(max(target, e.tree.tip.height - 1, 0))
-    reports: dict[str, Any] = {f"E{e.index}": e.report() for e in run.employees
-                               if e.index not in run.crashed}
+    ended as the network ends one: the same ``evaluation_plan`` picks the evaluators and
+    every live employee answers with ``Employee.final_report``."""
+    live = [e for e in run.employees if e.index not in run.crashed]
+    plan = evaluation_plan([(e.index, e.behaviour, e.tree.tip.height) for e in live],
+                           run.employer.tree.tip.height)
+    reports: dict[str, Any] = {f"E{e.index}": e.final_report(plan[e.index]) for e in live}
     reports["users"] = run.users.report()
     return {"finished": run.finished, "ticks": run.ticks, "reports": reports,
-            "employer": run.employer.report()}
+            "employer": run.employer.report(), "stopped_by":
+            "target reached" if run.finished else "MAX_TICKS",
+            "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed}}

@@ -21,9 +21,14 @@ from .employer import EMPLOYER_INDEX, Employer
 from .encoding import DecodeError, sha256
 from .lockstep import genesis_of
 from .logs import PROGRESS_LOGGER, log_to_queue
-from .relay import Router, target_reached
+from .relay import Router, evaluation_plan, target_reached
+from .shutdown import failure_line, ignore_interrupts, stop_requested
 
 log = logging.getLogger("pot.network")
+# How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
+PROCESS_GONE = "pipe closed (process gone)"
+# Wall seconds the parties get for their reports when the run was interrupted.
+INTERRUPTED_STOP_SECONDS = 15.0
 progress = logging.getLogger(PROGRESS_LOGGER)
 
 
@@ -34,13 +39,14 @@ class Party:
     conn: Connection
     alive: bool = True
     cut_off_reason: str = ""
+    failure: str = ""  # the traceback a failed party sent before it exited
     status: dict[str, Any] = field(default_factory=dict)
 
 
 class Network:
     def __init__(self, scenario: Scenario, parties: list[Party], honest: set[int],
                  launched: float | None = None, roles: dict[int, str] | None = None,
-                 employer: Employer | None = None):
+                 employer: Employer | None = None, stop_receiver: Connection | None = None):
         self.scenario = scenario
         self.roles = roles or {}
         self.employer = employer  # the light client hears everything that is relayed
@@ -51,6 +57,8 @@ class Network:
         self.relayed: Counter[int] = Counter()  # messages relayed, by sender
         self.tick = -1
         self.stopped_by = ""
+        self.stop_receiver = stop_receiver  # the parent's stop requests (shutdown.py)
+        self.interrupted = ""  # why the parent asked the run to stop early, if it did
 
     def live(self) -> list[Party]:
         return [p for p in self.parties if p.alive]
@@ -68,8 +76,8 @@ class Network:
     def send(self, party: Party, data: bytes) -> None:
         try:
             party.conn.send_bytes(data)
-        except (OSError, ValueError) as exc:
-            self.cut_off(party, f"pipe closed ({type(exc).__name__})")
+        except (OSError, ValueError):
+            self.cut_off(party, PROCESS_GONE)
 
     def collect(self, waiting: list[Party], expected: str, deadline: float,
                 tick: int | None = None) -> dict[int, dict[str, Any]]:
@@ -86,13 +94,19 @@ class Network:
             for conn in wait(list(pending), timeout=remaining):
                 party = pending.pop(conn)  # type: ignore[arg-type]
                 try:
-                    frame = frames.unpack(party.conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
-                                          expected)
+                    frame = frames.unpack(party.conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
+                    if frame["type"] == "failed":
+                        party.failure = str(frame.get("error", ""))
+                        self.cut_off(party, f"crashed: {failure_line(party.failure)}"[:300])
+                        continue
+                    if frame["type"] != expected:
+                        raise DecodeError(f"expected a {expected} frame, got "
+                                          f"{frame['type']!r}"[:80])
                     if tick is not None and frame.get("t") != tick:
                         raise DecodeError(f"answered tick {frame.get('t')!r}, not {tick}")
                     got[party.index] = frame
-                except EOFError:
-                    self.cut_off(party, "pipe closed (process gone)")
+                except (EOFError, ConnectionResetError, BrokenPipeError):
+                    self.cut_off(party, PROCESS_GONE)
                 except OSError as exc:
                     reason = ("frame larger than the network accepts"
                               if "bad message length" in str(exc) else f"pipe error ({exc})")
@@ -116,6 +130,11 @@ class Network:
         finished = False
         best_height = 0
         for tick in range(s.max_ticks + 1):
+            self.interrupted = stop_requested(self.stop_receiver) or ""
+            if self.interrupted:
+                log.warning("network: %s; stopping before tick %d", self.interrupted, tick)
+                self.stopped_by = self.interrupted
+                break
             self.tick = tick
             tick_started = time.monotonic()
             due = self.router.take(tick)
@@ -169,6 +188,7 @@ class Network:
         reports = self.stop()
         return {
             "finished": finished,
+            "interrupted": bool(self.interrupted),
             "stopped_by": self.stopped_by,
             "employer": self.employer.report() if self.employer is not None else None,
             "ticks": self.tick,
@@ -177,46 +197,47 @@ class Network:
             "reports": reports,
             "in_flight": [sha256(data) for data in self.router.in_flight()],
             "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
+            "failures": {p.name: p.failure for p in self.parties if p.failure},
             "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
         }
 
     def stop(self) -> dict[str, Any]:
-        """Ask every live party for its report. The first live employee of each training
-        behaviour (honest, poisoned) evaluates its model after the stage its chain
-        certifies and after the stage the employer's chain certifies."""
-        employer_stage = None
-        if self.employer is not None and self.employer.tree.tip.height > 0:
-            employer_stage = self.employer.tree.tip.height - 1
-        evaluators: dict[str, int] = {}
+        """Ask every live party for its report; the evaluators (``evaluation_plan``)
+        first evaluate their models. After an interrupt the parties get less time: the
+        person who pressed Ctrl-C is waiting."""
+        n = self.scenario.employees_num
+        plan = evaluation_plan(
+            [(p.index, self.roles.get(p.index, "honest"), p.status.get("height", 0))
+             for p in self.live() if p.index < n],
+            self.employer.tree.tip.height if self.employer is not None else None)
         for party in self.live():
-            if party.index < self.scenario.employees_num:
-                behaviour = self.roles.get(party.index, "honest")
-                if behaviour in ("honest", "poisoned"):
-                    evaluators.setdefault(behaviour, party.index)
-        for party in self.live():
-            stages: list[int] = []
-            if party.index in evaluators.values():
-                own = party.status.get("height", 0) - 1
-                stages = sorted({s for s in (own, employer_stage) if s is not None and s >= 0})
-            self.send(party, frames.pack("stop", evaluate=stages))
-        deadline = time.monotonic() + self.scenario.party_timeout_seconds
-        answers = self.collect(self.live(), "report", deadline)
+            self.send(party, frames.pack("stop", evaluate=plan.get(party.index, [])))
+        timeout = self.scenario.party_timeout_seconds
+        if self.interrupted:
+            timeout = min(timeout, INTERRUPTED_STOP_SECONDS)
+        answers = self.collect(self.live(), "report", time.monotonic() + timeout)
         return {self.parties[i].name: frame.get("report") for i, frame in answers.items()}
 
 
 def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,
-                 log_queue: Any, roles: dict[int, str], launched: float) -> None:
+                 log_queue: Any, roles: dict[int, str], launched: float,
+                 stop_receiver: Connection | None = None) -> None:
+    ignore_interrupts()
     log_to_queue(log_queue)
     n = scenario.employees_num
     parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
     parties.append(Party(n, "users", conns[n]))
     honest = {i for i in range(n) if i not in roles}
     employer = Employer(scenario, genesis_of(scenario))
-    network = Network(scenario, parties, honest, launched, roles, employer)
+    network = Network(scenario, parties, honest, launched, roles, employer, stop_receiver)
     try:
         result = network.run()
     except Exception:
         log.exception("network process failed")
         result = {"finished": False, "error": "network process failed",
                   "reports": {}, "ticks": network.tick}
-    result_conn.send_bytes(frames.pack("result", **result))
+    try:
+        result_conn.send_bytes(frames.pack("result", **result))
+    except (OSError, ValueError):
+        log.warning("network: the parent is gone; the result is dropped")
+

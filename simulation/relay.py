@@ -61,3 +61,31 @@ def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bo
     if None in anchors or len(anchors) != 1:
         return False
     return all(s["height"] + 1 >= target_length for s in statuses)
+
+
+# Training behaviours whose model a run reports: the honest one, and the poisoned one the
+# colluders share. Other adversaries either do not train (lazy) or train honestly.
+EVALUATED_BEHAVIOURS = ("honest", "poisoned")
+
+
+def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int | None
+                    ) -> dict[int, list[int]]:
+    """Who evaluates which stages when a run stops.
+
+    ``live``: (index, behaviour, chain height) of every live employee, in index order.
+    The first live employee of each evaluated behaviour evaluates its model after the
+    stage its own chain certifies (height - 1) and after the stage the employer's chain
+    certifies, so the summary can name the accuracy of the model the employer receives,
+    whichever training it came from. Every other employee gets an empty list.
+    """
+    employer_stage = employer_height - 1 if employer_height else None
+    plan: dict[int, list[int]] = {}
+    chosen: set[str] = set()
+    for index, behaviour, height in live:
+        stages: list[int] = []
+        if behaviour in EVALUATED_BEHAVIOURS and behaviour not in chosen:
+            chosen.add(behaviour)
+            stages = sorted({s for s in (height - 1, employer_stage)
+                             if s is not None and s >= 0})
+        plan[index] = stages
+    return plan

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from .config import Scenario
-from .ledger import Genesis
+from .ledger import Genesis, coinbase
 from .messages import KINDS
 
 
@@ -42,6 +42,7 @@ def summarize(
     employees = {name: r for name, r in reports.items() if name.startswith("E") and r}
     honest = [i for i in range(scenario.employees_num) if i not in roles]
     honest_names = [f"E{i}" for i in honest if f"E{i}" in employees]
+    users_reported = bool(reports.get("users"))
     users_report = reports.get("users") or {"issued": []}
     names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
     names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
@@ -106,8 +107,10 @@ def summarize(
     ticks = result.get("ticks") or 0
     poisoned_chain = employees[poisoned_names[0]]["chain"] if poisoned_names else None
 
+    minted = sum(coinbase(b["height"]) for b in chain_entries[1:])
     return {
         "finished": bool(result.get("finished")),
+        "interrupted": bool(result.get("interrupted")),
         "error": result.get("error"),
         "chain": {
             "length": len(chain_entries),
@@ -147,6 +150,13 @@ def summarize(
         "transactions": transactions,
         "rewards": rewards,
         "balances": balances,
+        # Conservation: the reference chain's balances must add up to genesis + coinbase.
+        "coins": {
+            "genesis": sum(genesis.ledger.balances.values()),
+            "minted": minted,
+            "balances_total": sum(balances.values()) if reference else None,
+            "rewards_total": sum(rewards.values()),
+        },
         "training": training,
         "model": {
             "trainer": scenario.trainer,
@@ -161,21 +171,30 @@ def summarize(
         "protocol_seconds": _round(result.get("run_seconds")),
         "stopped_by": result.get("stopped_by"),
         "cut_off": result.get("cut_off", {}),
+        "failures": {name: text.strip().splitlines()[-1] if text.strip() else ""
+                     for name, text in (result.get("failures") or {}).items()},
         "employees_reporting": sorted(employees, key=lambda n: int(n[1:])),
+        "users_reported": users_reported,
         "scenario": scenario.knobs(),
     }
 
 
 def _secrets(employees: dict[str, Any], names: list[str]) -> list[bytes]:
-    """Secrets by stage of the first of ``names`` (all of them train the same data)."""
-    return [bytes(s) for s in employees[names[0]]["secrets"]] if names else []
+    """Secrets by stage from the one of ``names`` that trained the most stages (they all
+    train the same data; ``training.secrets_identical`` checks that they agree)."""
+    if not names:
+        return []
+    longest = max(names, key=lambda n: len(employees[n]["secrets"]))
+    return [bytes(s) for s in employees[longest]["secrets"]]
 
 
 def _accuracies(employees: dict[str, Any], names: list[str]) -> dict[int, float]:
+    """Test accuracy by stage, from every one of ``names`` that evaluated a stage."""
+    out: dict[int, float] = {}
     for name in names:
-        if employees[name].get("accuracies"):
-            return {int(s): float(a) for s, a in employees[name]["accuracies"]}
-    return {}
+        for stage, accuracy in employees[name].get("accuracies") or []:
+            out.setdefault(int(stage), float(accuracy))
+    return out
 
 
 def _poisoned_blocks(chain: list[dict[str, Any]], honest_secrets: list[bytes]) -> int | None:
@@ -314,6 +333,8 @@ def render(summary: dict[str, Any]) -> str:
     """The console summary."""
     lines = ["", "=== PoT run summary ==="]
     status = "reached the target" if summary["finished"] else "DID NOT CONVERGE"
+    if summary.get("interrupted"):
+        status = f"INTERRUPTED ({summary.get('stopped_by')}); partial results"
     lines.append(f"Run: {status} at tick {summary['ticks']} in {summary['wall_seconds']:.1f} s "
                  f"wall (start-up {summary['startup_seconds']} s)")
     if summary.get("error"):
@@ -376,6 +397,21 @@ def render(summary: dict[str, Any]) -> str:
                      f" (test accuracy {employer['model_test_accuracy']})")
     if summary["cut_off"]:
         lines.append(f"Cut off: {summary['cut_off']}")
-    if not summary["finished"]:
+    if summary.get("failures"):
+        for name, line in summary["failures"].items():
+            lines.append(f"Failed: {name}: {line}")
+    if not summary["finished"] and not summary.get("interrupted"):
         lines.append(f"The network did not converge (stopped by {summary['stopped_by']}).")
+    check = summary.get("self_check")
+    if check is not None:
+        if check["passed"]:
+            lines.append("Self-check: passed (processes, figures, transactions, training, "
+                         "agreement, coins)")
+        else:
+            lines.append(f"SELF-CHECK FAILED: {len(check['failures'])} problem(s); do not "
+                         f"trust the figures above")
+            for failure in check["failures"]:
+                lines.append(f"  [{failure['check']}] {failure['detail']}")
+    if "exit_code" in summary:
+        lines.append(f"Exit code: {summary['exit_code']}")
     return "\n".join(lines)

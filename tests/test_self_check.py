@@ -1,0 +1,192 @@
+"""The run's self-check: a consistent summary passes, and every kind of lie is caught.
+
+The summaries are real ones (a lockstep run with the hash trainer, ended through the same
+evaluation plan and final reports as the process network), then broken in exactly one
+place, the way a crashed process, a lost figure or a counting bug would break them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from simulation.adversaries import assign_adversaries
+from simulation.config import default_scenario
+from simulation.lockstep import genesis_of, network_result, run_lockstep
+from simulation.reporting import render, summarize
+from simulation.self_check import as_report, self_check
+
+LOG = "/runs/pot_sim.log"
+
+
+@pytest.fixture(scope="module")
+def good() -> dict[str, Any]:
+    """7 employees, 2 poisoned, 1 crash adversary: every section of the summary is filled."""
+    scenario = default_scenario().replace(
+        trainer="hash", employees_num=7, target_blockchain_length=4, seed=2,
+        adversaries="poisoned:2,crash:1", crash_at_tick=5, log_file="unused.log")
+    run = run_lockstep(scenario)
+    summary = summarize(scenario, genesis_of(scenario), network_result(run),
+                        assign_adversaries(scenario), 1.0)
+    names = [f"E{i}" for i in range(scenario.employees_num)]
+    summary["exit_codes"] = {n: 0 for n in [*names, "users", "network"]}
+    crashed = next(n for n, b in summary["adversaries"].items() if b == "crash")
+    summary["exit_codes"][crashed] = 3
+    return summary
+
+
+def honest_name(s: dict[str, Any], position: int = 0) -> str:
+    return [n for n in s["employees_reporting"] if n not in s["adversaries"]][position]
+
+
+def adversary(s: dict[str, Any], behaviour: str) -> str:
+    return next(n for n, b in s["adversaries"].items() if b == behaviour)
+
+
+def test_a_consistent_run_passes(good):
+    assert good["finished"] and good["poisoned_branch"] is not None
+    crashed = adversary(good, "crash")
+    assert good["cut_off"] == {crashed: "pipe closed (process gone)"}  # by design
+    assert self_check(good, LOG) == []
+    assert "Self-check: passed" in render({**good, "self_check": as_report([])})
+
+
+def _died(s):
+    name = honest_name(s)
+    s["failures"][name] = "RuntimeError: weights after stage 4 are no longer kept"
+    s["exit_codes"][name] = 1
+    s["cut_off"][name] = "crashed: RuntimeError: weights after stage 4 are no longer kept"
+    s["employees_reporting"].remove(name)
+
+
+def _killed(s):
+    name = honest_name(s, 1)
+    s["exit_codes"][name] = -9
+    s["cut_off"][name] = "pipe closed (process gone)"
+    s["employees_reporting"].remove(name)
+
+
+def _keras(s):
+    s["scenario"]["TRAINER"] = "keras"
+    s["model"]["test_accuracy"] = 0.5
+    s["employer"]["model_test_accuracy"] = 0.5
+    s["poisoned_branch"]["model_test_accuracy"] = 0.2
+
+
+def _keras_then(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def both(s: dict[str, Any]) -> None:
+        _keras(s)
+        change(s)
+
+    return both
+
+
+BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
+    "honest employee died of an exception": (
+        _died, "processes", "died of an exception (RuntimeError: weights after stage 4 are "
+                            f"no longer kept); traceback in {LOG}"),
+    "honest employee killed by SIGKILL": (_killed, "processes", "was killed by signal 9"),
+    "honest employee sent no report": (
+        lambda s: s["employees_reporting"].remove(honest_name(s)), "processes",
+        "sent no report"),
+    "users sent no report": (
+        lambda s: s.update(users_reported=False), "processes", "users sent no report"),
+    "network failed": (
+        lambda s: s.update(error="network process failed"), "processes",
+        "network: network process failed"),
+    "users exited with an error": (
+        lambda s: s["exit_codes"].update(users=1), "processes", "users exited with code 1"),
+    "poisoned adversary cut off": (
+        lambda s: s["cut_off"].update({adversary(s, "poisoned"): "no done frame within 1 s"}),
+        "processes", "(poisoned) was cut off (no done frame within 1 s)"),
+    "crash adversary killed by a signal": (
+        lambda s: s["exit_codes"].update({adversary(s, "crash"): -9}), "processes",
+        "(crash) was killed by signal 9"),
+    "employer's poisoned blocks null": (
+        lambda s: s["employer"].update(poisoned_blocks=None), "figures",
+        "employer.poisoned_blocks is None"),
+    "honest poisoned blocks null": (
+        lambda s: s["honest"].update(poisoned_blocks=None), "figures",
+        "honest.poisoned_blocks is None"),
+    "delivered model without accuracy": (
+        _keras_then(lambda s: s["employer"].update(model_test_accuracy=None)), "figures",
+        "employer.model_test_accuracy (a model was delivered) is None"),
+    "chain model without accuracy": (
+        _keras_then(lambda s: s["model"].update(test_accuracy=None)), "figures",
+        "model.test_accuracy is None"),
+    "poisoned branch without accuracy": (
+        _keras_then(lambda s: s["poisoned_branch"].update(chain_length=3,
+                                                          model_test_accuracy=None)),
+        "figures", "poisoned_branch.model_test_accuracy is None"),
+    "poisoned branch missing": (
+        lambda s: s.update(poisoned_branch=None), "figures", "poisoned_branch is None"),
+    "no tip hash": (
+        lambda s: s["chain"].update(tip_hash=None), "figures", "chain.tip_hash is None"),
+    "unknown model source": (
+        lambda s: s["employer"].update(model_source=None), "figures",
+        "employer.model_source is None"),
+    "transactions do not add up": (
+        lambda s: s["transactions"].update(pending=s["transactions"]["pending"] + 1),
+        "transactions", "issued"),
+    "a transaction lost": (
+        lambda s: s["transactions"].update(lost=1), "transactions",
+        "1 transaction(s) lost"),
+    "a transaction included twice": (
+        lambda s: s["transactions"].update(included_more_than_once=2), "transactions",
+        "2 transaction(s) included more than once"),
+    "a transaction never issued": (
+        lambda s: s["transactions"].update(in_chain_not_issued=1), "transactions",
+        "in the chain but never issued"),
+    "blocks hold other transactions than counted": (
+        lambda s: s["chain"]["blocks"][-1].update(
+            transactions=s["chain"]["blocks"][-1]["transactions"] + 1),
+        "transactions", "transactions, but"),
+    "honest secrets differ": (
+        lambda s: s["training"].update(secrets_identical=False), "training",
+        "different secrets"),
+    "finished without a common prefix": (
+        lambda s: s["agreement"].update(common_prefix_length=2), "agreement",
+        "share only 2 of 4 blocks"),
+    "finished with a short chain": (
+        lambda s: s["agreement"]["lengths"].update({honest_name(s): 3}), "agreement",
+        "shorter"),
+    "rewards do not add up": (
+        lambda s: s["rewards"].update({honest_name(s): s["rewards"][honest_name(s)] + 1}),
+        "coins", "rewards add up to"),
+    "balances do not add up": (
+        lambda s: s["balances"].update({"U0": s["balances"]["U0"] - 7}),
+        "coins", "balances add up to"),
+    "a section missing": (
+        lambda s: s.pop("transactions"), "transactions", "could not be checked: KeyError"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_each_inconsistency_is_caught(good, case):
+    s = copy.deepcopy(good)
+    if BROKEN[case][0] is not _keras and "accuracy" in case:
+        # First show that the Keras variant passes when every accuracy is there.
+        ok = copy.deepcopy(good)
+        _keras(ok)
+        assert self_check(ok, LOG) == []
+    change, check, text = BROKEN[case]
+    change(s)
+    failures = self_check(s, LOG)
+    assert failures, case
+    assert any(f.check == check and text in f.detail for f in failures), failures
+    report = as_report(failures)
+    assert report["passed"] is False
+    if "transactions" in s:
+        shown = render({**s, "self_check": report, "exit_code": 3})
+        assert "SELF-CHECK FAILED" in shown and "Exit code: 3" in shown
+        assert f"[{check}]" in shown
+
+
+def test_the_summary_of_a_run_cut_short_names_the_failed_party(good):
+    s = copy.deepcopy(good)
+    _died(s)
+    shown = render({**s, "self_check": as_report(self_check(s, LOG))})
+    assert "Failed: " + honest_name(good) + ": RuntimeError" in shown
