@@ -18,6 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the run's results as JSON to PATH")
     parser.add_argument("--quiet", action="store_true",
                         help="console shows only progress lines, warnings and the summary")
+    parser.add_argument("--run-dir", metavar="DIR",
+                        help="folder for the run's results.json, a copy of the log, "
+                             "scenario.json (with the command that re-runs it) and pictures "
+                             "(default: runs/<YYYYmmdd-HHMMSS>-seed<SEED>, with -2, -3 ... "
+                             "if that exists; '' for none)")
+    parser.add_argument("--no-run-dir", action="store_true",
+                        help="write no run folder (the same as --run-dir '')")
     add_knob_arguments(parser)
     return parser
 
@@ -28,11 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     ran); 3 the run's self-check failed (a process died or the figures do not add up);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
     args = build_parser().parse_args(argv)
-    from simulation.runner import RunAborted, run
+    from simulation.runner import RunAborted, default_run_dir, run
 
     try:
         scenario = scenario_from_args(args)
-        outcome = run(scenario, results_path=args.results, quiet=args.quiet)
+        run_dir, unique = args.run_dir, False
+        if args.no_run_dir:
+            run_dir = None
+        elif run_dir is None:
+            run_dir, unique = default_run_dir(scenario.seed), True
+        outcome = run(scenario, results_path=args.results, quiet=args.quiet,
+                      run_dir=run_dir or None, unique_run_dir=unique)
     except ScenarioError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

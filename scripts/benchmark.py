@@ -251,8 +251,8 @@ def one_run(argv: list[str], workdir: str, watch: bool, env: dict[str, str] | No
     results = os.path.join(workdir, "results.json")
     if os.path.exists(results):
         os.remove(results)
-    command = [sys.executable, os.path.join(ROOT, "main.py"), "--quiet", "--results",
-               results, *argv]
+    command = [sys.executable, os.path.join(ROOT, "main.py"), "--quiet", "--no-run-dir",
+               "--results", results, *argv]
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+") as stderr:
         proc = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=stderr,

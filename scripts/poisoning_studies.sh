@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The poisoning studies of the README, one sweep each (about 70 minutes on 2 cores).
+# The poisoning studies of the README, one sweep each (about 100 minutes on 2 cores).
 # Each resumes where it stopped when run again; results land in docs/studies/<name>/
 # (runs.csv, summary.csv, plots; the per-run files in runs/ are not committed).
 set -euo pipefail
@@ -12,9 +12,9 @@ sweep --out docs/studies/poisoning_hash --trainer hash --seeds 20 \
 # Network size: 5 and 21 employees (counts are absolute, so one sweep per size).
 sweep --out docs/studies/employees_5 --trainer hash --seeds 20 \
     --set EMPLOYEES_NUM=5 --set ADVERSARIES=poisoned:0..4
-sweep --out docs/studies/employees_21 --trainer hash --seeds 20 \
-    --set EMPLOYEES_NUM=21 --set ADVERSARIES=poisoned:0..20..2
+sweep --out docs/studies/employees_21 --trainer hash --seeds 10 \
+    --set EMPLOYEES_NUM=21 --set ADVERSARIES=poisoned:0..14..2
 # Real Keras training: the threshold and the accuracy the employer receives.
 sweep --out docs/studies/poisoning_keras --seeds 5 --set ADVERSARIES=poisoned:0..8
-sweep --out docs/studies/poison_rate_keras --seeds 5 \
+sweep --out docs/studies/poison_rate_keras --seeds 3 \
     --set POISON_RATE=0.1,0.5,1.0 --set ADVERSARIES=poisoned:3,5,7

@@ -291,8 +291,8 @@ def profile(args: argparse.Namespace) -> None:
         os.makedirs(profile_dir)
         env = dict(os.environ, POT_PROFILE_DIR=profile_dir, POT_PROFILE=mode)
         argv = ["--log-file", os.path.join(workdir, "pot_sim.log"), *args.profile_args]
-        command = [sys.executable, os.path.join(ROOT, "main.py"), "--quiet", "--results",
-                   os.path.join(workdir, "results.json"), *argv]
+        command = [sys.executable, os.path.join(ROOT, "main.py"), "--quiet", "--no-run-dir",
+                   "--results", os.path.join(workdir, "results.json"), *argv]
         done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"profiled run failed: {done.stderr[-2000:]}")

@@ -502,8 +502,13 @@ class Employee:
             "chain": chain,
             "forks": self.tree.forks,
             "equivocations": self.equivocations,
-            "tree": [[r.hash, r.parent] for r in self.tree.records.values()
-                     if r.parent is not None],
+            # [hash, parent, height, trainer's employee index, revealed secret] per block
+            # but genesis; the first two positions are what older readers use.
+            "tree": [[r.hash, r.parent, r.height,
+                      self.names.employee_index.get(r.block.header.author, -1),
+                      r.block.header.secret]
+                     for r in self.tree.records.values()
+                     if r.parent is not None and r.block is not None],
             "orphans": len(self.tree.orphans),
             "sent": dict(self.sent),
             "accepted": dict(self.accepted),

@@ -2,15 +2,19 @@
 
 Each child puts its records on a multiprocessing queue (``QueueHandler``); the parent's
 ``QueueListener`` writes them to the log file (DEBUG and up) and the console (INFO and
-up, or only progress and warnings with --quiet), so lines never interleave.
+up, or only progress and warnings with --quiet), so lines never interleave. On a terminal
+(stdout a tty, no --quiet) the progress lines become a tqdm bar instead (``ProgressBar``);
+the log file keeps them as lines.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
 
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(processName)-10s %(message)s"
 CONSOLE_FORMAT = "%(levelname)-7s %(message)s"
@@ -25,11 +29,115 @@ class _QuietConsoleFilter(logging.Filter):
         return record.name == PROGRESS_LOGGER or record.levelno >= logging.WARNING
 
 
-def start_listener(queue: Any, log_file: str, quiet: bool) -> logging.handlers.QueueListener:
+# What the network process logs on PROGRESS_LOGGER when the longest honest chain grows.
+_PROGRESS_LINE = re.compile(r"tick (\d+): longest honest chain has (\d+) blocks")
+
+
+class ProgressBar:
+    """A tqdm bar: blocks of the longest honest chain towards TARGET_BLOCKCHAIN_LENGTH
+    (genesis counted), with the tick and an estimated time to go in the postfix. It is
+    fed the network's progress lines (``update``); ``write`` prints a line above it."""
+
+    def __init__(self, total: int, file: TextIO):
+        from tqdm import tqdm  # only the parent, and only on a terminal, needs it
+
+        self._tqdm = tqdm
+        self.total = total
+        self.file = file
+        self.bar = tqdm(total=total, initial=1, file=file, desc="blocks", unit="block",
+                        dynamic_ncols=True, leave=True, mininterval=0.1,
+                        bar_format="{desc} {n}/{total} |{bar}| {elapsed}{postfix}")
+        self.bar.set_postfix_str("starting up")
+        self._first: tuple[float, int] | None = None  # (time, tick) of the first line
+
+    @property
+    def active(self) -> bool:
+        return not self.bar.disable  # tqdm disables a bar when it is closed
+
+    def update(self, message: str) -> bool:
+        """Moves the bar to what a progress line says; False if it is not one."""
+        match = _PROGRESS_LINE.search(message)
+        if match is None:
+            return False
+        tick, blocks = int(match.group(1)), int(match.group(2))
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, tick)
+        self.bar.n = min(blocks, self.total)
+        self.bar.set_postfix_str(f"tick {tick}, ETA {self._eta(now, tick, blocks)}",
+                                 refresh=False)
+        self.bar.refresh()
+        return True
+
+    def _eta(self, now: float, tick: int, blocks: int) -> str:
+        """Ticks per block so far (genesis is block 1 at tick 0) times the wall seconds
+        per tick since the first progress line."""
+        if blocks >= self.total:
+            return self._tqdm.format_interval(0)
+        assert self._first is not None
+        first_time, first_tick = self._first
+        if blocks < 2 or tick <= first_tick:
+            return "?"
+        seconds_per_tick = (now - first_time) / (tick - first_tick)
+        ticks_to_go = (self.total - blocks) * (tick + 1) / (blocks - 1)
+        return self._tqdm.format_interval(ticks_to_go * seconds_per_tick)
+
+    def write(self, line: str) -> None:
+        self._tqdm.write(line, file=self.file)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console: lines as they come, or, with a progress bar, progress lines fed to
+    the bar and every other line written above it."""
+
+    def __init__(self, stream: TextIO, bar: ProgressBar | None = None):
+        super().__init__(stream)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bar = self.bar
+        if bar is None or not bar.active:
+            super().emit(record)
+            return
+        try:
+            if record.name == PROGRESS_LOGGER and bar.update(record.getMessage()):
+                return
+            bar.write(self.format(record))
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler does
+            self.handleError(record)
+
+    def close_bar(self) -> None:
+        """Closes the bar (its last state stays on the screen); lines go on as lines."""
+        self.acquire()  # not while the listener's thread is drawing it
+        try:
+            if self.bar is not None:
+                self.bar.close()
+        finally:
+            self.release()
+
+
+def wants_progress_bar(quiet: bool, stream: Any) -> bool:
+    """A bar only on a terminal, and not with --quiet."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return not quiet and callable(isatty) and bool(isatty())
+    except (OSError, ValueError):
+        return False
+
+
+def start_listener(queue: Any, log_file: str, quiet: bool,
+                   progress_total: int | None = None) -> logging.handlers.QueueListener:
+    """``progress_total``: the target chain length, for a progress bar on a terminal."""
     file_handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
-    console = logging.StreamHandler(sys.stdout)
+    bar = None
+    if progress_total and wants_progress_bar(quiet, sys.stdout):
+        bar = ProgressBar(progress_total, sys.stdout)
+    console = ConsoleHandler(sys.stdout, bar)
     console.setLevel(logging.INFO)
     console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     if quiet:
@@ -39,6 +147,13 @@ def start_listener(queue: Any, log_file: str, quiet: bool) -> logging.handlers.Q
     )
     listener.start()
     return listener
+
+
+def close_progress_bar(listener: logging.handlers.QueueListener) -> None:
+    """Closes the listener's progress bar, if it has one (before the summary)."""
+    for handler in listener.handlers:
+        if isinstance(handler, ConsoleHandler):
+            handler.close_bar()
 
 
 def log_to_queue(queue: Any) -> None:

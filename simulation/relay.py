@@ -66,6 +66,9 @@ def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bo
 # Training behaviours whose model a run reports: the honest one, and the poisoned one the
 # colluders share. Other adversaries either do not train (lazy) or train honestly.
 EVALUATED_BEHAVIOURS = ("honest", "poisoned")
+# An evaluator evaluates at most the last this many stages of its own chain (with Keras an
+# evaluation takes about 0.1 s, and an older stage is first replayed from a checkpoint).
+MAX_EVALUATED_STAGES = 200
 
 
 def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int | None
@@ -73,19 +76,22 @@ def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int |
     """Who evaluates which stages when a run stops.
 
     ``live``: (index, behaviour, chain height) of every live employee, in index order.
-    The first live employee of each evaluated behaviour evaluates its model after the
-    stage its own chain certifies (height - 1) and after the stage the employer's chain
-    certifies, so the summary can name the accuracy of the model the employer receives,
-    whichever training it came from. Every other employee gets an empty list.
+    The first live employee of each evaluated behaviour evaluates its model after every
+    stage its own chain certifies (0 .. height - 1, the last MAX_EVALUATED_STAGES of them
+    in a longer chain), so the summary can show the accuracy along the chain block by
+    block, and after the stage the employer's chain certifies, so the summary can name
+    the accuracy of the model the employer receives, whichever training it came from.
+    Every other employee gets an empty list.
     """
     employer_stage = employer_height - 1 if employer_height else None
     plan: dict[int, list[int]] = {}
     chosen: set[str] = set()
     for index, behaviour, height in live:
-        stages: list[int] = []
+        stages: set[int] = set()
         if behaviour in EVALUATED_BEHAVIOURS and behaviour not in chosen:
             chosen.add(behaviour)
-            stages = sorted({s for s in (height - 1, employer_stage)
-                             if s is not None and s >= 0})
-        plan[index] = stages
+            stages.update(range(max(0, height - MAX_EVALUATED_STAGES), height))
+            if employer_stage is not None and employer_stage >= 0:
+                stages.add(employer_stage)
+        plan[index] = sorted(stages)
     return plan

@@ -84,8 +84,8 @@ def summarize(
     # Forks: branch points in the union of the honest employees' block trees.
     children: dict[bytes, set[bytes]] = defaultdict(set)
     for name in honest_names:
-        for block_hash, parent in employees[name]["tree"]:
-            children[parent].add(block_hash)
+        for entry in employees[name]["tree"]:
+            children[entry[1]].add(entry[0])
     forks = sum(len(c) - 1 for c in children.values() if len(c) > 1)
     known_blocks = len({h for c in children.values() for h in c})
 
@@ -106,6 +106,8 @@ def summarize(
                          accuracies)
     ticks = result.get("ticks") or 0
     poisoned_chain = employees[poisoned_names[0]]["chain"] if poisoned_names else None
+    known = _known_blocks(genesis.hash, chain_entries, employees, honest_names,
+                          result.get("employer"), honest_secrets)
 
     minted = sum(coinbase(b["height"]) for b in chain_entries[1:])
     return {
@@ -133,6 +135,7 @@ def summarize(
         },
         "forks": forks,
         "blocks_known": known_blocks,
+        "blocks": known,
         "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
         "honest": {
             "employees": len(honest),
@@ -145,6 +148,7 @@ def summarize(
             "poisoned_blocks": _poisoned_blocks(poisoned_chain, honest_secrets),
             "blocks_per_tick": round((len(poisoned_chain) - 1) / (ticks + 1), 5),
             "model_test_accuracy": accuracies["poisoned"].get(len(poisoned_chain) - 2),
+            "accuracy_by_stage": _by_stage(accuracies["poisoned"], len(poisoned_chain) - 2),
         },
         "employer": employer,
         "transactions": transactions,
@@ -164,6 +168,9 @@ def summarize(
             "evaluated_stage": evaluated_stage,
             # The poisoned training's model after the same stage, when it was evaluated.
             "poisoned_test_accuracy": accuracies["poisoned"].get(evaluated_stage),
+            # The honest model after every stage the reference chain certifies (block
+            # height = stage + 1), as far as it was evaluated (relay.evaluation_plan).
+            "accuracy_by_stage": _by_stage(accuracies["honest"], evaluated_stage),
         },
         "ticks": result.get("ticks"),
         "wall_seconds": round(wall_seconds, 3),
@@ -194,6 +201,56 @@ def _accuracies(employees: dict[str, Any], names: list[str]) -> dict[int, float]
     for name in names:
         for stage, accuracy in employees[name].get("accuracies") or []:
             out.setdefault(int(stage), float(accuracy))
+    return out
+
+
+def _by_stage(accuracies: dict[int, float], last: int | None) -> list[dict[str, Any]]:
+    """[{"stage", "accuracy"}] for the evaluated stages 0..last, in stage order."""
+    if last is None:
+        return []
+    return [{"stage": s, "accuracy": a} for s, a in sorted(accuracies.items())
+            if 0 <= s <= last]
+
+
+def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: dict[str, Any],
+                  honest_names: list[str], employer: dict[str, Any] | None,
+                  honest_secrets: list[bytes]) -> list[dict[str, Any]]:
+    """Every block an honest employee knows (the union of their block trees), and those
+    of the employer's light client, which also holds a branch the honest employees
+    rejected (the poisoned one): height, parent, trainer, whether its revealed secret
+    is not the honest training's (``poisoned``; None when the honest secret for its
+    stage is unknown), who saw it and which chains it is on. Genesis first."""
+    found: dict[bytes, dict[str, Any]] = {}
+    trees = [(employees[name]["tree"], True) for name in honest_names]
+    if employer is not None:
+        trees.append((employer.get("tree") or [], False))
+    for tree, honest in trees:
+        for entry in tree:
+            block_hash = bytes(entry[0])
+            if block_hash in found:
+                found[block_hash]["seen_by_honest"] |= honest
+                continue
+            height = trainer = secret = None
+            if len(entry) >= 5:  # [hash, parent, height, trainer, secret]
+                height, trainer, secret = entry[2], entry[3], bytes(entry[4])
+            poisoned = None
+            if secret is not None and height is not None and 0 < height <= len(
+                    honest_secrets):
+                poisoned = secret != honest_secrets[height - 1]
+            found[block_hash] = {
+                "hash": block_hash.hex(), "parent": bytes(entry[1]).hex(), "height": height,
+                "trainer": f"E{trainer}" if trainer is not None and trainer >= 0 else None,
+                "poisoned": poisoned, "seen_by_honest": honest,
+            }
+    on_chain = {bytes(b["hash"]) for b in chain}
+    on_employer = {bytes(b["hash"]) for b in (employer or {}).get("chain", [])}
+    out = [{"hash": genesis_hash.hex(), "parent": None, "height": 0, "trainer": None,
+            "poisoned": False, "seen_by_honest": True}]
+    out += sorted(found.values(), key=lambda b: (b["height"] or 0, b["hash"]))
+    for block in out:
+        h = bytes.fromhex(block["hash"])
+        block["on_chain"] = h in on_chain
+        block["on_employer_chain"] = h in on_employer
     return out
 
 
@@ -414,4 +471,8 @@ def render(summary: dict[str, Any]) -> str:
                 lines.append(f"  [{failure['check']}] {failure['detail']}")
     if "exit_code" in summary:
         lines.append(f"Exit code: {summary['exit_code']}")
+    if summary.get("rerun"):
+        lines.append(f"Re-run: {summary['rerun']}")
+    if summary.get("run_dir"):
+        lines.append(f"Run folder: {summary['run_dir']}")
     return "\n".join(lines)

@@ -6,6 +6,11 @@ network's result, joins everything, builds the summary and checks it (``self_che
 before it reports anything. SIGINT and SIGTERM are the parent's alone (``shutdown``):
 the run stops at the next tick, every party reports, and the results are written,
 marked as interrupted.
+
+With a run folder (``run_dir``; main.py's default is runs/<date-time>-seed<SEED>/) every
+run, also an interrupted one or one whose self-check failed, leaves there its
+results.json, a copy of the log, scenario.json (every knob, the flags that differ from
+the defaults and the command that re-runs the scenario) and its pictures (``pictures``).
 """
 
 from __future__ import annotations
@@ -15,17 +20,20 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import shlex
+import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from . import frames
 from .adversaries import assign_adversaries, behaviour_of
-from .config import Scenario, ScenarioError, validated
+from .config import Scenario, ScenarioError, default_scenario, flag_name, validated
 from .employee_process import employee_main
 from .lockstep import genesis_of
-from .logs import log_to_queue, start_listener
+from .logs import close_progress_bar, log_to_queue, start_listener
 from .network import network_main
 from .reporting import render, summarize
 from .self_check import as_report, self_check
@@ -44,6 +52,12 @@ log = logging.getLogger("pot.runner")
 # for each child to exit, before it kills what is left.
 STOP_GRACE_SECONDS = 25.0
 JOIN_SECONDS = 10.0
+# Where main.py puts a run's folder unless told otherwise (relative to the working
+# directory), and the files a run writes there (stale ones of an earlier run in a folder
+# given again with --run-dir are removed first).
+RUNS_FOLDER = "runs"
+RUN_FOLDER_FILES = ("results.json", "pot_sim.log", "scenario.json", "block_tree.png",
+                    "accuracy.png", "rewards.png")
 
 
 @dataclass
@@ -97,14 +111,116 @@ def _unwritable(path: str) -> str | None:
     return None
 
 
-def run(scenario: Scenario, *, results_path: str | None = None,
-        quiet: bool = False) -> RunOutcome:
-    """Run one scenario end to end. Raises ScenarioError (invalid scenario or unwritable
-    output) before any process starts, RunAborted when MNIST is missing."""
+def default_run_dir(seed: int, when: float | None = None) -> str:
+    """runs/<YYYYmmdd-HHMMSS>-seed<SEED> (local time), relative to the working directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return os.path.join(RUNS_FOLDER, f"{stamp}-seed{seed}")
+
+
+def make_run_dir(path: str, unique: bool = False) -> tuple[str, list[str]]:
+    """Creates the run folder (and its missing parents) and checks that it can be written.
+
+    ``unique``: a name that exists already gets a suffix (-2, -3, ...), so two runs never
+    share a folder; otherwise an existing folder is used again, without the files of an
+    earlier run. Returns the folder and the directories created, deepest last. Raises
+    OSError (with a reason fit for one line) when the folder cannot be made or written.
+    """
+    path = os.path.normpath(path)
+    created: list[str] = []
+    parent = os.path.dirname(os.path.abspath(path))
+    missing = parent
+    while not os.path.exists(missing):
+        created.insert(0, missing)
+        missing = os.path.dirname(missing)
+    os.makedirs(parent, exist_ok=True)
+    folder = path
+    if unique:
+        number = 1
+        while True:
+            try:
+                os.mkdir(folder)  # atomic: a parallel run with the same name gets -2
+                break
+            except FileExistsError:
+                number += 1
+                folder = f"{path}-{number}"
+        created.append(os.path.abspath(folder))
+    elif os.path.isdir(folder):
+        for name in RUN_FOLDER_FILES:
+            stale = os.path.join(folder, name)
+            if os.path.isfile(stale):
+                os.unlink(stale)
+    elif os.path.exists(folder):
+        raise OSError(f"{folder} exists and is not a directory")
+    else:
+        os.mkdir(folder)
+        created.append(os.path.abspath(folder))
+    probe = os.path.join(folder, ".pot-write-test")
+    with open(probe, "w", encoding="utf-8"):
+        pass
+    os.unlink(probe)
+    return folder, created
+
+
+def _remove_empty(directories: list[str]) -> None:
+    """Undo make_run_dir when the run could not start: remove what it created, if empty."""
+    for directory in reversed(directories):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+
+
+def _knob_text(value: Any) -> str:
+    """A knob's value as main.py reads it back (large powers of two as 2**N)."""
+    if type(value) is int and value > 2**32 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def changed_flags(scenario: Scenario) -> dict[str, str]:
+    """The knob flags whose value differs from the default, in knob order, as text."""
+    defaults = default_scenario().knobs()
+    return {flag_name(knob): _knob_text(value) for knob, value in scenario.knobs().items()
+            if value != defaults[knob]}
+
+
+def rerun_command(scenario: Scenario) -> str:
+    """One shell command that runs this scenario again: python main.py with the knobs
+    that are not at their default."""
+    words = ["python", "main.py"]
+    for flag, text in changed_flags(scenario).items():
+        words += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
+        run_dir: str | None = None, unique_run_dir: bool = False) -> RunOutcome:
+    """Run one scenario end to end. Raises ScenarioError (invalid scenario, unwritable
+    output, a run folder that cannot be created) before any process starts, RunAborted
+    when MNIST is missing. ``run_dir``: the run folder (None: none); ``unique_run_dir``:
+    add a suffix when it exists already (make_run_dir)."""
     validated(scenario)
     found = output_problems(scenario, results_path)
     if found:
         raise ScenarioError(found)
+    folder = None
+    created: list[str] = []
+    if run_dir:
+        try:
+            folder, created = make_run_dir(run_dir, unique_run_dir)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ScenarioError([f"--run-dir {run_dir!r} cannot be created: {reason}"]
+                                ) from None
+    try:
+        return _run(scenario, results_path, quiet, folder)
+    except RunAborted:
+        _remove_empty(created)
+        raise
+
+
+def _run(scenario: Scenario, results_path: str | None, quiet: bool,
+         folder: str | None) -> RunOutcome:
     wall_started = time.monotonic()
     ctx = multiprocessing.get_context("forkserver")
     stop = StopRequest(ctx)
@@ -124,7 +240,8 @@ def run(scenario: Scenario, *, results_path: str | None = None,
 
         roles = assign_adversaries(scenario)
         log_queue = ctx.Queue()
-        listener = start_listener(log_queue, scenario.log_file, quiet)
+        listener = start_listener(log_queue, scenario.log_file, quiet,
+                                  scenario.target_blockchain_length)
         log_to_queue(log_queue)
         try:
             if scenario.trainer == "keras":
@@ -142,18 +259,22 @@ def run(scenario: Scenario, *, results_path: str | None = None,
             if shared is not None:
                 shared.close()
                 shared.unlink()
+        close_progress_bar(listener)
         outcome = _report(scenario, roles, result, processes, stop, results_path, quiet,
-                          time.monotonic() - wall_started)
+                          time.monotonic() - wall_started, folder)
     finally:
         _restore_signal_handlers(previous)
         if listener is not None:
+            close_progress_bar(listener)
             listener.stop()
+            if folder is not None:
+                _copy_log(scenario.log_file, folder)  # complete now: the listener is done
     return outcome
 
 
 def _report(scenario: Scenario, roles: dict[int, str], result: dict[str, Any],
             processes: list[Any], stop: StopRequest, results_path: str | None, quiet: bool,
-            wall: float) -> RunOutcome:
+            wall: float, folder: str | None = None) -> RunOutcome:
     """Summary, self-check, results file and console; the exit code that tells the truth."""
     summary = summarize(scenario, genesis_of(scenario), result, roles, wall)
     summary["exit_codes"] = {p.name: p.exitcode for p in processes}
@@ -170,9 +291,14 @@ def _report(scenario: Scenario, roles: dict[int, str], result: dict[str, Any],
     else:
         exit_code = EXIT_NOT_CONVERGED
     summary["exit_code"] = exit_code
+    summary["rerun"] = rerun_command(scenario)
+    if folder is not None:
+        summary["run_dir"] = folder
     if results_path:
         with open(results_path, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, default=_json_default)
+    if folder is not None:
+        _fill_run_folder(scenario, summary, folder)
     text = render(summary)
     log.info("%s", text)
     if quiet:
@@ -187,6 +313,50 @@ def _report(scenario: Scenario, roles: dict[int, str], result: dict[str, Any],
         log.error("the network did not converge: no agreement on %d blocks by tick %s",
                   scenario.target_blockchain_length, summary["ticks"])
     return RunOutcome(summary, exit_code)
+
+
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """scenario.json: every knob, the flags that differ from the defaults, the command."""
+    defaults = default_scenario().knobs()
+    return {
+        "knobs": scenario.knobs(),
+        "changed": {knob: {"value": value, "default": defaults[knob]}
+                    for knob, value in scenario.knobs().items() if value != defaults[knob]},
+        "flags": changed_flags(scenario),
+        "rerun": rerun_command(scenario),
+    }
+
+
+def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str) -> None:
+    """results.json, scenario.json and the pictures; the log is copied at the very end
+    (``_copy_log``). Nothing here may change the run's exit code: a failure is a warning."""
+    for name, data in (("results.json", summary), ("scenario.json",
+                                                   scenario_record(scenario))):
+        try:
+            with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2, default=_json_default)
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("could not write %s in the run folder %s: %s", name, folder, exc)
+    try:
+        from . import pictures  # matplotlib: imported only now, only by the parent
+
+        written = pictures.draw_all(summary, folder)
+        log.debug("pictures in %s: %s", folder, ", ".join(written) or "none")
+    except Exception as exc:  # noqa: BLE001 - a picture never decides a run's outcome
+        log.warning("could not draw the run's pictures (%s: %s); the results are not "
+                    "affected", type(exc).__name__, exc)
+
+
+def _copy_log(log_file: str, folder: str) -> None:
+    """The run folder's copy of the log, once the listener has written its last line."""
+    target = os.path.join(folder, "pot_sim.log")
+    try:
+        if os.path.exists(target) and os.path.samefile(log_file, target):
+            return
+        shutil.copyfile(log_file, target)
+    except OSError as exc:
+        print(f"warning: could not copy the log {log_file} into {folder}: {exc}",
+              file=sys.stderr)
 
 
 def _load_mnist() -> tuple[Any, Any]:

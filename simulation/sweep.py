@@ -390,8 +390,10 @@ def command_for(run: Run, paths: RunPaths) -> list[str]:
     command = [sys.executable, str(MAIN_SCRIPT)]
     for knob, text in run.knobs.items():
         command += [config.flag_name(knob), text]
-    command += ["--seed", str(run.seed), "--quiet", "--results", str(paths.results),
-                "--log-file", str(paths.log)]
+    # No run folder: the sweep keeps its own per-run files, and pictures would cost
+    # a matplotlib import per run.
+    command += ["--seed", str(run.seed), "--quiet", "--no-run-dir", "--results",
+                str(paths.results), "--log-file", str(paths.log)]
     return command
 
 

