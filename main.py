@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from simulation.config import ScenarioError, add_knob_arguments, scenario_from_args
-from simulation.shutdown import EXIT_BAD_INPUT
+from simulation.net.shutdown import EXIT_BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ran); 3 the run's self-check failed (a process died or the figures do not add up);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
     args = build_parser().parse_args(argv)
-    from simulation.runner import RunAborted, default_run_dir, run
+    from simulation.net.runner import RunAborted, default_run_dir, run
 
     try:
         scenario = scenario_from_args(args)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulation import tf_env  # noqa: E402
+from simulation.ml import tf_env  # noqa: E402
 
 tf_env.configure_tf_environment()
 tf_env.import_tensorflow_quietly()
@@ -34,9 +34,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from simulation.dataset import load_mnist  # noqa: E402
-from simulation.keras_training import KerasTrainer, build_model  # noqa: E402
-from simulation.training import MNIST_TRAIN_SIZE, stage_indices  # noqa: E402
+from simulation.ml.dataset import load_mnist  # noqa: E402
+from simulation.ml.keras_training import KerasTrainer, build_model  # noqa: E402
+from simulation.protocol.stages import MNIST_TRAIN_SIZE, stage_indices  # noqa: E402
 
 
 def time_stages(run_stage, stages: range) -> tuple[list[float], list[float]]:

@@ -16,7 +16,7 @@ employees. The plots show medians over the seeds, with the range as bars.
 
 --profile runs the default scenario once with every forked process (employees, users,
 network) measuring its CPU time (the fork server sets this up when POT_PROFILE_DIR is set,
-see simulation/tf_preload.py): by default with counters around the functions that train,
+see simulation/net/tf_preload.py): by default with counters around the functions that train,
 trace, hash, verify signatures, frame and pipe messages and log; with --profile cprofile
 under cProfile (which inflates Python-heavy parts such as tracing).
 
@@ -300,7 +300,7 @@ def profile(args: argparse.Namespace) -> None:
             summary = json.load(f)
         files = sorted(glob.glob(os.path.join(profile_dir, "*.json")))
         if not files:
-            raise SystemExit("no profiles were written (is simulation/tf_preload.py the one "
+            raise SystemExit("no profiles were written (is simulation/net/tf_preload.py the one "
                              "with POT_PROFILE_DIR support?)")
         groups: dict[str, list[dict]] = defaultdict(list)
         for path in files:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import constants
+from simulation import constants
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulation import lottery
-from simulation.chain import BlockRecord, BlockTree
 from simulation.config import Scenario, default_scenario, problems
-from simulation.employee import Employee, LogEvent
-from simulation.encoding import KeyPair, derive_keypair, sha256
-from simulation.ledger import Genesis, payouts
-from simulation.lockstep import genesis_of
-from simulation.messages import (
+from simulation.ml.training import HashTrainer
+from simulation.net.relay import Router, target_reached
+from simulation.node.employee import Employee, LogEvent
+from simulation.node.genesis import genesis_of
+from simulation.node.users import Users
+from simulation.protocol import lottery
+from simulation.protocol.chain import BlockRecord, BlockTree
+from simulation.protocol.encoding import KeyPair, derive_keypair, sha256
+from simulation.protocol.ledger import Genesis, payouts
+from simulation.protocol.messages import (
     BH,
     TD,
     BlockHeader,
@@ -29,17 +32,14 @@ from simulation.messages import (
     signing_bytes,
     stakeholder_bytes,
 )
-from simulation.relay import Router, target_reached
-from simulation.training import (
+from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
-    HashTrainer,
     StageResult,
     model_id,
     samples_per_stage,
     stage_id,
 )
-from simulation.users import Users
-from simulation.validation import Context, check_block, stakeholders_of
+from simulation.protocol.validation import Context, check_block, stakeholders_of
 
 # A network small enough for a test: 4 employees, K = 3, 3 declarations per header.
 SMALL = dict(

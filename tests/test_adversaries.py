@@ -8,16 +8,17 @@ from collections import Counter
 
 import pytest
 
-from simulation.adversaries import (
+from simulation.config import default_scenario, problems
+from simulation.net.lockstep import build_employees, network_result, run_lockstep
+from simulation.node.adversaries import (
     EquivocatorEmployee,
     assign_adversaries,
     hash_trainer_for,
     poison_labels,
 )
-from simulation.config import default_scenario, problems
-from simulation.employee import Employee
-from simulation.lockstep import build_employees, genesis_of, network_result, run_lockstep
-from simulation.reporting import summarize
+from simulation.node.employee import Employee
+from simulation.node.genesis import genesis_of
+from simulation.report.reporting import summarize
 
 
 def scenario(**changes):

@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 
-from simulation import chain
-from simulation.chain import BlockTree
-from simulation.encoding import derive_keypair, sha256
-from simulation.ledger import Ledger, make_genesis
-from simulation.messages import BlockHeader, WrappedBlock
+from simulation.protocol import chain
+from simulation.protocol.chain import BlockTree
+from simulation.protocol.encoding import derive_keypair, sha256
+from simulation.protocol.ledger import Ledger, make_genesis
+from simulation.protocol.messages import BlockHeader, WrappedBlock
 
 KEYS = derive_keypair(1, "employee", 0)
 _serial = itertools.count()

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from simulation import dataset, tf_env
-from simulation.dataset import DatasetUnavailable, Mnist, attach_mnist, share_mnist
+from simulation.ml import dataset, tf_env
+from simulation.ml.dataset import DatasetUnavailable, Mnist, attach_mnist, share_mnist
 
 tf_env.configure_tf_environment()
 
@@ -219,7 +219,7 @@ _TRACKER_SCRIPT = textwrap.dedent(
     import multiprocessing, sys
     from multiprocessing.shared_memory import SharedMemory
     import numpy as np
-    from simulation.dataset import Mnist, attach_mnist, share_mnist
+    from simulation.ml.dataset import Mnist, attach_mnist, share_mnist
 
     KEEP = []
 

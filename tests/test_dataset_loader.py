@@ -11,8 +11,8 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 import pytest
 
-from simulation import dataset
-from simulation.dataset import DatasetUnavailable, Mnist
+from simulation.ml import dataset
+from simulation.ml.dataset import DatasetUnavailable, Mnist
 
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from simulation.encoding import encode
-from simulation.ledger import coinbase
-from simulation.lockstep import run_lockstep
-from simulation.messages import TD, StakeholderSignature
-from simulation.relay import Router, target_reached
+from simulation.net.lockstep import run_lockstep
+from simulation.net.relay import Router, target_reached
+from simulation.protocol.encoding import encode
+from simulation.protocol.ledger import coinbase
+from simulation.protocol.messages import TD, StakeholderSignature
 from tests.helpers import (
     World,
     altered,

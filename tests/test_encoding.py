@@ -9,9 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulation import encoding
-from simulation.encoding import DecodeError, KeyPair, decode, derive_keypair, encode, verify
-from simulation.messages import parse_message
+from simulation.protocol import encoding
+from simulation.protocol.encoding import (
+    DecodeError,
+    KeyPair,
+    decode,
+    derive_keypair,
+    encode,
+    verify,
+)
+from simulation.protocol.messages import parse_message
 from tests.helpers import World, make_employee
 
 # --- Round trip -------------------------------------------------------------------------

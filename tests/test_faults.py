@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from simulation import frames
 from simulation.config import default_scenario
-from simulation.employee_process import employee_main
-from simulation.lockstep import genesis_of
-from simulation.network import Network, Party
-from simulation.reporting import summarize
-from simulation.self_check import self_check
+from simulation.net import frames
+from simulation.net.employee_process import employee_main
+from simulation.net.network import Network, Party
+from simulation.node.genesis import genesis_of
+from simulation.report.reporting import summarize
+from simulation.report.self_check import self_check
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +193,7 @@ def test_an_employee_that_raises_tells_the_network_why_and_the_check_fails(tmp_p
                                                                             monkeypatch):
     """The real employee process (forked, so that the failing trainer is in place) next
     to the real Network: the failure frame carries the traceback to the summary."""
-    import simulation.employee_process as employee_process
+    import simulation.net.employee_process as employee_process
 
     scenario = default_scenario().replace(trainer="hash", employees_num=1, max_ticks=400,
                                           target_blockchain_length=3, stakeholders_num=1,

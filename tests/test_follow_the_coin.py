@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from simulation.encoding import sha256
-from simulation.follow_the_coin import draw_stakeholders
+from simulation.protocol.encoding import sha256
+from simulation.protocol.follow_the_coin import draw_stakeholders
 
 ACCOUNTS = [sha256(bytes([i])) for i in range(8)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulation.config import default_scenario
-from simulation.runner import run
+from simulation.net.runner import run
 
 pytestmark = [pytest.mark.tf, pytest.mark.processes]
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulation import dataset, tf_env
-from simulation.keras_training import KerasTrainer, weights_hash
-from simulation.training import StageResult, stage_id, stage_indices, training_secret
+from simulation.ml import dataset, tf_env
+from simulation.ml.keras_training import KerasTrainer, weights_hash
+from simulation.protocol.stages import StageResult, stage_id, stage_indices, training_secret
 
 tf_env.configure_tf_environment()
 
@@ -74,7 +74,7 @@ def test_weights_hash_definition():
 _QUIET_IMPORT_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from simulation import tf_env
+    from simulation.ml import tf_env
 
     captured = tf_env.import_tensorflow_quietly()
     assert "tensorflow" in sys.modules and "keras" in sys.modules
@@ -97,7 +97,7 @@ _LATE_SETTINGS_SCRIPT = textwrap.dedent(
     import os
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
     import tensorflow as tf
-    from simulation import tf_env
+    from simulation.ml import tf_env
     try:
         tf_env.configure_tf_environment()
     except RuntimeError as exc:
@@ -232,7 +232,7 @@ def test_any_earlier_stage_can_be_evaluated_after_training_far_beyond_it(mnist):
     snapshot is gone are replayed from a checkpoint: the same weights (the recorded model
     hash is checked inside), the same accuracy as a trainer that stopped right there, and
     training afterwards goes on exactly as if nothing had been replayed."""
-    from simulation.keras_training import CHECKPOINT_EVERY, SNAPSHOTS_KEPT
+    from simulation.ml.keras_training import CHECKPOINT_EVERY, SNAPSHOTS_KEPT
 
     far = 2 * CHECKPOINT_EVERY + SNAPSHOTS_KEPT + 2  # past two checkpoints and the snapshots
     ahead = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE)
@@ -300,7 +300,7 @@ def test_many_stages_equal_train_on_batch_bit_for_bit(mnist):
 
     import keras
 
-    from simulation.keras_training import build_model
+    from simulation.ml.keras_training import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(keras)
@@ -327,7 +327,7 @@ def test_adam_step_equals_keras_adam_on_random_gradients():
     import keras
     import tensorflow as tf
 
-    from simulation.keras_training import AdamStep
+    from simulation.ml.keras_training import AdamStep
 
     rng = np.random.default_rng(4)
     shapes = [(7, 5), (5,), (3,)]
@@ -382,7 +382,7 @@ def test_batched_evaluation_matches_one_batch(mnist, trainer):
     """test_accuracy classifies in batches of EVAL_BATCH; one batch of all 10000 images
     gives the same accuracy (equal here; a CPU whose kernels round differently per batch
     size could flip the odd image, hence the tolerance of two images)."""
-    from simulation.keras_training import _PIXEL_SCALE, EVAL_BATCH
+    from simulation.ml.keras_training import _PIXEL_SCALE, EVAL_BATCH
 
     assert len(mnist.x_test) % EVAL_BATCH == 0
     stage = trainer.trained_stages - 1

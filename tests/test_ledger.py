@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from simulation.encoding import derive_keypair, sha256
-from simulation.ledger import (
+from simulation.protocol.encoding import derive_keypair, sha256
+from simulation.protocol.ledger import (
     Ledger,
     coinbase,
     make_genesis,
@@ -16,7 +16,7 @@ from simulation.ledger import (
     select_transactions,
     transaction_static_problem,
 )
-from simulation.messages import Transaction
+from simulation.protocol.messages import Transaction
 
 ALICE, BOB, CAROL = (derive_keypair(1, "user", i) for i in range(3))
 A, B, C = ALICE.public, BOB.public, CAROL.public

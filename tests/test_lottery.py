@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from simulation import lottery
-from simulation.encoding import derive_keypair, encode, sha256
-from simulation.messages import BH, TD
+from simulation.protocol import lottery
+from simulation.protocol.encoding import derive_keypair, encode, sha256
+from simulation.protocol.messages import BH, TD
 
 AUTHOR = derive_keypair(1, "employee", 0).public
 OTHER_AUTHOR = derive_keypair(1, "employee", 1).public

@@ -6,8 +6,8 @@ import functools
 
 import pytest
 
-from simulation.encoding import DecodeError, encode, sha256, verify
-from simulation.messages import (
+from simulation.protocol.encoding import DecodeError, encode, sha256, verify
+from simulation.protocol.messages import (
     BlockHeader,
     StakeholderSignature,
     TrainingDeclaration,

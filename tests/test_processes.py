@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from simulation import frames
 from simulation.config import default_scenario
-from simulation.lockstep import run_lockstep
-from simulation.network import Network, Party
-from simulation.runner import run
+from simulation.net import frames
+from simulation.net.lockstep import run_lockstep
+from simulation.net.network import Network, Party
+from simulation.net.runner import run
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulation.config import default_scenario  # noqa: E402
-from simulation.lockstep import run_lockstep  # noqa: E402
-from simulation.runner import run  # noqa: E402
+from simulation.net.lockstep import run_lockstep  # noqa: E402
+from simulation.net.runner import run  # noqa: E402
 
 # A small network with a fork (two blocks for one round): 6 employees, 5 blocks, delay 2.
 SMALL = {"employees_num": 6, "target_blockchain_length": 5, "seed": 11,
@@ -86,9 +86,10 @@ def pinned_figures(summary: dict) -> dict:
 
 def adversarial_summary(name: str, log_file: str) -> dict:
     """The lockstep run, ended through the same evaluation plan as the process network."""
-    from simulation.adversaries import assign_adversaries
-    from simulation.lockstep import genesis_of, network_result
-    from simulation.reporting import summarize
+    from simulation.net.lockstep import network_result
+    from simulation.node.adversaries import assign_adversaries
+    from simulation.node.genesis import genesis_of
+    from simulation.report.reporting import summarize
 
     s = scenario(ADVERSARIAL[name][0], log_file)
     return summarize(s, genesis_of(s), network_result(run_lockstep(s)),

@@ -18,18 +18,15 @@ from pathlib import Path
 import pytest
 
 import main
-from simulation import pictures, runner
-from simulation.adversaries import assign_adversaries
 from simulation.config import default_scenario, scenario_from_args
-from simulation.lockstep import genesis_of, network_result, run_lockstep
-from simulation.logs import (
-    PROGRESS_LOGGER,
-    ConsoleHandler,
-    ProgressBar,
-    wants_progress_bar,
-)
-from simulation.relay import MAX_EVALUATED_STAGES, evaluation_plan
-from simulation.reporting import render, summarize
+from simulation.net import runner
+from simulation.net.lockstep import network_result, run_lockstep
+from simulation.net.logs import PROGRESS_LOGGER, ConsoleHandler, ProgressBar, wants_progress_bar
+from simulation.net.relay import MAX_EVALUATED_STAGES, evaluation_plan
+from simulation.node.adversaries import assign_adversaries
+from simulation.node.genesis import genesis_of
+from simulation.report import pictures
+from simulation.report.reporting import render, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"results.json", "pot_sim.log", "scenario.json", "block_tree.png", "rewards.png"}

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from simulation.adversaries import assign_adversaries
 from simulation.config import default_scenario
-from simulation.lockstep import genesis_of, network_result, run_lockstep
-from simulation.reporting import render, summarize
-from simulation.self_check import as_report, self_check
+from simulation.net.lockstep import network_result, run_lockstep
+from simulation.node.adversaries import assign_adversaries
+from simulation.node.genesis import genesis_of
+from simulation.report.reporting import render, summarize
+from simulation.report.self_check import as_report, self_check
 
 LOG = "/runs/pot_sim.log"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulation import sweep
-from simulation.sweep import (
+from simulation.experiments import sweep
+from simulation.experiments.sweep import (
     SweepError,
     expand_values,
     normalize_knob,

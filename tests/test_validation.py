@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from simulation import lottery
-from simulation.encoding import derive_keypair, sha256
-from simulation.ledger import Genesis, Ledger
-from simulation.messages import (
-    BH,
-    TD,
-    StakeholderSignature,
-    WrappedBlock,
-    signing_bytes,
-)
-from simulation.training import HashTrainer
-from simulation.validation import (
+from simulation.ml.training import HashTrainer
+from simulation.protocol import lottery
+from simulation.protocol.encoding import derive_keypair, sha256
+from simulation.protocol.ledger import Genesis, Ledger
+from simulation.protocol.messages import BH, TD, StakeholderSignature, WrappedBlock, signing_bytes
+from simulation.protocol.validation import (
     Context,
     Rejected,
     check_block,

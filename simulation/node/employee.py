@@ -15,12 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import lottery
-from .chain import BlockTree, TipChange
-from .config import Scenario
-from .encoding import DecodeError, KeyPair
-from .ledger import Genesis, payouts, select_transactions, transaction_static_problem
-from .messages import (
+from simulation.config import Scenario
+from simulation.protocol import lottery
+from simulation.protocol.chain import BlockTree, TipChange
+from simulation.protocol.encoding import DecodeError, KeyPair
+from simulation.protocol.ledger import (
+    Genesis,
+    payouts,
+    select_transactions,
+    transaction_static_problem,
+)
+from simulation.protocol.messages import (
     BH,
     SS,
     TD,
@@ -34,8 +39,8 @@ from .messages import (
     WrappedBlock,
     parse_message,
 )
-from .training import StageResult, Trainer, stage_id
-from .validation import (
+from simulation.protocol.stages import StageResult, Trainer, stage_id
+from simulation.protocol.validation import (
     Context,
     Rejected,
     check_block,

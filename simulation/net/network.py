@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from . import frames
-from .config import Scenario
-from .employer import EMPLOYER_INDEX, Employer
-from .encoding import DecodeError, sha256
-from .lockstep import genesis_of
-from .logs import PROGRESS_LOGGER, log_to_queue
-from .relay import Router, evaluation_plan, target_reached
-from .shutdown import failure_line, ignore_interrupts, stop_requested
+from simulation.config import Scenario
+from simulation.net import frames
+from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
+from simulation.net.relay import Router, evaluation_plan, target_reached
+from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
+from simulation.node.employer import EMPLOYER_INDEX, Employer
+from simulation.node.genesis import genesis_of
+from simulation.protocol.encoding import DecodeError, sha256
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.

@@ -8,11 +8,11 @@ machine with its own-training checks switched off and no duties: it never sends.
 
 from __future__ import annotations
 
-from .config import Scenario
-from .employee import Employee
-from .encoding import derive_keypair
-from .ledger import Genesis
-from .training import StageResult
+from simulation.config import Scenario
+from simulation.node.employee import Employee
+from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.ledger import Genesis
+from simulation.protocol.stages import StageResult
 
 EMPLOYER_INDEX = -1
 

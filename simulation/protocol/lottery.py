@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .encoding import encode, sha256
+from simulation.protocol.encoding import encode, sha256
 
 KERNEL_BITS = 256
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .ledger import coinbase
+from simulation.protocol.ledger import coinbase
 
 # Adversaries that leave the run on purpose, and the exit codes their processes may have.
 LEAVE_BY_DESIGN = {"crash": (0, 3), "spammer": (0,)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from .encoding import sha256
+from simulation.protocol.encoding import sha256
 
 _SPACE = 2**256
 

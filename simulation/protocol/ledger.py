@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .encoding import derive_keypair, encode, sha256
-from .messages import Transaction
+from simulation.protocol.encoding import derive_keypair, encode, sha256
+from simulation.protocol.messages import Transaction
 
 
 @dataclass(frozen=True)

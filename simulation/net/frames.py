@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .encoding import DecodeError, decode, encode
+from simulation.protocol.encoding import DecodeError, decode, encode
 
 # A report holds a whole chain and mempool: allow more than a protocol frame.
 MAX_CONTROL_FRAME_BYTES = 64 * 1024 * 1024

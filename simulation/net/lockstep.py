@@ -10,32 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .adversaries import (
+from simulation.config import Scenario
+from simulation.net.relay import Router, evaluation_plan, target_reached
+from simulation.node.adversaries import (
     Crashed,
     assign_adversaries,
     behaviour_of,
     hash_trainer_for,
     make_employee,
 )
-from .config import Scenario
-from .employee import Employee, LogEvent
-from .employer import EMPLOYER_INDEX, Employer
-from .encoding import derive_keypair
-from .ledger import Genesis, make_genesis
-from .relay import Router, evaluation_plan, target_reached
-from .training import Trainer, model_id
-from .users import Users
-
-
-def genesis_of(scenario: Scenario) -> Genesis:
-    return make_genesis(
-        seed=scenario.seed,
-        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch),
-        employees_num=scenario.employees_num,
-        users_num=scenario.users_num,
-        genesis_stake=scenario.genesis_stake,
-        user_max_balance=scenario.user_max_genesis_balance,
-    )
+from simulation.node.employee import Employee, LogEvent
+from simulation.node.employer import EMPLOYER_INDEX, Employer
+from simulation.node.genesis import genesis_of
+from simulation.node.users import Users
+from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.ledger import Genesis
+from simulation.protocol.stages import Trainer
 
 
 @dataclass

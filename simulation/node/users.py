@@ -1,6 +1,6 @@
-"""The users: accounts that issue signed transfers, and the process that runs them.
+"""The users: accounts that issue signed transfers (the process is ``net.users_process``).
 
-The logic (``Users``) is a pure state machine driven by ticks like an employee. Users
+``Users`` is a pure state machine driven by ticks like an employee. Users
 spend only what they held at genesis minus what they already sent (incoming coins are
 not counted until a later version tracks the chain), so every transfer they issue is
 valid at its nonce: an honest transaction should end up included or still pending.
@@ -8,17 +8,13 @@ valid at its nonce: an honest transaction should end up included or still pendin
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any
 
-from . import frames
-from .config import Scenario
-from .encoding import derive_keypair
-from .ledger import Genesis
-from .logs import log_to_queue
-from .messages import Transaction
-from .shutdown import ignore_interrupts, send_failure
+from simulation.config import Scenario
+from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.ledger import Genesis
+from simulation.protocol.messages import Transaction
 
 
 class Users:
@@ -79,35 +75,3 @@ class Users:
 
     def report(self) -> dict[str, Any]:
         return {"issued": self.issued, "replays": self.replays}
-
-
-def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
-    """The users process: one Users state machine driven by the network's ticks."""
-    ignore_interrupts()
-    log_to_queue(log_queue)
-    log = logging.getLogger("pot.users")
-    try:
-        users = Users(scenario, genesis)
-        conn.send_bytes(frames.pack("ready", index=-1))
-        while True:
-            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
-            if frame["type"] == "tick":
-                before = len(users.issued)
-                outgoing = users.step(frame["t"])
-                for entry in users.issued[before:]:
-                    log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)%s",
-                             entry["hash"].hex()[:10], entry["sender"], entry["amount"],
-                             entry["receiver"], entry["nonce"],
-                             " (double spend)" if entry["double_spend"] else "")
-                if len(outgoing) > len(users.issued) - before:
-                    log.info("users replay an earlier transaction")
-                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status={}))
-            elif frame["type"] == "stop":
-                conn.send_bytes(frames.pack("report", report=users.report()))
-                return
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        log.warning("users lost their pipe to the network; exiting")
-    except Exception:
-        log.exception("the users process crashed")
-        send_failure(conn)
-        raise SystemExit(1) from None

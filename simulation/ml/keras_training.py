@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import tf_env
-from .dataset import Mnist
-from .training import StagedTrainer, StageResult, stage_id, stage_indices, training_secret
+from simulation.ml import tf_env
+from simulation.ml.dataset import Mnist
+from simulation.ml.training import StagedTrainer
+from simulation.protocol.stages import StageResult, stage_id, stage_indices, training_secret
 
 log = logging.getLogger(__name__)
 

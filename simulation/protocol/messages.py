@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from .encoding import DecodeError, KeyPair, decode, encode, sha256, verify
+from simulation.protocol.encoding import DecodeError, KeyPair, decode, encode, sha256, verify
 
 TX, TD, BH, SS, WB = "TX", "TD", "BH", "SS", "WB"
 KINDS = (TX, TD, BH, SS, WB)

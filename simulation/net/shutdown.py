@@ -16,7 +16,7 @@ import signal
 import traceback
 from typing import Any
 
-from . import frames
+from simulation.net import frames
 
 # Exit codes of ``python main.py`` (documented in the README).
 EXIT_OK = 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import lottery
-from .chain import BlockRecord, BlockTree
-from .config import Scenario
-from .follow_the_coin import draw_stakeholders
-from .ledger import Genesis, Ledger, payouts, transaction_static_problem
-from .messages import (
+from simulation.config import Scenario
+from simulation.protocol import lottery
+from simulation.protocol.chain import BlockRecord, BlockTree
+from simulation.protocol.follow_the_coin import draw_stakeholders
+from simulation.protocol.ledger import Genesis, Ledger, payouts, transaction_static_problem
+from simulation.protocol.messages import (
     BH,
     TD,
     BlockHeader,
@@ -23,7 +23,7 @@ from .messages import (
     TrainingDeclaration,
     WrappedBlock,
 )
-from .training import StageResult, stage_id
+from simulation.protocol.stages import StageResult, stage_id
 
 
 class Rejected(Exception):

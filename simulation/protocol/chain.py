@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ledger import Genesis, Ledger
-from .messages import WrappedBlock
+from simulation.protocol.ledger import Genesis, Ledger
+from simulation.protocol.messages import WrappedBlock
 
 MAX_ORPHANS = 256
 

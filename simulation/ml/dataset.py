@@ -83,7 +83,7 @@ def _checked(
 
 def load_mnist_from_keras() -> Mnist:
     """``keras.datasets.mnist.load_data()``: ~/.keras/datasets/mnist.npz, or a download."""
-    from . import tf_env
+    from simulation.ml import tf_env
 
     captured = tf_env.import_tensorflow_quietly()
     if captured:
@@ -339,12 +339,13 @@ def load_shared_mnist() -> tuple[SharedMnistSpec, SharedMemory]:
     return SharedMnistSpec(shm.name, size, answer["text"], layout), shm
 
 
-_LOADER_CODE = "from simulation.dataset import _loader_main; _loader_main()"
+_LOADER_CODE = "from simulation.ml.dataset import _loader_main; _loader_main()"
 
 
 def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
     """Runs the loader child; returns its answer and, for errors, what it wrote."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The project root: simulation/<sub-package>/<this file> is three levels down.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     read_fd, write_fd = os.pipe()

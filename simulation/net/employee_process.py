@@ -9,14 +9,14 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import frames
-from .adversaries import Crashed, hash_trainer_for, label_map_for, make_employee
-from .config import Scenario
-from .encoding import derive_keypair
-from .lockstep import genesis_of
-from .logs import log_to_queue
-from .shutdown import ignore_interrupts, send_failure
-from .training import (
+from simulation.config import Scenario
+from simulation.net import frames
+from simulation.net.logs import log_to_queue
+from simulation.net.shutdown import ignore_interrupts, send_failure
+from simulation.node.adversaries import Crashed, hash_trainer_for, label_map_for, make_employee
+from simulation.node.genesis import genesis_of
+from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
     StageResult,
     Trainer,
@@ -56,15 +56,15 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
         return hash_trainer_for(scenario)(-1, behaviour), None
     mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
-    from .tf_env import configure_tf_environment, import_tensorflow_quietly
+    from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
 
     configure_tf_environment()
     noise = import_tensorflow_quietly()
     if noise:
         logging.getLogger("pot.tensorflow").debug("TensorFlow start-up output: %s",
                                                   noise.strip())
-    from .dataset import attach_mnist
-    from .keras_training import KerasTrainer
+    from simulation.ml.dataset import attach_mnist
+    from simulation.ml.keras_training import KerasTrainer
 
     mnist, shared = attach_mnist(dataset_spec)
     trainer = KerasTrainer(mid, mnist, scenario.tf_seed, per_stage,

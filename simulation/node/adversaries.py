@@ -13,16 +13,15 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from . import lottery
-from .config import Scenario, parse_adversaries
-from .employee import DEBUG, INFO, Employee, Ready, short
-from .encoding import KeyPair, encode, sha256
-from .ledger import Genesis
-from .messages import TD, BlockHeader, TrainingDeclaration
-from .training import (
+from simulation.config import Scenario, parse_adversaries
+from simulation.ml.training import HashTrainer, LabelMap
+from simulation.node.employee import DEBUG, INFO, Employee, Ready, short
+from simulation.protocol import lottery
+from simulation.protocol.encoding import KeyPair, encode, sha256
+from simulation.protocol.ledger import Genesis
+from simulation.protocol.messages import TD, BlockHeader, TrainingDeclaration
+from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
-    HashTrainer,
-    LabelMap,
     StageResult,
     Trainer,
     model_id,

@@ -10,9 +10,9 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from .config import Scenario
-from .ledger import Genesis, coinbase
-from .messages import KINDS
+from simulation.config import Scenario
+from simulation.protocol.ledger import Genesis, coinbase
+from simulation.protocol.messages import KINDS
 
 
 def _hex(value: bytes | None) -> str | None:

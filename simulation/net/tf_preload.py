@@ -29,7 +29,7 @@ from multiprocessing import util
 # server ignores SIGINT from here on, and the children it forks inherit that.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-from .tf_env import configure_tf_environment, import_tensorflow_quietly  # noqa: E402
+from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly  # noqa: E402
 
 configure_tf_environment()
 import_tensorflow_quietly()
@@ -37,29 +37,22 @@ import_tensorflow_quietly()
 # Preloaded for the children: the training modules, and the process modules with the
 # protocol they import (employee, messages, encoding with cbor2 and cryptography, ...).
 # Each child would otherwise import them itself: CPU time and private memory per process.
-from . import (  # noqa: E402,F401
-    dataset,
-    employee_process,
-    keras_training,
-    network,
-    users,
-)
 
 # label -> (module, attribute path) of the functions the "timers" profile wraps. Labels
 # starting with two spaces are parts of the label above them.
 PROFILED = {
-    "trainer: build (model, Adam state)": ("simulation.keras_training",
+    "trainer: build (model, Adam state)": ("simulation.ml.keras_training",
                                            "KerasTrainer.__init__"),
-    "trainer: train new stages": ("simulation.keras_training", "KerasTrainer._train_next"),
+    "trainer: train new stages": ("simulation.ml.keras_training", "KerasTrainer._train_next"),
     "  trace the training graph": ("tensorflow.python.eager.polymorphic_function."
                                    "polymorphic_function", "Function.get_concrete_function"),
-    "  model hash (SHA-256 of the weights)": ("simulation.keras_training", "weights_hash"),
-    "trainer: test accuracy": ("simulation.keras_training", "KerasTrainer.test_accuracy"),
-    "protocol: Employee.step (training included)": ("simulation.employee", "Employee.step"),
-    "  Ed25519 verify": ("simulation.encoding", "verify"),
-    "  Ed25519 sign": ("simulation.encoding", "KeyPair.sign"),
-    "  parse messages (CBOR, schema)": ("simulation.messages", "parse_message"),
-    "IPC: frames pack/unpack": ("simulation.frames", "pack unpack"),
+    "  model hash (SHA-256 of the weights)": ("simulation.ml.keras_training", "weights_hash"),
+    "trainer: test accuracy": ("simulation.ml.keras_training", "KerasTrainer.test_accuracy"),
+    "protocol: Employee.step (training included)": ("simulation.node.employee", "Employee.step"),
+    "  Ed25519 verify": ("simulation.protocol.encoding", "verify"),
+    "  Ed25519 sign": ("simulation.protocol.encoding", "KeyPair.sign"),
+    "  parse messages (CBOR, schema)": ("simulation.protocol.messages", "parse_message"),
+    "IPC: frames pack/unpack": ("simulation.net.frames", "pack unpack"),
     "IPC: pipe send/recv (CPU only)": ("multiprocessing.connection",
                                        "Connection.send_bytes Connection.recv_bytes"),
     "logging": ("logging", "Logger.handle"),

@@ -1,0 +1,1068 @@
+"""Parameter sweeps as one command: ``python -m simulation.sweep --set KNOB=VALUES ...``.
+
+Why: a claim about Proof of Training ("poisoned employees below half never reach the
+employer") is a claim about a distribution over seeds, at many points of the scenario
+space. Answering it by hand means hundreds of ``main.py`` runs, a few of which die, get
+interrupted or fail their self-check. This command runs the Cartesian product of the
+``--set`` lists times the seeds as separate ``main.py`` processes (``--jobs`` at a time),
+records every finished run in its own row file so that an interrupted sweep resumes where
+it stopped, and writes
+
+* ``OUT/runs.csv``: one row per recorded run (the varied knobs, the seed, the outcome);
+* ``OUT/summary.csv``: one row per point (combination of the varied knobs) with means,
+  standard deviations and 95% intervals (Student-t for measures, Wilson score for rates);
+* ``OUT/sweep.png`` and ``OUT/sweep_<measure>.png``: the main measures against the first
+  varied knob, one line per combination of the other varied knobs.
+
+How the statistics treat failed runs: ``n`` counts every recorded run of a point and
+``n_self_check_failed`` those whose self-check failed (or that left no results). Every
+measure and every rate except ``self_check_failed_rate`` is computed over the runs that
+passed the self-check only, because a run whose processes died or whose results are
+inconsistent measures the simulator, not the protocol. Failed runs are thus excluded
+from the means but never silently dropped: they stay in ``n``, in
+``n_self_check_failed``, in runs.csv and as red marks in the plots. Blank values (the
+accuracy with the hash trainer) are skipped; a statistic without any value is blank.
+
+Runs interrupted by SIGINT/SIGTERM (exit 130/143, killed by a signal, or results marked
+``"interrupted"``) are not recorded, so the next invocation with the same ``--out`` redoes
+them. A run is identified by a hash of its whole scenario (every knob and the seed), so
+resuming never confuses runs of different fixed knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from simulation import config
+
+ROOT = Path(__file__).resolve().parents[2]  # simulation/experiments/sweep.py
+MAIN_SCRIPT = ROOT / "main.py"  # a module attribute so that tests can stand in a fake
+
+EXIT_INVALID = 2
+INTERRUPTED_CODES = (130, 143)
+RECORDED_LOGS_DELETED = (0, 1)  # logs of ordinary outcomes are MBs and tell nothing new
+EXIT_MEANINGS = {0: "target reached", 1: "did not converge", 2: "invalid input",
+                 3: "self-check failed", 130: "interrupted (SIGINT)",
+                 143: "interrupted (SIGTERM)"}
+# Knobs the sweep owns: seeds come from --seeds, every run gets its own log file.
+NOT_SETTABLE = {"SEED": "give seeds with --seeds", "LOG_FILE": "every run gets its own log"}
+MAX_RANGE_VALUES = 10_000
+MAX_RUNS = 100_000  # a typo such as 0..100000 should fail, not queue a year of runs
+MAX_ERRORS_SHOWN = 30
+Z95 = 1.959963985
+
+# runs.csv: the varied knobs come first, then these.
+RUN_COLUMNS = [
+    "seed", "exit_code", "self_check_passed", "finished", "ticks", "wall_seconds",
+    "chain_length", "forks", "honest_poisoned_blocks", "employer_chain_length",
+    "employer_poisoned_blocks", "employer_model_source", "employer_poisoned",
+    "model_accuracy", "honest_model_accuracy", "transactions_issued",
+    "transactions_included", "self_check_failures", "run_id",
+]
+MEASURES = (
+    "ticks", "wall_seconds", "chain_length", "forks", "honest_poisoned_blocks",
+    "employer_chain_length", "employer_poisoned_blocks", "model_accuracy",
+    "honest_model_accuracy", "transactions_included",
+)
+PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
+SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
+SUMMARY_STATS += [f"{p}_{s}" for p in PROPORTIONS for s in ("rate", "ci95_low", "ci95_high")]
+# (column prefix, statistic, panel title) of the plotted measures, in panel order.
+PLOTTED = [
+    ("employer_poisoned", "rate", "employer takes the poisoned model (rate)"),
+    ("finished", "rate", "run reached the target (rate)"),
+    ("ticks", "mean", "ticks"),
+    ("chain_length", "mean", "honest chain length (blocks)"),
+    ("model_accuracy", "mean", "test accuracy of the employer's model"),
+    ("honest_poisoned_blocks", "mean", "poisoned blocks in the honest chain"),
+    ("forks", "mean", "forks"),
+]
+
+
+class SweepError(ValueError):
+    """A problem with the sweep's arguments; the message is one ``error:`` line."""
+
+
+# --- Values and knobs ---------------------------------------------------------------------
+
+# An integer range inside a value. The look-arounds keep "0.5..1.0" (float bounds) and
+# "x1..2" from half-matching; what is left with ".." afterwards is reported as bad.
+_RANGE = re.compile(r"(?<![\w.])(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?(?![\w.])")
+
+
+def split_values(text: str) -> list[str]:
+    """Split a VALUES list at ``;`` if it has one (values may then hold commas, as
+    ADVERSARIES does), else at ``,``. An empty text is the one empty value."""
+    separator = ";" if ";" in text else ","
+    items = [item.strip() for item in text.split(separator)]
+    if items == [""]:
+        return [""]
+    if "" in items:
+        raise SweepError(f"empty value in {text!r} (separated by {separator!r})")
+    return items
+
+
+def expand_ranges(value: str) -> list[str]:
+    """``poisoned:0..2`` -> poisoned:0, poisoned:1, poisoned:2; ``5..21..8`` -> 5, 13, 21.
+    Bounds are inclusive integers; several ranges in one value give their product."""
+    match = _RANGE.search(value)
+    if match is None:
+        if ".." in value:
+            raise SweepError(f"bad range in {value!r}: use A..B or A..B..STEP with integers")
+        return [value]
+    start, stop = int(match.group(1)), int(match.group(2))
+    step = int(match.group(3)) if match.group(3) is not None else 1
+    if step <= 0:
+        raise SweepError(f"bad range in {value!r}: STEP must be positive")
+    if start > stop:
+        raise SweepError(f"bad range in {value!r}: {start} is above {stop}")
+    if (stop - start) // step + 1 > MAX_RANGE_VALUES:
+        raise SweepError(f"range in {value!r} has more than {MAX_RANGE_VALUES} values")
+    head, tail = value[: match.start()], value[match.end():]
+    rests = expand_ranges(tail)
+    return [f"{head}{n}{rest}" for n in range(start, stop + 1, step) for rest in rests]
+
+
+def expand_values(text: str) -> list[str]:
+    """A --set VALUES list, split and with every range expanded, in the given order."""
+    return [value for item in split_values(text) for value in expand_ranges(item)]
+
+
+def normalize_knob(name: str) -> str:
+    """``employees-num``, ``--employees-num``, ``employees_num`` -> ``EMPLOYEES_NUM``."""
+    knob = name.strip().lstrip("-").replace("-", "_").upper()
+    known = config.knob_names()
+    if knob not in known:
+        close = difflib.get_close_matches(knob, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise SweepError(f"unknown knob {name.strip()!r}{hint}")
+    return knob
+
+
+def knob_type(knob: str) -> type:
+    try:
+        return type(getattr(config.default_scenario(), knob.lower()))
+    except AttributeError:
+        raise SweepError(f"unknown knob {knob!r}") from None
+
+
+def parse_value(knob: str, text: str) -> Any:
+    """The value of ``knob`` written as ``text``, typed like its default; ints may be
+    powers (``2**252``) exactly as main.py accepts them."""
+    kind = knob_type(knob)
+    try:
+        if kind is int:
+            return config.parse_int(text.strip())
+        if kind is float:
+            return float(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise SweepError(f"{knob}: {text!r} is not a valid {kind.__name__}") from None
+    return text
+
+
+def knob_text(value: Any) -> str:
+    """How a knob's value is written for main.py and in the CSVs (2**N for the large
+    powers of two the coinstakes are)."""
+    if type(value) is int and value > 2**32 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
+    return str(value)
+
+
+def default_texts() -> dict[str, str]:
+    """Every knob the sweep may set, as text, at its default."""
+    knobs = config.default_scenario().knobs()
+    return {k: knob_text(v) for k, v in knobs.items() if k not in NOT_SETTABLE}
+
+
+def canonical(knob: str, value: Any) -> str:
+    """One spelling per value (``16`` and ``2**4`` are the same point)."""
+    try:
+        return repr(parse_value(knob, str(value)))
+    except SweepError:
+        return str(value)
+
+
+def value_sort_key(value: Any) -> tuple[Any, ...]:
+    """Numbers numerically, other text in natural order (poisoned:2 before poisoned:10)."""
+    text = "" if value is None else str(value).strip()
+    try:
+        number = float(text)
+        if not math.isnan(number):
+            return (0, number, ())
+    except ValueError:
+        pass
+    try:
+        return (0, config.parse_int(text), ())
+    except argparse.ArgumentTypeError:
+        pass
+    chunks = tuple((0, int(c), "") if c.isdigit() else (1, 0, c)
+                   for c in re.split(r"(\d+)", text))
+    return (1, 0, chunks)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``N`` -> seeds 1..N; ``A..B`` (or ``A..B..STEP``) -> those seeds."""
+    text = text.strip()
+    if text.isdigit():
+        count = int(text)
+        if count < 1:
+            raise SweepError("--seeds N needs N >= 1")
+        return list(range(1, count + 1))
+    try:
+        values = expand_ranges(text)
+        seeds = [int(v) for v in values]
+    except (SweepError, ValueError):
+        raise SweepError(f"--seeds takes N or A..B, got {text!r}") from None
+    if len(values) == 1 and ".." not in text:
+        raise SweepError(f"--seeds takes N or A..B, got {text!r}")
+    if min(seeds) < 0:
+        raise SweepError(f"seeds must not be negative, got {text!r}")
+    return seeds
+
+
+# --- The plan ---------------------------------------------------------------------------
+
+
+@dataclass
+class Setting:
+    """One knob and the values it takes, as written (after range expansion)."""
+
+    knob: str
+    texts: list[str]
+
+
+@dataclass
+class Run:
+    run_id: str
+    digest: str  # the hash of the whole scenario: what resume matches on
+    seed: int
+    knobs: dict[str, str]  # every knob the sweep passes to main.py, as text
+    varied: dict[str, str]  # the varied knobs' values, in --set order
+
+
+@dataclass
+class Plan:
+    fixed: dict[str, str]
+    varied: list[Setting]
+    seeds: list[int]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def varied_knobs(self) -> list[str]:
+        return [s.knob for s in self.varied]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.+]+", "-", text.lower()).strip("-.") or "empty"
+
+
+def make_run(knobs: dict[str, str], varied: dict[str, str], seed: int) -> Run:
+    """The run's id: a readable slug of the varied values and the seed, then a hash of the
+    complete scenario, so that a changed fixed knob (or an edited constants.py) is a new
+    run while a re-spelled value (16 or 2**4) is the same one."""
+    scenario = config.default_scenario().replace(
+        **{k.lower(): parse_value(k, v) for k, v in knobs.items()}, seed=seed)
+    identity = {k: repr(v) for k, v in scenario.knobs().items() if k != "LOG_FILE"}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    parts = [f"{_slug(k)}-{_slug(v)}" for k, v in varied.items()] + [f"seed-{seed}"]
+    slug = "__".join(parts)[:100].rstrip("-_.")
+    return Run(run_id=f"{slug}__{digest}", digest=digest, seed=seed, knobs=knobs,
+               varied=varied)
+
+
+def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
+               ) -> tuple[Plan | None, list[str]]:
+    """Parse and validate everything; (plan, []) or (None, the problems)."""
+    errors: list[str] = []
+    settings: list[Setting] = []
+    given: set[str] = set()
+
+    def add(knob_name: str, texts_of: str, origin: str) -> None:
+        try:
+            knob = normalize_knob(knob_name)
+        except SweepError as exc:
+            errors.append(str(exc))
+            return
+        if knob in NOT_SETTABLE:
+            errors.append(f"{knob} cannot be set in a sweep ({origin}): {NOT_SETTABLE[knob]}")
+            return
+        if knob in given:
+            errors.append(f"{knob} is given more than once")
+            return
+        given.add(knob)
+        try:
+            texts = expand_values(texts_of) if origin == "--set" else [texts_of.strip()]
+        except SweepError as exc:
+            errors.append(f"{knob}: {exc}")
+            return
+        seen: dict[str, str] = {}
+        for text in texts:
+            try:
+                key = repr(parse_value(knob, text))
+            except SweepError as exc:
+                errors.append(str(exc))
+                continue
+            if key in seen:
+                errors.append(f"{knob}: {text!r} is listed twice (as {seen[key]!r})")
+            seen[key] = text
+        settings.append(Setting(knob, texts))
+
+    for item in sets:
+        name, sep, values = item.partition("=")
+        if not sep:
+            errors.append(f"--set takes KNOB=VALUES, got {item!r}")
+            continue
+        add(name, values, "--set")
+    for knob, text in fixed_flags.items():
+        add(knob, text, config.flag_name(knob))
+    try:
+        seeds = parse_seeds(seeds_text)
+    except SweepError as exc:
+        errors.append(str(exc))
+        seeds = []
+    if errors:
+        return None, errors
+
+    fixed = {s.knob: s.texts[0] for s in settings if len(s.texts) == 1}
+    varied = [s for s in settings if len(s.texts) > 1]
+    total = math.prod(len(s.texts) for s in varied) * len(seeds)
+    if total > MAX_RUNS:
+        return None, [f"the sweep has {total} runs, more than the {MAX_RUNS} allowed"]
+
+    plan = Plan(fixed=fixed, varied=varied, seeds=seeds)
+    combinations = [dict(zip(plan.varied_knobs, texts, strict=True))
+                    for texts in itertools.product(*(s.texts for s in varied))]
+    base = config.default_scenario().replace(seed=seeds[0])
+    for combination in combinations:
+        knobs = {**fixed, **combination}
+        scenario = base.replace(**{k.lower(): parse_value(k, v) for k, v in knobs.items()})
+        label = ", ".join(f"{k}={v}" for k, v in combination.items())
+        for problem in config.problems(scenario):
+            line = f"{label}: {problem}" if label else problem
+            if line not in errors:
+                errors.append(line)
+    if errors:
+        return None, errors
+    # Seed by seed, so that an interrupted sweep has covered every point about evenly.
+    for seed in seeds:
+        for combination in combinations:
+            plan.runs.append(make_run({**fixed, **combination}, combination, seed))
+    return plan, []
+
+
+# --- One run ----------------------------------------------------------------------------
+
+
+@dataclass
+class RunPaths:
+    results: Path
+    log: Path
+    out: Path
+    row: Path
+
+    @classmethod
+    def of(cls, runs_dir: Path, run_id: str) -> RunPaths:
+        return cls(results=runs_dir / f"{run_id}.json", log=runs_dir / f"{run_id}.log",
+                   out=runs_dir / f"{run_id}.out", row=runs_dir / f"{run_id}.row.json")
+
+
+def command_for(run: Run, paths: RunPaths) -> list[str]:
+    command = [sys.executable, str(MAIN_SCRIPT)]
+    for knob, text in run.knobs.items():
+        command += [config.flag_name(knob), text]
+    # No run folder: the sweep keeps its own per-run files, and pictures would cost
+    # a matplotlib import per run.
+    command += ["--seed", str(run.seed), "--quiet", "--no-run-dir", "--results",
+                str(paths.results), "--log-file", str(paths.log)]
+    return command
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    """data[k1][k2]...; None when any level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> dict[str, Any]:
+    """The outcome columns of a run from its results JSON (None: no readable file).
+    A missing key is a blank cell, never an error: older or partial results lack some."""
+    res = results if isinstance(results, dict) else None
+    passed = _dig(res, "self_check", "passed")
+    if res is None:
+        self_check_passed = False
+    elif isinstance(_dig(res, "self_check"), dict) and "passed" in res["self_check"]:
+        self_check_passed = bool(passed)
+    else:
+        self_check_passed = exit_code in (0, 1)
+    failures = _dig(res, "self_check", "failures")
+    if isinstance(failures, list):
+        failures_text = "; ".join(_failure_text(f) for f in failures)
+    else:
+        failures_text = "" if failures is None else str(failures)
+    source = _dig(res, "employer", "model_source")
+    return {
+        "exit_code": exit_code,
+        "self_check_passed": self_check_passed,
+        "finished": _dig(res, "finished"),
+        "ticks": _dig(res, "ticks"),
+        "wall_seconds": _dig(res, "wall_seconds"),
+        "chain_length": _dig(res, "chain", "length"),
+        "forks": _dig(res, "forks"),
+        "honest_poisoned_blocks": _dig(res, "honest", "poisoned_blocks"),
+        "employer_chain_length": _dig(res, "employer", "chain_length"),
+        "employer_poisoned_blocks": _dig(res, "employer", "poisoned_blocks"),
+        "employer_model_source": source,
+        "employer_poisoned": None if source is None else source == "poisoned",
+        "model_accuracy": _dig(res, "employer", "model_test_accuracy"),
+        "honest_model_accuracy": _dig(res, "model", "test_accuracy"),
+        "transactions_issued": _dig(res, "transactions", "issued"),
+        "transactions_included": _dig(res, "transactions", "included"),
+        "self_check_failures": failures_text,
+    }
+
+
+def _failure_text(failure: Any) -> str:
+    """main.py lists failures as {"check": ..., "detail": ...}; anything else as is."""
+    if isinstance(failure, dict) and "detail" in failure:
+        return f"{failure.get('check', '?')}: {failure['detail']}"
+    return str(failure)
+
+
+def is_interrupted(exit_code: int, results: dict[str, Any] | None) -> bool:
+    """A run cut short by a signal: its partial results must not count as an outcome."""
+    return (exit_code in INTERRUPTED_CODES or exit_code < 0
+            or (isinstance(results, dict) and results.get("interrupted") is True))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers (and a later resume) see the old file or the new one, never half of one."""
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(temporary, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+@dataclass
+class Outcome:
+    run: Run
+    status: str  # "recorded", "interrupted", "not started" or "error"
+    exit_code: int | None = None
+    message: str = ""
+
+
+class Launcher:
+    """Starts the runs' processes and, on a signal, stops launching and forwards it.
+
+    Each child gets its own process group, so that a terminal's Ctrl-C reaches only the
+    sweep, which forwards it exactly once: main.py reads a second signal as "kill my
+    children now", which would lose the partial results."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entrant: the handler may interrupt itself
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.signum: int | None = None
+
+    def stop(self, signum: int) -> None:
+        with self._lock:
+            if self.signum is None:
+                self.signum = signum
+            for process in list(self._running):
+                try:
+                    process.send_signal(signum)
+                except OSError:
+                    pass  # it has just exited
+
+    def start(self, command: list[str], output: Any, cwd: Path
+              ) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            if self.signum is not None:
+                return None
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
+                                       stderr=subprocess.STDOUT, cwd=cwd, process_group=0)
+            self._running.add(process)
+            return process
+
+    def done(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+
+def run_one(run: Run, runs_dir: Path, launcher: Launcher, keep_logs: bool) -> Outcome:
+    """Run, record, tidy up. Any failure of the sweep's own (a full disk, say) is an
+    ``error`` outcome, reported and not recorded, rather than the end of a long sweep."""
+    try:
+        return _run_and_record(run, runs_dir, launcher, keep_logs)
+    except Exception as exc:  # noqa: BLE001 - reported by the caller, redone on resume
+        return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
+
+
+def _run_and_record(run: Run, runs_dir: Path, launcher: Launcher, keep_logs: bool
+                    ) -> Outcome:
+    paths = RunPaths.of(runs_dir, run.run_id)
+    for stale in (paths.results, paths.log, paths.out):  # of an earlier interrupted try
+        stale.unlink(missing_ok=True)
+    with open(paths.out, "wb") as output:
+        try:
+            process = launcher.start(command_for(run, paths), output, runs_dir)
+        except OSError as exc:
+            return Outcome(run, "error", message=f"could not start main.py: {exc}")
+        if process is None:
+            output.close()
+            paths.out.unlink(missing_ok=True)
+            return Outcome(run, "not started")
+        try:
+            exit_code = process.wait()
+        finally:
+            launcher.done(process)
+    results = read_json(paths.results)
+    if is_interrupted(exit_code, results):
+        return Outcome(run, "interrupted", exit_code)
+    row = {"seed": run.seed, **row_from_results(results, exit_code), "run_id": run.run_id}
+    if exit_code in RECORDED_LOGS_DELETED and not keep_logs:
+        paths.log.unlink(missing_ok=True)
+        paths.out.unlink(missing_ok=True)
+    record = {"run_id": run.run_id, "digest": run.digest, "seed": run.seed,
+              "knobs": {**default_texts(), **run.knobs}, "row": row,
+              "command": command_for(run, paths)}
+    write_atomically(paths.row, json.dumps(record, indent=1) + "\n")
+    return Outcome(run, "recorded", exit_code)
+
+
+def recorded_digests(runs_dir: Path) -> set[str]:
+    """Digests of the recorded runs, read from the row files' names (``<slug>__<digest>``)."""
+    if not runs_dir.is_dir():
+        return set()
+    return {p.name[: -len(".row.json")].rsplit("__", 1)[-1]
+            for p in runs_dir.glob("*.row.json")}
+
+
+def load_records(runs_dir: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(runs_dir.glob("*.row.json")) if runs_dir.is_dir() else []:
+        record = read_json(path)
+        if isinstance(record, dict) and isinstance(record.get("row"), dict):
+            records.append(record)
+        else:
+            print(f"warning: ignoring unreadable row file {path}", file=sys.stderr)
+    return records
+
+
+# --- Statistics (pure) --------------------------------------------------------------------
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of k successes in n trials; None for n = 0. Unlike the
+    normal approximation it stays inside [0, 1] and is not empty at k = 0 or k = n,
+    which are the common cases here (the employer was never / always poisoned)."""
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} is outside 0..{n}")
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95
+               ) -> tuple[float, float] | None:
+    """Student-t interval of the mean; None below two values (no spread to estimate)."""
+    n = len(values)
+    if n < 2:
+        return None
+    from scipy import stats  # imported here: scipy is slow to import and only used now
+
+    mean = statistics.fmean(values)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values)
+    half /= math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean cell, typed (row files) or as CSV text; None when blank."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower() if value is not None else ""
+    return {"true": True, "1": True, "false": False, "0": False}.get(text)
+
+
+def rows_sort_key(varied: Sequence[str]) -> Any:
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        values = tuple(value_sort_key(row.get(k)) for k in varied)
+        return (*values, value_sort_key(row.get("seed")))
+    return key
+
+
+def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
+                   ) -> list[dict[str, Any]]:
+    """One dict per point (combination of the varied knobs' values), sorted like the
+    rows; see the module docstring for which runs enter which statistic."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=rows_sort_key(varied)):
+        key = tuple(canonical(k, row.get(k)) for k in varied)
+        groups.setdefault(key, []).append(row)
+    points = []
+    for group in groups.values():
+        passed = [r for r in group if _flag(r.get("self_check_passed")) is True]
+        point: dict[str, Any] = {k: group[0].get(k) for k in varied}
+        point["n"] = len(group)
+        point["n_self_check_failed"] = len(group) - len(passed)
+        for measure in MEASURES:
+            values = [v for r in passed if (v := _number(r.get(measure))) is not None]
+            interval = t_interval(values)
+            point[f"{measure}_mean"] = statistics.fmean(values) if values else None
+            point[f"{measure}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+            point[f"{measure}_ci95_low"] = interval[0] if interval else None
+            point[f"{measure}_ci95_high"] = interval[1] if interval else None
+        flags: dict[str, list[bool]] = {
+            "finished": [f for r in passed if (f := _flag(r.get("finished"))) is not None],
+            "employer_poisoned": [f for r in passed
+                                  if (f := _flag(r.get("employer_poisoned"))) is not None],
+            "honest_chain_poisoned": [
+                v > 0 for r in passed
+                if (v := _number(r.get("honest_poisoned_blocks"))) is not None],
+            "self_check_failed": [_flag(r.get("self_check_passed")) is not True
+                                  for r in group],
+        }
+        for name in PROPORTIONS:
+            k, n = sum(flags[name]), len(flags[name])
+            interval = wilson_interval(k, n)
+            point[f"{name}_rate"] = k / n if n else None
+            point[f"{name}_ci95_low"] = interval[0] if interval else None
+            point[f"{name}_ci95_high"] = interval[1] if interval else None
+        points.append(point)
+    return points
+
+
+# --- Outputs ------------------------------------------------------------------------------
+
+
+def output_knobs(varied: Sequence[str], records: Sequence[dict[str, Any]]) -> list[str]:
+    """The knob columns: this sweep's varied knobs, then any other knob whose value
+    differs among the recorded runs (row files of an earlier sweep into the same
+    directory), so that different scenarios never share a point."""
+    columns = list(varied)
+    defaults = default_texts()
+    for knob in defaults:
+        if knob in columns:
+            continue
+        values = {canonical(knob, r.get("knobs", {}).get(knob, defaults[knob]))
+                  for r in records}
+        if len(values) > 1:
+            columns.append(knob)
+    return columns
+
+
+def flatten(records: Sequence[dict[str, Any]], knobs: Sequence[str]) -> list[dict[str, Any]]:
+    defaults = default_texts()
+    rows = []
+    for record in records:
+        values = record.get("knobs", {})
+        row = {k: values.get(k, defaults.get(k)) for k in knobs}
+        row.update({c: record["row"].get(c) for c in RUN_COLUMNS})
+        rows.append(row)
+    return sorted(rows, key=rows_sort_key(knobs))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(round(value, 6))
+    return value
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    write_atomically(path, buffer.getvalue())
+
+
+def x_axis(knob: str | None, values: Sequence[Any]) -> tuple[list[float], str, list[str] | None]:
+    """Positions of the first varied knob's values, the axis label, and tick labels when
+    the axis is categorical."""
+    if knob is None:
+        return [0.0] * len(values), "", ["all runs"]
+    texts = ["" if v is None else str(v) for v in values]
+    if knob_type(knob) in (int, float):
+        try:
+            return [float(parse_value(knob, t)) for t in texts], knob, None
+        except (SweepError, OverflowError):
+            pass
+    if knob == "ADVERSARIES":
+        # "behaviour:count" of a single behaviour: the count is the natural x; "" is 0.
+        parsed = [re.fullmatch(r"\s*([a-z]+)\s*:\s*(\d+)\s*", t) for t in texts]
+        behaviours = {m.group(1) for m in parsed if m}
+        if len(behaviours) <= 1 and all(m or not t.strip() for m, t in zip(parsed, texts,
+                                                                              strict=True)):
+            label = f"{behaviours.pop()} employees" if behaviours else "adversaries"
+            return [float(m.group(2)) if m else 0.0 for m in parsed], label, None
+    order = sorted(set(texts), key=value_sort_key)
+    return [float(order.index(t)) for t in texts], knob, order
+
+
+def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir: Path,
+                title: str) -> list[Path]:
+    """sweep.png with every plotted measure that has a value, and one PNG per measure."""
+    if not points:
+        return []
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import blended_transform_factory
+
+    first = varied[0] if varied else None
+    xs, xlabel, ticks = x_axis(first, [p.get(first) if first else None for p in points])
+    others = list(varied[1:])
+    lines: dict[tuple[Any, ...], list[int]] = {}
+    for i, point in enumerate(points):
+        lines.setdefault(tuple(point.get(k) for k in others), []).append(i)
+    span = (max(xs) - min(xs)) or 1.0
+    failed_total = sum(p["n_self_check_failed"] for p in points)
+    failed_at: dict[float, int] = {}
+    for x_value, point in zip(xs, points, strict=True):
+        if point["n_self_check_failed"]:
+            failed_at[x_value] = failed_at.get(x_value, 0) + point["n_self_check_failed"]
+    panels = [(prefix, stat, label) for prefix, stat, label in PLOTTED
+              if any(p.get(f"{prefix}_{stat}") is not None for p in points)]
+
+    def draw(ax: Any, prefix: str, stat: str, label: str) -> None:
+        nan = float("nan")
+        # Failures at the bottom edge: their runs have no value in the measure itself.
+        edge = blended_transform_factory(ax.transData, ax.transAxes)
+        # ... one mark per x value, with the failed runs of all its lines counted.
+        for x_value, failed in failed_at.items():
+            ax.plot([x_value], [0.04], "x", color="red", markersize=9, mew=2, transform=edge)
+            ax.annotate(str(failed), (x_value, 0.04), xycoords=edge, xytext=(5, 3),
+                        textcoords="offset points", color="red", fontsize=8)
+        for number, (key, members) in enumerate(lines.items()):
+            # Lines side by side rather than on top of each other, error bars readable.
+            shift = (number - (len(lines) - 1) / 2) * 0.012 * span if len(lines) > 1 else 0
+            x = [xs[i] + shift for i in members]
+            y = [_number(points[i].get(f"{prefix}_{stat}")) for i in members]
+            if all(v is None for v in y):
+                continue  # e.g. no accuracy with the hash trainer: no empty legend entry
+            low = [_number(points[i].get(f"{prefix}_ci95_low")) for i in members]
+            high = [_number(points[i].get(f"{prefix}_ci95_high")) for i in members]
+            below = [nan if v is None or lo is None else v - lo
+                     for v, lo in zip(y, low, strict=True)]
+            above = [nan if v is None or hi is None else hi - v
+                     for v, hi in zip(y, high, strict=True)]
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or "mean"
+            # A fixed colour per line, so that a line keeps it in every panel.
+            ax.errorbar(x, [nan if v is None else v for v in y], yerr=[below, above],
+                        marker="o", capsize=3, label=name, color=f"C{number % 10}")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
+        if stat == "rate":
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_ylabel("rate (95% Wilson interval)", fontsize=8)
+        else:
+            ax.set_ylabel("mean (95% t interval)", fontsize=8)
+        if ticks is None and all(float(x).is_integer() for x in xs):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts, not 0.25 steps
+        if ticks is not None:
+            ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0,
+                          fontsize=8)
+        ax.grid(alpha=0.3)
+        handles, _ = ax.get_legend_handles_labels()
+        if failed_total:
+            handles.append(Line2D([], [], marker="x", color="red", linestyle="none",
+                                  mew=2, label=f"self-check failed ({failed_total} runs)"))
+        if len(lines) > 1 or failed_total:
+            ax.legend(handles=handles, fontsize=7)
+
+    def save(figure: Any, path: Path) -> None:
+        FigureCanvasAgg(figure)
+        figure.suptitle(title, fontsize=9)
+        figure.savefig(path, dpi=100)
+
+    written = []
+    columns = 2 if len(panels) > 1 else 1
+    rows = max(1, math.ceil(len(panels) / columns))
+    figure = Figure(figsize=(6.5 * columns, 4.2 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels, strict=False):
+        draw(ax, *panel)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    if not panels:
+        axes[0].text(0.5, 0.5, "no values to plot (every run failed its self-check?)",
+                     ha="center", va="center", transform=axes[0].transAxes)
+    save(figure, out_dir / "sweep.png")
+    written.append(out_dir / "sweep.png")
+    for panel in panels:
+        figure = Figure(figsize=(6.5, 4.5), layout="constrained")
+        draw(figure.subplots(), *panel)
+        path = out_dir / f"sweep_{panel[0]}.png"
+        save(figure, path)
+        written.append(path)
+    return written
+
+
+def _interval_text(low: Any, high: Any) -> str:
+    if low is None or high is None:
+        return ""
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def print_table(points: Sequence[dict[str, Any]], knobs: Sequence[str], out: TextIO) -> None:
+    header = [*knobs, "n", "failed", "employer poisoned", "95% CI"]
+    body = []
+    for p in points:
+        rate = p.get("employer_poisoned_rate")
+        body.append([*(str(p.get(k)) for k in knobs), str(p["n"]),
+                     str(p["n_self_check_failed"]), "" if rate is None else f"{rate:.2f}",
+                     _interval_text(p.get("employer_poisoned_ci95_low"),
+                                    p.get("employer_poisoned_ci95_high"))])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    for line in [header, *body]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip(),
+              file=out)
+
+
+def write_outputs(out_dir: Path, plan: Plan) -> tuple[list[Path], int]:
+    """runs.csv, summary.csv and the plots from every row file; returns the files
+    written and how many recorded runs failed the self-check."""
+    records = load_records(out_dir / "runs")
+    knobs = output_knobs(plan.varied_knobs, records)
+    rows = flatten(records, knobs)
+    points = summarize_rows(rows, knobs)
+    write_csv(out_dir / "runs.csv", [*knobs, *RUN_COLUMNS], rows)
+    write_csv(out_dir / "summary.csv", [*knobs, "n", "n_self_check_failed", *SUMMARY_STATS],
+              points)
+    fixed = ", ".join(f"{k}={v}" for k, v in plan.fixed.items())
+    seeds = len({r["seed"] for r in rows})
+    title = f"{len(rows)} runs, {seeds} seeds" + (f"; {fixed}" if fixed else "")
+    plots = plot_points(points, knobs, out_dir, title)
+    if points:
+        print_table(points, knobs, sys.stdout)
+    return [out_dir / "runs.csv", out_dir / "summary.csv", *plots], sum(
+        p["n_self_check_failed"] for p in points)
+
+
+# --- The command --------------------------------------------------------------------------
+
+
+def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, quiet: bool
+            ) -> tuple[int | None, dict[str, int]]:
+    """Run ``todo`` ``jobs`` at a time; returns the signal that stopped the sweep (None
+    when it ran to the end) and counts of the outcomes."""
+    from tqdm import tqdm
+
+    launcher = Launcher()
+    counts = {"recorded": 0, "interrupted": 0, "not started": 0, "error": 0}
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda s, _f: launcher.stop(s))
+    # disable=None: no bar when stderr is not a terminal (a log file, CI).
+    bar = tqdm(total=len(todo), unit="run", disable=True if quiet or not todo else None,
+               smoothing=0, dynamic_ncols=True)
+    failures = 0
+
+    def note(text: str, stream: TextIO) -> None:
+        if bar.disable:
+            print(text, file=stream, flush=True)
+        else:
+            tqdm.write(text, file=stream)  # above the bar, which it redraws
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            pending: set[Future[Outcome]] = {
+                pool.submit(run_one, run, runs_dir, launcher, keep_logs) for run in todo}
+            finished = 0
+            while pending:
+                # A timeout keeps the main thread responsive to signals on every platform.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = future.result()
+                    counts[outcome.status] += 1
+                    if outcome.status == "not started":
+                        continue
+                    finished += 1
+                    bar.update(1)
+                    code = outcome.exit_code
+                    meaning = EXIT_MEANINGS.get(code, "killed by a signal" if code is not None
+                                                and code < 0 else "unexpected exit code")
+                    if outcome.status == "error":
+                        note(f"error: {outcome.run.run_id}: {outcome.message}", sys.stderr)
+                    elif outcome.status == "recorded" and code not in RECORDED_LOGS_DELETED:
+                        failures += 1
+                        bar.set_postfix(failed=failures)
+                        note(f"warning: {outcome.run.run_id} exited {code} ({meaning}); "
+                             f"output kept in {runs_dir / (outcome.run.run_id + '.out')}",
+                             sys.stderr)
+                    elif not quiet and bar.disable:
+                        state = ("interrupted, not recorded" if outcome.status == "interrupted"
+                                 else meaning)
+                        note(f"[{finished}/{len(todo)}] {outcome.run.run_id}: exit {code} "
+                             f"({state})", sys.stdout)
+    finally:
+        bar.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return launcher.signum, counts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulation.sweep", allow_abbrev=False,
+        usage="%(prog)s [--set KNOB=VALUES ...] [--seeds N|A..B] [--jobs J] --out DIR\n"
+              "       [--knob-flag VALUE ...] [--keep-logs] [--quiet] [--dry-run]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run main.py over the Cartesian product of knob values times seeds, "
+                    "resumably,\nand write runs.csv, summary.csv and plots.",
+        epilog="""VALUES: a list separated by ',' or, if it contains a ';', by ';' (then a
+value may hold commas). Inside a value, A..B or A..B..STEP (integers, inclusive) expands
+into several values. A knob given with one value is fixed for every run.
+
+examples:
+  python -m simulation.sweep --set ADVERSARIES=poisoned:0..8 --seeds 20 --out study
+  python -m simulation.sweep --set ADVERSARIES='poisoned:4,lazy:1;poisoned:2' \\
+      --set EMPLOYEES_NUM=7..23..8 --trainer hash --seeds 3..5 --out study2
+
+Interrupt with Ctrl-C (or SIGTERM): no new run starts, the signal is forwarded to the
+running main.py processes, which stop within seconds and are redone later (a second Ctrl-C
+is forwarded too: main.py then kills its processes at once). The outputs are written for
+what is recorded; the same command with the same --out resumes.""")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        metavar="KNOB=VALUES",
+                        help="a knob (constants.py name, or flag form employees-num) and "
+                             "its values; repeatable")
+    parser.add_argument("--seeds", default="1", metavar="N|A..B",
+                        help="seeds 1..N, or A..B (default: 1)")
+    parser.add_argument("--jobs", type=int, default=2, metavar="J",
+                        help="runs at once (default: 2); each run is several processes")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output directory; runs/ holds one row file per recorded run")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep every run's .log and .out (default: only of runs that "
+                             "exited other than 0 or 1)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no line per run")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the runs and exit")
+    group = parser.add_argument_group(
+        "fixed knobs", "any knob flag of main.py, fixed for every run (the same as "
+                       "--set KNOB=VALUE); `python main.py --help` says what each means")
+    defaults = default_texts()
+    for knob in config.knob_names():
+        # SEED and LOG_FILE are parsed only to say why they cannot be given.
+        shown = (f"(default: {defaults[knob]})".replace("%", "%%") if knob in defaults
+                 else argparse.SUPPRESS)
+        group.add_argument(config.flag_name(knob), dest=f"fixed_{knob}", default=None,
+                           metavar="VALUE", help=shown)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    fixed = {knob: getattr(args, f"fixed_{knob}") for knob in config.knob_names()
+             if getattr(args, f"fixed_{knob}") is not None}
+    plan, errors = build_plan(args.sets, fixed, args.seeds)
+    if args.jobs < 1:
+        errors.append(f"--jobs must be at least 1, got {args.jobs}")
+    if args.out.exists() and not args.out.is_dir():
+        errors.append(f"--out {args.out} exists and is not a directory")
+    if errors or plan is None:
+        for line in errors[:MAX_ERRORS_SHOWN]:
+            print(f"error: {line}", file=sys.stderr)
+        if len(errors) > MAX_ERRORS_SHOWN:
+            print(f"error: ... and {len(errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
+        return EXIT_INVALID
+
+    out_dir = args.out.resolve()
+    runs_dir = out_dir / "runs"
+    recorded = recorded_digests(runs_dir)
+    todo = [run for run in plan.runs if run.digest not in recorded]
+    skipped = len(plan.runs) - len(todo)
+    if args.dry_run:
+        if plan.fixed:
+            print("fixed: " + " ".join(f"{k}={v}" for k, v in plan.fixed.items()))
+        for run in plan.runs:
+            settings = " ".join([*(f"{k}={v}" for k, v in run.varied.items()),
+                                 f"seed={run.seed}"])
+            mark = "  (recorded)" if run.digest in recorded else ""
+            print(f"{run.run_id}  {settings}{mark}")
+        print(f"{len(plan.runs)} runs: {skipped} recorded, {len(todo)} to run")
+        return 0
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{len(plan.runs)} runs: {skipped} already recorded (skipped), {len(todo)} to run,"
+          f" {min(args.jobs, max(1, len(todo)))} at a time; output in {out_dir}", flush=True)
+    started = time.monotonic()
+    signum, counts = execute(todo, runs_dir, args.jobs, args.keep_logs, args.quiet)
+    files, failed = write_outputs(out_dir, plan)
+    print(f"{counts['recorded']} runs recorded in {time.monotonic() - started:.0f} s; "
+          f"written: {', '.join(str(f.relative_to(out_dir)) for f in files)} in {out_dir}")
+    if failed:
+        print(f"warning: {failed} recorded runs failed their self-check (see "
+              f"self_check_failures in runs.csv and the kept .out files)")
+    if counts["error"]:
+        print(f"warning: {counts['error']} runs could not be started", file=sys.stderr)
+    if signum is not None:
+        missing = counts["interrupted"] + counts["not started"]
+        name = signal.Signals(signum).name
+        print(f"interrupted by {name}: {missing} runs not recorded; resume with:\n"
+              f"  python -m simulation.sweep {shlex.join(argv)}")
+        return 128 + signum
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The users process: one ``Users`` state machine driven by the network's ticks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from simulation.config import Scenario
+from simulation.net import frames
+from simulation.net.logs import log_to_queue
+from simulation.net.shutdown import ignore_interrupts, send_failure
+from simulation.node.users import Users
+from simulation.protocol.ledger import Genesis
+
+
+def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) -> None:
+    """The users process: one Users state machine driven by the network's ticks."""
+    ignore_interrupts()
+    log_to_queue(log_queue)
+    log = logging.getLogger("pot.users")
+    try:
+        users = Users(scenario, genesis)
+        conn.send_bytes(frames.pack("ready", index=-1))
+        while True:
+            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
+            if frame["type"] == "tick":
+                before = len(users.issued)
+                outgoing = users.step(frame["t"])
+                for entry in users.issued[before:]:
+                    log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)%s",
+                             entry["hash"].hex()[:10], entry["sender"], entry["amount"],
+                             entry["receiver"], entry["nonce"],
+                             " (double spend)" if entry["double_spend"] else "")
+                if len(outgoing) > len(users.issued) - before:
+                    log.info("users replay an earlier transaction")
+                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status={}))
+            elif frame["type"] == "stop":
+                conn.send_bytes(frames.pack("report", report=users.report()))
+                return
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        log.warning("users lost their pipe to the network; exiting")
+    except Exception:
+        log.exception("the users process crashed")
+        send_failure(conn)
+        raise SystemExit(1) from None

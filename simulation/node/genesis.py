@@ -1,0 +1,18 @@
+"""The genesis block a scenario starts from (the same in every process that builds it)."""
+
+from __future__ import annotations
+
+from simulation.config import Scenario
+from simulation.protocol.ledger import Genesis, make_genesis
+from simulation.protocol.stages import model_id
+
+
+def genesis_of(scenario: Scenario) -> Genesis:
+    return make_genesis(
+        seed=scenario.seed,
+        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch),
+        employees_num=scenario.employees_num,
+        users_num=scenario.users_num,
+        genesis_stake=scenario.genesis_stake,
+        user_max_balance=scenario.user_max_genesis_balance,
+    )

@@ -1,0 +1,67 @@
+"""The training task as the protocol sees it: stages, training secrets, model hashes.
+
+Pure Python: what a stage is, how its secret is derived from the per-sample losses, and
+the interface (``Trainer``) every trainer offers the employee. The trainers themselves
+are in ``simulation.ml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+MNIST_TRAIN_SIZE = 60000
+
+@dataclass(frozen=True)
+class StageResult:
+    """What an employee keeps after training one stage."""
+
+    stage: int
+    losses: tuple[float, ...]  # per-sample losses, float32 values
+    secret: bytes  # ts = h_B of the loss hash chain
+    model_hash: bytes  # SHA-256 over the weights after the stage
+
+
+class Trainer(Protocol):
+    """Trains stages in order; ``result(s)`` trains every missing stage up to ``s``."""
+
+    model_id: str
+
+    def result(self, stage: int) -> StageResult: ...
+
+    def test_accuracy(self, stage: int) -> float: ...
+
+
+def stage_id(model_id: str, stage: int) -> str:
+    return f"{model_id}:{stage}"
+
+
+def samples_per_stage(train_size: int, iterations_per_epoch: int) -> int:
+    return train_size // iterations_per_epoch
+
+
+def stage_indices(stage: int, per_stage: int, train_size: int) -> list[int]:
+    """Dataset indices of a stage, in dataset order, wrapping around for later epochs."""
+    start = stage * per_stage
+    return [(start + i) % train_size for i in range(per_stage)]
+
+
+def float32_bytes(value: float) -> bytes:
+    """Big-endian IEEE float32, as the secret's hash chain takes each loss."""
+    return struct.pack(">f", value)
+
+
+def training_secret(sid: str, losses: Sequence[float]) -> bytes:
+    """h_0 = SHA-256(id_s); h_i = SHA-256(float32_be(l_i) || h_{i-1}); ts = h_B."""
+    h = hashlib.sha256(sid.encode()).digest()
+    for loss in losses:
+        h = hashlib.sha256(float32_bytes(loss) + h).digest()
+    return h
+
+
+def model_id(tf_seed: int, iterations_per_epoch: int) -> str:
+    """Names the delegated task: architecture, optimiser, data and seeds."""
+    return f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"

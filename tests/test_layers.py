@@ -1,0 +1,100 @@
+"""The package layout is the architecture: imports between the sub-packages flow one way
+(net -> node -> ml -> protocol -> config), and the pure layers stay pure (no pipes,
+processes, clocks, logging handlers or TensorFlow in protocol/ and node/)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "simulation"
+
+# layer -> the layers it may import (itself included). Top-level modules count as
+# layers of their own: config (the knobs), constants (the scenario file), and the
+# ``sweep`` shim behind ``python -m simulation.sweep``.
+ALLOWED = {
+    "constants": {"constants"},
+    "config": {"config", "constants"},
+    "protocol": {"protocol", "config", "constants"},
+    "ml": {"ml", "protocol", "config", "constants"},
+    "node": {"node", "ml", "protocol", "config", "constants"},
+    "report": {"report", "protocol", "config", "constants"},
+    "net": {"net", "node", "ml", "report", "protocol", "config", "constants"},
+    "experiments": {"experiments", "config", "constants"},
+    "sweep": {"sweep", "experiments"},
+}
+
+# Modules the pure layers must never import, directly or by a submodule of theirs.
+IMPURE = ("multiprocessing", "subprocess", "threading", "time", "signal", "socket",
+          "logging", "tensorflow", "keras", "numpy", "os")
+
+
+def _layer_of(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else path.stem
+
+
+def _imports(path: Path, root: Path = PACKAGE) -> list[tuple[str, int]]:
+    """(fully qualified module, line) of every import in the file, relative ones resolved."""
+    found = []
+    package = ["simulation", *path.relative_to(root).parts[:-1]]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if module == "simulation":  # from simulation import config
+                found += [(f"simulation.{alias.name}", node.lineno) for alias in node.names]
+            else:
+                found.append((module, node.lineno))
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_module_belongs_to_a_known_layer() -> None:
+    layers = {_layer_of(p) for p in MODULES if p.name != "__init__.py" or p.parent != PACKAGE}
+    assert layers <= set(ALLOWED), f"unknown layers: {sorted(layers - set(ALLOWED))}"
+    assert {"protocol", "ml", "node", "net", "report", "experiments"} <= layers
+
+
+def _wrong_imports(path: Path, root: Path = PACKAGE) -> list[str]:
+    layer = _layer_of(path, root)
+    wrong = []
+    for module, line in _imports(path, root):
+        parts = module.split(".")
+        if parts[0] == "simulation" and len(parts) >= 2 and \
+                parts[1] not in ALLOWED.get(layer, set()):
+            wrong.append(f"line {line}: {layer} imports {module}")
+        if layer in ("protocol", "node") and parts[0] in IMPURE:
+            wrong.append(f"line {line}: {layer} is pure but imports {module}")
+    return wrong
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_flow_one_way_and_pure_layers_stay_pure(path: Path) -> None:
+    wrong = _wrong_imports(path)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_checker_sees_wrong_imports(tmp_path: Path) -> None:
+    """The check above must be able to fail: a protocol module importing the network and
+    multiprocessing, with an absolute and a relative import."""
+    probe = tmp_path / "protocol" / "probe.py"
+    probe.parent.mkdir()
+    probe.write_text("from simulation.net.runner import run\nimport multiprocessing\n"
+                     "from ..node import employee\nfrom . import chain\n")
+    assert _imports(probe, tmp_path) == [
+        ("simulation.net.runner", 1), ("multiprocessing", 2), ("simulation.node", 3),
+        ("simulation.protocol", 4)]
+    assert _wrong_imports(probe, tmp_path) == [
+        "line 1: protocol imports simulation.net.runner",
+        "line 2: protocol is pure but imports multiprocessing",
+        "line 3: protocol imports simulation.node"]
