@@ -153,6 +153,26 @@ def test_wilson_interval_known_values() -> None:
         wilson_interval(3, 2)
 
 
+def test_wilson_interval_holds_its_rate_exactly_at_the_extremes() -> None:
+    # Computed naively, 12 of 12 gives an upper bound of 0.9999999999999999 and 9 of 9
+    # a lower bound of 3e-17 for 0 of 9: the rate fell outside its own interval.
+    for n in range(1, 60):
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
+
+
+def test_plots_take_points_whose_interval_misses_the_mean_by_rounding(
+        tmp_path: Path) -> None:
+    """A study stopped here once: matplotlib refused an error bar of -1e-16 (a mean of
+    0.1 with an interval computed apart as [0.10000000000000002, ...])."""
+    rows = [_row("0.5", seed, ticks=2000, model_accuracy=0.1, finished=False)
+            for seed in range(1, 13)]
+    points = summarize_rows(rows, ["POISON_RATE"])
+    points[0]["model_accuracy_ci95_low"] = 0.10000000000000002
+    points[0]["ticks_ci95_high"] = 1999.9999999999998
+    written = sweep.plot_points(points, ["POISON_RATE"], tmp_path, "rounding")
+    assert written and all(path.stat().st_size > 0 for path in written)
+
+
 def test_t_interval_by_hand() -> None:
     # 2, 4, 6: mean 4, sd 2, t(0.975, 2) = 4.302653; half = 4.302653 * 2 / sqrt(3).
     low, high = t_interval([2.0, 4.0, 6.0])

@@ -595,7 +595,11 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | Non
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At k = 0 and k = n the bound is exactly p; floating point can miss it by 1e-17,
+    # which would leave the rate just outside its own interval.
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95
@@ -797,9 +801,11 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
                 continue  # e.g. no accuracy with the hash trainer: no empty legend entry
             low = [_number(points[i].get(f"{prefix}_ci95_low")) for i in members]
             high = [_number(points[i].get(f"{prefix}_ci95_high")) for i in members]
-            below = [nan if v is None or lo is None else v - lo
+            # max(0, ...): a mean and its bound computed apart may differ in the last bit
+            # when the spread is zero, and matplotlib refuses a negative error bar.
+            below = [nan if v is None or lo is None else max(0.0, v - lo)
                      for v, lo in zip(y, low, strict=True)]
-            above = [nan if v is None or hi is None else hi - v
+            above = [nan if v is None or hi is None else max(0.0, hi - v)
                      for v, hi in zip(y, high, strict=True)]
             name = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or "mean"
             # A fixed colour per line, so that a line keeps it in every panel.
