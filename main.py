@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from simulation.config import ScenarioError, add_knob_arguments, scenario_from_args
-from simulation.net.shutdown import EXIT_BAD_INPUT
+from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 the target was reached and the honest employees agree; 1 the network
     did not converge; 2 invalid scenario, unwritable output or missing MNIST (nothing
     ran); 3 the run's self-check failed (a process died or the figures do not add up);
+    4 the simulator failed (a bug, or the results could not be written at the end);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
     args = build_parser().parse_args(argv)
     from simulation.net.runner import RunAborted, default_run_dir, run
@@ -53,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunAborted as exc:
         print(f"error: {exc.line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug must not pass for "did not converge" (1)
+        traceback.print_exc()
+        print("error: the simulator failed (the traceback above is a bug to report); "
+              "the run's figures are lost", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     return outcome.exit_code
 
 

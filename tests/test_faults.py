@@ -278,3 +278,38 @@ def test_missing_mnist_says_what_to_install_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr
     assert "Why each route failed" in (tmp_path / "pot_sim.log").read_text()
     assert_no_shared_memory_left(tmp_path / "pot_sim.log")
+
+
+def test_results_that_vanish_during_the_run_exit_4_and_keep_the_summary(tmp_path, capsys,
+                                                                          monkeypatch):
+    """The results path was writable at the start (output_problems found nothing), but its
+    folder is gone at the end: the run says so, keeps the summary on the console and
+    exits 4, never 1 ("did not converge") nor a traceback."""
+    from simulation.net import runner
+
+    monkeypatch.setattr(runner, "output_problems", lambda scenario, path: [])
+    scenario = default_scenario().replace(trainer="hash", employees_num=4,
+                                          target_blockchain_length=3,
+                                          log_file=str(tmp_path / "run.log"))
+    gone = tmp_path / "gone" / "out.json"
+    outcome = runner.run(scenario, results_path=str(gone), quiet=True)
+    printed = capsys.readouterr().out
+    assert outcome.exit_code == 4 and outcome.summary["exit_code"] == 4
+    assert outcome.summary["finished"] and outcome.summary["self_check"]["passed"]
+    assert f"OUTPUT LOST: --results '{gone}' could not be written" in printed
+    assert "Exit code: 4" in printed and "Chain of E0" in printed
+    assert not gone.exists()
+
+
+def test_a_bug_in_the_simulator_exits_4_with_its_traceback(monkeypatch, capsys):
+    import main
+    from simulation.net import runner
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr(runner, "run", broken)
+    assert main.main(["--trainer", "hash", "--no-run-dir"]) == 4
+    err = capsys.readouterr().err
+    assert "RuntimeError: injected bug" in err and "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("error: the simulator failed")

@@ -34,6 +34,7 @@ from simulation.net.employee_process import employee_main
 from simulation.net.logs import close_progress_bar, log_to_queue, start_listener
 from simulation.net.network import network_main
 from simulation.net.shutdown import (
+    EXIT_INTERNAL_ERROR,
     EXIT_NOT_CONVERGED,
     EXIT_OK,
     EXIT_SELF_CHECK_FAILED,
@@ -295,8 +296,14 @@ def _report(scenario: Scenario, roles: dict[int, str], result: dict[str, Any],
     if folder is not None:
         summary["run_dir"] = folder
     if results_path:
-        with open(results_path, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, default=_json_default)
+        try:
+            with open(results_path, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2, default=_json_default)
+        except OSError as exc:  # it was writable at the start: it vanished during the run
+            exit_code = summary["exit_code"] = EXIT_INTERNAL_ERROR
+            summary["output_errors"] = [
+                f"--results {results_path!r} could not be written at the end of the run "
+                f"({exc.strerror or exc}); the summary above is the run's only record"]
     if folder is not None:
         _fill_run_folder(scenario, summary, folder)
     text = render(summary)

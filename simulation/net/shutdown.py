@@ -23,6 +23,9 @@ EXIT_OK = 0
 EXIT_NOT_CONVERGED = 1
 EXIT_BAD_INPUT = 2
 EXIT_SELF_CHECK_FAILED = 3
+# The simulator itself failed: a bug (main.py prints the traceback), or the results file
+# could not be written at the end of the run. Never 1, which means "did not converge".
+EXIT_INTERNAL_ERROR = 4
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FAILURE_TEXT_BYTES = 4000  # the tail of a traceback that travels in a failed frame
 

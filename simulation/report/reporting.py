@@ -469,6 +469,8 @@ def render(summary: dict[str, Any]) -> str:
                          f"trust the figures above")
             for failure in check["failures"]:
                 lines.append(f"  [{failure['check']}] {failure['detail']}")
+    for problem in summary.get("output_errors", []):
+        lines.append(f"OUTPUT LOST: {problem}")
     if "exit_code" in summary:
         lines.append(f"Exit code: {summary['exit_code']}")
     if summary.get("rerun"):
