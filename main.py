@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 
@@ -28,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write no run folder (the same as --run-dir '')")
     add_knob_arguments(parser)
     return parser
+
+
+def _exit_before_start(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,4 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Until the runner installs its own handlers nothing has started: a SIGINT or SIGTERM
+    # then simply ends main.py, without a KeyboardInterrupt traceback.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_before_start)
     sys.exit(main())

@@ -17,4 +17,4 @@ sweep --out docs/studies/employees_21 --trainer hash --seeds 10 \
 # Real Keras training: the threshold and the accuracy the employer receives.
 sweep --out docs/studies/poisoning_keras --seeds 5 --set ADVERSARIES=poisoned:0..8
 sweep --out docs/studies/poison_rate_keras --seeds 3 \
-    --set POISON_RATE=0.1,0.5,1.0 --set ADVERSARIES=poisoned:3,5,7
+    --set POISON_RATE=0.1,0.5,1.0 --set ADVERSARIES=poisoned:3..7..2

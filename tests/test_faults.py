@@ -149,6 +149,34 @@ def test_sigint_during_start_up_ends_cleanly(tmp_path):
     assert_no_shared_memory_left(tmp_path / "run.log")
 
 
+@pytest.mark.parametrize("how", ["parent", "group"])
+@pytest.mark.parametrize("delay", [0.1, 0.3, 0.5, 0.7, 0.9, 1.2, 1.6, 2.2])
+def test_sigint_at_any_moment_ends_as_interrupted_or_finished(tmp_path, delay, how):
+    """Whenever the signal lands (imports, fork server, process starts, the first ticks):
+    exit 130 with results marked interrupted (or no results at all if it came before the
+    run began), or 0 if the run was already over; never a traceback, a hang or exit 4.
+    Signals used to be handled by logging or raising inside the handler, which
+    deadlocked on the log queue's lock or broke the start-up; and a Ctrl-C to the whole
+    group (``how="group"``) killed the fork server or the MNIST loader."""
+    process = start_main(tmp_path, "--trainer", "hash", "--employees-num", "21",
+                         "--adversaries", "poisoned:6", "--no-run-dir")
+    time.sleep(delay)
+    if how == "group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    out, err, _ = finish(process, timeout=60)
+    assert process.returncode in (0, 130), (process.returncode, err[-3000:])
+    assert "Traceback" not in out + err
+    assert_nothing_left(process.pid)
+    if not (tmp_path / "out.json").exists():  # stopped before the run began: no figures
+        assert process.returncode == 130 and not (tmp_path / "run.log").exists()
+        return
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results.get("interrupted", False) is (process.returncode == 130)
+    assert results["exit_code"] == process.returncode
+
+
 def test_an_honest_employee_killed_mid_run_is_reported_and_the_run_ends(tmp_path):
     process = start_main(tmp_path, "--trainer", "hash", "--employees-num", "5",
                          "--target-blockchain-length", "1000", "--max-ticks", "300",

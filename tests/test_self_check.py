@@ -191,3 +191,16 @@ def test_the_summary_of_a_run_cut_short_names_the_failed_party(good):
     _died(s)
     shown = render({**s, "self_check": as_report(self_check(s, LOG))})
     assert "Failed: " + honest_name(good) + ": RuntimeError" in shown
+
+
+def test_a_run_stopped_before_its_first_tick_is_summarised():
+    """The network was asked to stop before tick 0 (a signal during start-up): its last
+    tick is -1. The summary used to divide by the ticks run (zero) and crash."""
+    scenario = default_scenario().replace(trainer="hash", employees_num=4,
+                                          adversaries="poisoned:1", log_file="unused.log")
+    result = {"finished": False, "interrupted": True, "stopped_by": "interrupted by SIGINT",
+              "ticks": -1, "reports": {}, "employer": None}
+    summary = summarize(scenario, genesis_of(scenario), result,
+                        assign_adversaries(scenario), 0.5)
+    assert summary["ticks"] == -1 and summary["finished"] is False
+    assert "interrupted by SIGINT" in render(summary)

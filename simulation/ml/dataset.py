@@ -354,6 +354,9 @@ def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
         child = subprocess.Popen(
             [sys.executable, "-c", _LOADER_CODE, request], env=env, pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # Its own process group: a Ctrl-C in the terminal (sent to the whole group)
+            # is for the parent, which decides how the run stops; the loader finishes.
+            process_group=0,
         )
         os.close(write_fd)
         write_fd = -1

@@ -41,6 +41,7 @@ from simulation.net.shutdown import (
     INTERRUPT_SIGNALS,
     StopRequest,
     exit_code_for_signal,
+    interrupts_ignored_by_new_processes,
 )
 from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
@@ -81,6 +82,12 @@ class _Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+def _unwind_if_signalled(stop: StopRequest) -> None:
+    """A safe point of the start-up: leave it if SIGINT or SIGTERM came meanwhile."""
+    if stop.signalled is not None:
+        raise _Interrupted(stop.signalled)
 
 
 def output_problems(scenario: Scenario, results_path: str | None) -> list[str]:
@@ -237,7 +244,8 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
             configure_tf_environment()  # inherited by the fork server and every child
             _make_package_importable_by_fork_server()
             ctx.set_forkserver_preload(["simulation.net.tf_preload"])
-        multiprocessing.forkserver.ensure_running()  # imports TensorFlow while we load data
+        with interrupts_ignored_by_new_processes():  # the fork server and its children
+            multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
 
         roles = assign_adversaries(scenario)
         log_queue = ctx.Queue()
@@ -245,6 +253,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                                   scenario.target_blockchain_length)
         log_to_queue(log_queue)
         try:
+            _unwind_if_signalled(stop)
             if scenario.trainer == "keras":
                 dataset_spec, shared = _load_mnist()
             result = _start_and_wait(ctx, scenario, log_queue, dataset_spec, roles,
@@ -392,14 +401,13 @@ def _install_signal_handlers(stop: StopRequest) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     def handler(signum: int, frame: Any) -> None:
-        if stop.requested is not None:
+        # Record, nothing else: a handler runs between two bytecodes of the main thread,
+        # which may be holding the log queue's lock or be half-way through starting a
+        # process. Logging here deadlocked a run, and raising here broke the start-up.
+        if stop.signalled is None:
+            stop.signalled = signum
+        else:
             stop.kill_now = True
-            return
-        if not stop.network_started:
-            raise _Interrupted(signum)
-        log.warning("received %s: stopping the run after this tick (again to kill it)",
-                    signal.Signals(signum).name)
-        stop.request(signum)
 
     return {signum: signal.signal(signum, handler) for signum in INTERRUPT_SIGNALS}
 
@@ -460,9 +468,16 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     planned.append(ctx.Process(target=network_main, name="network",
                                args=(scenario, [p[0] for p in pipes], result_send,
                                      log_queue, roles, launched, stop.receiver)))
-    for p in planned:
-        p.start()
-        processes.append(p)
+    try:
+        for p in planned:
+            _unwind_if_signalled(stop)  # the first start waits for the fork server's imports
+            p.start()
+            processes.append(p)
+    except _Interrupted:
+        for a, b in pipes:  # the children started so far see EOF and exit at once
+            a.close()
+            b.close()
+        raise
     stop.network_started = True
     # Only the children may hold their pipe ends: then a dead child means EOF at once.
     for a, b in pipes:
@@ -485,6 +500,10 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
                 break
         if not network.is_alive():
             break
+        if stop.signalled is not None and stop.requested is None:
+            log.warning("received %s: stopping the run after this tick (again to kill it)",
+                        signal.Signals(stop.signalled).name)
+            stop.request(stop.signalled)
         if stop.requested is not None and asked_at is None:
             asked_at = time.monotonic()
         if asked_at is not None and (stop.kill_now

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import signal
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from simulation.net import frames
@@ -33,6 +35,29 @@ FAILURE_TEXT_BYTES = 4000  # the tail of a traceback that travels in a failed fr
 def exit_code_for_signal(signum: int) -> int:
     """The shell's convention: 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
     return 128 + signum
+
+
+@contextmanager
+def interrupts_ignored_by_new_processes() -> Iterator[None]:
+    """While the parent starts the fork server (in its only thread): SIGINT and SIGTERM
+    are set to SIG_IGN, which a new process inherits through fork and exec (Python keeps
+    an inherited SIG_IGN for SIGINT). The fork server and every child it forks then never
+    die of a Ctrl-C meant for the parent (a terminal signals the whole process group).
+    They are also blocked meanwhile: Linux never discards a blocked signal, so one that
+    comes now stays pending and reaches the parent's handler once it is restored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal.signal works in the main thread only; tests run there anyway
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+    old = {signum: signal.signal(signum, signal.SIG_IGN) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def ignore_interrupts() -> None:
@@ -63,6 +88,9 @@ class StopRequest:
 
     def __init__(self, ctx: Any):
         self.receiver, self._sender = ctx.Pipe(duplex=False)
+        # The signal handler only records (``signalled``, ``kill_now``); the parent's
+        # start-up and wait loop act on it at safe points (see runner).
+        self.signalled: int | None = None  # the first SIGINT / SIGTERM received
         self.requested: int | None = None  # the signal that asked for the stop
         self.network_started = False  # before: a signal unwinds the start-up instead
         self.kill_now = False  # a second signal: no more waiting for reports

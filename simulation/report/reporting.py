@@ -104,7 +104,8 @@ def summarize(
     accuracy = accuracies["honest"].get(evaluated_stage)
     employer = _employer(result.get("employer"), honest_secrets, poisoned_secrets,
                          accuracies)
-    ticks = result.get("ticks") or 0
+    # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
+    ticks_run = max(1, (result.get("ticks") or 0) + 1)
     poisoned_chain = employees[poisoned_names[0]]["chain"] if poisoned_names else None
     known = _known_blocks(genesis.hash, chain_entries, employees, honest_names,
                           result.get("employer"), honest_secrets)
@@ -140,13 +141,13 @@ def summarize(
         "honest": {
             "employees": len(honest),
             "poisoned_blocks": _poisoned_blocks(chain_entries, honest_secrets),
-            "blocks_per_tick": round((len(chain_entries) - 1) / (ticks + 1), 5),
+            "blocks_per_tick": round((len(chain_entries) - 1) / ticks_run, 5),
         },
         "poisoned_branch": None if poisoned_chain is None else {
             "reference_employee": poisoned_names[0],
             "chain_length": len(poisoned_chain),
             "poisoned_blocks": _poisoned_blocks(poisoned_chain, honest_secrets),
-            "blocks_per_tick": round((len(poisoned_chain) - 1) / (ticks + 1), 5),
+            "blocks_per_tick": round((len(poisoned_chain) - 1) / ticks_run, 5),
             "model_test_accuracy": accuracies["poisoned"].get(len(poisoned_chain) - 2),
             "accuracy_by_stage": _by_stage(accuracies["poisoned"], len(poisoned_chain) - 2),
         },
