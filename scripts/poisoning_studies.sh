@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The poisoning studies of the README, one sweep each (about 100 minutes on 2 cores).
+# The poisoning studies of the README, one sweep each (about 80 minutes on 2 cores).
 # Each resumes where it stopped when run again; results land in docs/studies/<name>/
 # (runs.csv, summary.csv, plots; the per-run files in runs/ are not committed).
 set -euo pipefail
@@ -16,5 +16,8 @@ sweep --out docs/studies/employees_21 --trainer hash --seeds 10 \
     --set EMPLOYEES_NUM=21 --set ADVERSARIES=poisoned:0..14..2
 # Real Keras training: the threshold and the accuracy the employer receives.
 sweep --out docs/studies/poisoning_keras --seeds 5 --set ADVERSARIES=poisoned:0..8
-sweep --out docs/studies/poison_rate_keras --seeds 3 \
+sweep --out docs/studies/poison_rate_keras --seeds 5 \
     --set POISON_RATE=0.1,0.5,1.0 --set ADVERSARIES=poisoned:3..7..2
+# POISON_RATE with the hash trainer: does the share of relabelled samples move the threshold?
+sweep --out docs/studies/poison_rate_hash --trainer hash --seeds 20 \
+    --set POISON_RATE=0.1,0.5,1.0 --set ADVERSARIES=poisoned:3..7

@@ -48,6 +48,7 @@ class Scenario:
     bh_coinstake: int
     tf_seed: int
     iterations_per_epoch: int
+    learning_rate: float
     trainer: str
     log_file: str
 
@@ -177,6 +178,8 @@ def problems(s: Scenario) -> list[str]:
             out.append(f"{name} must lie in [0, 1], got {value}")
     if s.max_wall_seconds <= 0:
         out.append(f"MAX_WALL_SECONDS must be positive, got {s.max_wall_seconds}")
+    if not 0 < s.learning_rate <= 1:
+        out.append(f"LEARNING_RATE must lie in (0, 1], got {s.learning_rate}")
     if not 0 < s.poison_rate <= 1:
         out.append(f"POISON_RATE must lie in (0, 1], got {s.poison_rate}")
     at_least("CRASH_AT_TICK", 0)

@@ -107,6 +107,10 @@ TF_SEED = 42
 # Stages per epoch: a stage trains len(train set) // ITERATIONS_PER_EPOCH samples.
 ITERATIONS_PER_EPOCH = 6000
 
+# Adam's learning rate (0.001 is Keras' default). Part of the task: another value
+# changes the model id, so every secret and model hash.
+LEARNING_RATE = 0.001
+
 # "keras" trains the real DNN on MNIST; "hash" is a fast TensorFlow-free stand-in with
 # the same protocol behaviour (for protocol experiments; no model accuracy).
 TRAINER = "keras"

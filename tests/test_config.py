@@ -68,6 +68,9 @@ INVALID = [
     (dict(target_blockchain_length=1), "TARGET_BLOCKCHAIN_LENGTH must be at least 2"),
     (dict(seed=-1), "SEED must be at least 0"),
     (dict(tf_seed=-1), "TF_SEED must be at least 0"),
+    (dict(learning_rate=0.0), "LEARNING_RATE must lie in (0, 1]"),
+    (dict(learning_rate=-0.001), "LEARNING_RATE must lie in (0, 1]"),
+    (dict(learning_rate=1.5), "LEARNING_RATE must lie in (0, 1]"),
     (dict(tick_seconds=-0.5), "TICK_SECONDS must be at least 0"),
     (dict(party_timeout_seconds=0.0), "PARTY_TIMEOUT_SECONDS must be positive"),
     (dict(td_coinstake=0), "TD_COINSTAKE must lie in (0, 2**256)"),
@@ -248,3 +251,16 @@ def test_a_bad_flag_value_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(["--seed", "one"])
     assert "not an integer" in capsys.readouterr().err
+
+
+def test_the_learning_rate_names_the_task_only_when_it_is_not_the_default():
+    from simulation.node.genesis import genesis_of
+    from simulation.protocol.stages import model_id
+
+    assert model_id(42, 6000) == "mnist-dnn128-adam-tfseed42-ipe6000"  # PROTOCOL.md's
+    assert model_id(42, 6000, 0.001) == "mnist-dnn128-adam-tfseed42-ipe6000"
+    assert model_id(42, 3, 0.0003) == "mnist-dnn128-adam-tfseed42-ipe3-lr0.0003"
+    slower = default_scenario().replace(learning_rate=0.0003)
+    assert genesis_of(slower).hash != genesis_of(default_scenario()).hash
+    parsed = scenario_from_args(parser().parse_args(["--learning-rate", "3e-4"]))
+    assert parsed.learning_rate == 0.0003

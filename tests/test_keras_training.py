@@ -286,6 +286,17 @@ def test_label_map_changes_what_is_trained(mnist, trainer):
         bad.result(0)
 
 
+def test_the_learning_rate_reaches_the_optimiser(mnist, trainer):
+    """The same first sample's loss (the weights are the same before any step), then
+    different training: LEARNING_RATE is part of the task."""
+    default = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE, learning_rate=0.001)
+    slower = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE, learning_rate=0.0003)
+    assert default.result(0) == trainer.result(0)  # 0.001 is Keras' default
+    assert slower.result(0).losses[0] == trainer.result(0).losses[0]
+    assert slower.result(0).losses[1:] != trainer.result(0).losses[1:]
+    assert slower.result(0).model_hash != trainer.result(0).model_hash
+
+
 # --- the fast path is the same mathematics (issue 4) --------------------------------------
 
 
@@ -315,7 +326,8 @@ def test_many_stages_equal_train_on_batch_bit_for_bit(mnist):
 
 
 @pytest.mark.tf
-def test_adam_step_equals_keras_adam_on_random_gradients():
+@pytest.mark.parametrize("learning_rate", [None, 0.0003])
+def test_adam_step_equals_keras_adam_on_random_gradients(learning_rate):
     """AdamStep against Keras' own Adam, step for step, on gradients of many scales
     (zeros, underflowing squares, large, signs mixed) over 500 steps.
 
@@ -334,8 +346,9 @@ def test_adam_step_equals_keras_adam_on_random_gradients():
     start = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
     ours_vars = [tf.Variable(a) for a in start]
     keras_vars = [keras.Variable(a) for a in start]
-    ours = AdamStep(tf, keras, ours_vars)
-    reference = keras.optimizers.Adam()
+    ours = AdamStep(tf, keras, ours_vars, learning_rate)
+    reference = keras.optimizers.Adam(**({} if learning_rate is None else
+                                         {"learning_rate": learning_rate}))
     reference.build(keras_vars)
     steps = 500
     scales = rng.choice([0.0, 1e-30, 1e-20, 1e-6, 1.0, 1e3, 1e15], size=steps)

@@ -114,11 +114,13 @@ class AdamStep:
     (tests/test_keras_training.py compares whole stages with ``train_on_batch``).
 
     The hyper-parameters are read from ``keras.optimizers.Adam()``'s configuration, so
-    they are Keras' defaults by construction. Call ``apply`` inside a ``tf.function``.
+    they are Keras' defaults by construction (``learning_rate`` may replace its own).
+    Call ``apply`` inside a ``tf.function``.
     """
 
-    def __init__(self, tf, keras, variables):
-        config = keras.optimizers.Adam().get_config()
+    def __init__(self, tf, keras, variables, learning_rate: float | None = None):
+        options = {} if learning_rate is None else {"learning_rate": learning_rate}
+        config = keras.optimizers.Adam(**options).get_config()
         unsupported = {k: config.get(k) for k, v in _PLAIN_ADAM.items() if config.get(k) != v}
         if unsupported:
             raise ValueError(f"AdamStep reproduces plain Adam only, not {unsupported}")
@@ -189,6 +191,7 @@ class KerasTrainer(StagedTrainer):
         tf_seed: int,
         per_stage: int,
         label_map: LabelMap | None = None,
+        learning_rate: float | None = None,
     ):
         if per_stage < 1:
             raise ValueError(f"per_stage must be >= 1, got {per_stage}")
@@ -216,9 +219,10 @@ class KerasTrainer(StagedTrainer):
         model = build_model(keras)
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
         variables = model.trainable_variables
-        # Keras' Adam with its default hyper-parameters, in fewer passes (AdamStep). Its
-        # variables are created now, outside the tf.function.
-        adam = AdamStep(tf, keras, variables)
+        # Keras' Adam with its default hyper-parameters (but the learning rate, if given),
+        # in fewer passes (AdamStep). Its variables are created now, outside the
+        # tf.function.
+        adam = AdamStep(tf, keras, variables, learning_rate)
         self._model = model
         self._adam = adam
 

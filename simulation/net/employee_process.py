@@ -54,7 +54,7 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
     """The trainer for this process, and whatever must stay alive with it."""
     if scenario.trainer == "hash":
         return hash_trainer_for(scenario)(-1, behaviour), None
-    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
+    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
 
@@ -68,7 +68,8 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
 
     mnist, shared = attach_mnist(dataset_spec)
     trainer = KerasTrainer(mid, mnist, scenario.tf_seed, per_stage,
-                           label_map=label_map_for(scenario, behaviour))
+                           label_map=label_map_for(scenario, behaviour),
+                           learning_rate=scenario.learning_rate)
     return trainer, shared
 
 

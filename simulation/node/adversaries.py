@@ -75,7 +75,7 @@ def label_map_for(scenario: Scenario, behaviour: str) -> LabelMap | None:
 
 def hash_trainer_for(scenario: Scenario) -> Callable[[int, str], Trainer]:
     """Trainers for the TensorFlow-free mode and the protocol tests."""
-    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch)
+    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     return lambda index, behaviour: HashTrainer(
         mid, per_stage, label_map=label_map_for(scenario, behaviour))

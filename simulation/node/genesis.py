@@ -10,7 +10,8 @@ from simulation.protocol.stages import model_id
 def genesis_of(scenario: Scenario) -> Genesis:
     return make_genesis(
         seed=scenario.seed,
-        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch),
+        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch,
+                          scenario.learning_rate),
         employees_num=scenario.employees_num,
         users_num=scenario.users_num,
         genesis_stake=scenario.genesis_stake,

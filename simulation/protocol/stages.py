@@ -62,6 +62,15 @@ def training_secret(sid: str, losses: Sequence[float]) -> bytes:
     return h
 
 
-def model_id(tf_seed: int, iterations_per_epoch: int) -> str:
-    """Names the delegated task: architecture, optimiser, data and seeds."""
-    return f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
+DEFAULT_LEARNING_RATE = 0.001  # Keras' Adam default
+
+
+def model_id(tf_seed: int, iterations_per_epoch: int,
+             learning_rate: float = DEFAULT_LEARNING_RATE) -> str:
+    """Names the delegated task: architecture, optimiser, data and seeds. The learning
+    rate is named only when it is not Keras' default, so the default id (and every
+    secret derived from it) is the one PROTOCOL.md's examples use."""
+    name = f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
+    if learning_rate != DEFAULT_LEARNING_RATE:
+        name += f"-lr{learning_rate!r}"
+    return name
