@@ -55,6 +55,10 @@ def test_evaluators_evaluate_every_stage_of_their_chain_and_the_employers_stage(
     assert evaluation_plan(live, 7) == {0: [], 1: [0, 1, 2, 3, 6], 2: [],
                                         3: [0, 1, 2, 3, 4, 5, 6], 4: []}
     assert evaluation_plan([(0, "honest", 0)], 1) == {0: [0]}
+    # The poisoned branch a block ahead of the employer: the honest training reaches
+    # its tip stage too, so the tip's secret can be judged.
+    assert evaluation_plan([(0, "honest", 4), (1, "poisoned", 9)], 8) == {
+        0: [0, 1, 2, 3, 7, 8], 1: list(range(9))}
     assert evaluation_plan([(0, "honest", 0)], None) == {0: []}  # genesis certifies none
 
 

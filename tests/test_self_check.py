@@ -204,3 +204,20 @@ def test_a_run_stopped_before_its_first_tick_is_summarised():
                         assign_adversaries(scenario), 0.5)
     assert summary["ticks"] == -1 and summary["finished"] is False
     assert "interrupted by SIGINT" in render(summary)
+
+
+def test_a_poisoned_branch_a_block_ahead_of_the_employer_is_still_judged():
+    """Found by the POISON_RATE study (seed 15, 0.1, 6 of 11 poisoned): the run ended
+    while the poisoned branch's newest block was in flight to the employer, the honest
+    evaluator trained only up to the employer's stage, and the branch's last block had
+    no honest secret to be compared with: poisoned_branch.poisoned_blocks was null."""
+    scenario = default_scenario().replace(trainer="hash", seed=15, poison_rate=0.1,
+                                          adversaries="poisoned:6", log_file="unused.log")
+    run = run_lockstep(scenario)
+    summary = summarize(scenario, genesis_of(scenario), network_result(run),
+                        assign_adversaries(scenario), 1.0)
+    summary["exit_codes"] = {n: 0 for n in [*summary["employees_reporting"], "network"]}
+    branch = summary["poisoned_branch"]
+    assert branch["chain_length"] == summary["employer"]["chain_length"] + 1
+    assert branch["poisoned_blocks"] == branch["chain_length"] - 1
+    assert self_check(summary, LOG) == []

@@ -30,12 +30,14 @@ class Router:
         self.delay = delay
         self._scheduled: dict[int, list[Envelope]] = defaultdict(list)
         self._sequence: dict[int, int] = defaultdict(int)
+        self.bytes_sent: dict[int, int] = defaultdict(int)  # by sender, every message
 
     def submit(self, tick: int, sender: int, outgoing: Iterable[bytes]) -> None:
         bucket = self._scheduled[tick + self.delay]
         for data in outgoing:
             bucket.append(Envelope(tick, sender, self._sequence[sender], data))
             self._sequence[sender] += 1
+            self.bytes_sent[sender] += len(data)
 
     def take(self, tick: int) -> list[Envelope]:
         """Every envelope due at ``tick``, in canonical order; forgets them."""
@@ -79,19 +81,21 @@ def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int |
     The first live employee of each evaluated behaviour evaluates its model after every
     stage its own chain certifies (0 .. height - 1, the last MAX_EVALUATED_STAGES of them
     in a longer chain), so the summary can show the accuracy along the chain block by
-    block, and after the stage the employer's chain certifies, so the summary can name
-    the accuracy of the model the employer receives, whichever training it came from.
-    Every other employee gets an empty list.
+    block; and after the tip stage of every chain the summary judges (the employer's, and
+    each evaluated behaviour's own), so it can name the accuracy of the model the employer
+    receives and compare every tip's revealed secret with both trainings. (The poisoned
+    branch may be a block ahead of the employer, whose copy is still in flight: the
+    honest training must reach that stage too.) Every other employee gets an empty list.
     """
-    employer_stage = employer_height - 1 if employer_height else None
-    plan: dict[int, list[int]] = {}
-    chosen: set[str] = set()
+    first: dict[str, tuple[int, int]] = {}  # behaviour -> (index, height) of its evaluator
     for index, behaviour, height in live:
-        stages: set[int] = set()
-        if behaviour in EVALUATED_BEHAVIOURS and behaviour not in chosen:
-            chosen.add(behaviour)
-            stages.update(range(max(0, height - MAX_EVALUATED_STAGES), height))
-            if employer_stage is not None and employer_stage >= 0:
-                stages.add(employer_stage)
-        plan[index] = sorted(stages)
+        if behaviour in EVALUATED_BEHAVIOURS and behaviour not in first:
+            first[behaviour] = (index, height)
+    tips = {height - 1 for _, height in first.values() if height >= 1}
+    if employer_height:
+        tips.add(employer_height - 1)
+    plan: dict[int, list[int]] = {index: [] for index, _, _ in live}
+    for index, height in first.values():
+        own = range(max(0, height - MAX_EVALUATED_STAGES), height)
+        plan[index] = sorted(set(own) | tips)
     return plan
