@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
-import sys
-import traceback
 
-from simulation.config import ScenarioError, add_knob_arguments, scenario_from_args
-from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR
+
+def _exit_before_start(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    # First of all, before the imports below take their time: until the runner installs
+    # its own handlers nothing has started, so a SIGINT or SIGTERM simply ends main.py
+    # (exit 130 / 143) instead of printing a KeyboardInterrupt traceback.
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, _exit_before_start)
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+from simulation.config import ScenarioError, add_knob_arguments, scenario_from_args  # noqa: E402
+from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,10 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write no run folder (the same as --run-dir '')")
     add_knob_arguments(parser)
     return parser
-
-
-def _exit_before_start(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Until the runner installs its own handlers nothing has started: a SIGINT or SIGTERM
-    # then simply ends main.py, without a KeyboardInterrupt traceback.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _exit_before_start)
     sys.exit(main())

@@ -150,7 +150,7 @@ def test_sigint_during_start_up_ends_cleanly(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["parent", "group"])
-@pytest.mark.parametrize("delay", [0.1, 0.3, 0.5, 0.7, 0.9, 1.2, 1.6, 2.2])
+@pytest.mark.parametrize("delay", [0.03, 0.1, 0.3, 0.5, 0.7, 0.9, 1.2, 1.6, 2.2])
 def test_sigint_at_any_moment_ends_as_interrupted_or_finished(tmp_path, delay, how):
     """Whenever the signal lands (imports, fork server, process starts, the first ticks):
     exit 130 with results marked interrupted (or no results at all if it came before the
@@ -166,11 +166,16 @@ def test_sigint_at_any_moment_ends_as_interrupted_or_finished(tmp_path, delay, h
     else:
         process.send_signal(signal.SIGINT)
     out, err, _ = finish(process, timeout=60)
-    assert process.returncode in (0, 130), (process.returncode, err[-3000:])
-    assert "Traceback" not in out + err
+    # -2: Python itself was still starting (site, encodings) and died of the signal;
+    # that may print Python's own KeyboardInterrupt, never a line of ours.
+    assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, err[-3000:])
+    if process.returncode == -signal.SIGINT:
+        assert "main.py" not in err and "simulation" not in err, err[-3000:]
+    else:
+        assert "Traceback" not in out + err
     assert_nothing_left(process.pid)
     if not (tmp_path / "out.json").exists():  # stopped before the run began: no figures
-        assert process.returncode == 130 and not (tmp_path / "run.log").exists()
+        assert process.returncode != 0 and not (tmp_path / "run.log").exists()
         return
     results = json.loads((tmp_path / "out.json").read_text())
     assert results.get("interrupted", False) is (process.returncode == 130)
