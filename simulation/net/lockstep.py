@@ -37,6 +37,7 @@ class LockstepRun:
     finished: bool
     crashed: list[int] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
+    relayed_bytes: dict[int, int] = field(default_factory=dict)  # by sender index
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.behaviour == "honest"
@@ -96,7 +97,8 @@ def run_lockstep(
         if target_reached(honest, scenario.target_blockchain_length):
             finished = True
             break
-    return LockstepRun(employees, users, employer, tick, finished, crashed, events)
+    return LockstepRun(employees, users, employer, tick, finished, crashed, events,
+                       dict(router.bytes_sent))
 
 
 def network_result(run: LockstepRun) -> dict[str, Any]:
@@ -111,4 +113,6 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     return {"finished": run.finished, "ticks": run.ticks, "reports": reports,
             "employer": run.employer.report(), "stopped_by":
             "target reached" if run.finished else "MAX_TICKS",
-            "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed}}
+            "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed},
+            "relayed_bytes": {("users" if i == len(run.employees) else f"E{i}"): n
+                              for i, n in sorted(run.relayed_bytes.items())}}

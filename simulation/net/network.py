@@ -199,6 +199,8 @@ class Network:
             "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
             "failures": {p.name: p.failure for p in self.parties if p.failure},
             "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
+            "relayed_bytes": {self.parties[i].name: n
+                              for i, n in sorted(self.router.bytes_sent.items())},
         }
 
     def stop(self) -> dict[str, Any]:

@@ -126,6 +126,8 @@ class Employee:
         self.rejected_transactions: dict[bytes, str] = {}
         # Counters for the report.
         self.sent: Counter[str] = Counter()
+        self.sent_bytes: Counter[str] = Counter()  # encoded bytes broadcast, by kind
+        self.arrived: dict[bytes, int] = {}  # block hash -> tick it entered this tree
         self.accepted: Counter[str] = Counter()
         self.rejected: dict[str, Counter[str]] = defaultdict(Counter)
         self._out: list[bytes] = []
@@ -179,8 +181,10 @@ class Employee:
                         f"{self.names(message.author)}{detail}")
 
     def _broadcast(self, message: AnyMessage, detail: str) -> None:
+        data = message.to_bytes()
         self.sent[message.kind] += 1
-        self._out.append(message.to_bytes())
+        self.sent_bytes[message.kind] += len(data)
+        self._out.append(data)
         self._log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
 
     def _own_stage(self, stage: int) -> StageResult:
@@ -295,6 +299,7 @@ class Employee:
 
     def _append(self, wb: WrappedBlock, ledger: Any) -> None:
         self.block_for_header.setdefault(wb.header.hash, wb.hash)
+        self.arrived.setdefault(wb.hash, self.now)
         forks_before = self.tree.forks
         change = self.tree.add(wb, ledger)
         header = wb.header
@@ -507,15 +512,17 @@ class Employee:
             "chain": chain,
             "forks": self.tree.forks,
             "equivocations": self.equivocations,
-            # [hash, parent, height, trainer's employee index, revealed secret] per block
-            # but genesis; the first two positions are what older readers use.
+            # [hash, parent, height, trainer's employee index, revealed secret, tick it
+            # entered this tree, the block's own tick] per block but genesis; the first
+            # two positions are what older readers use.
             "tree": [[r.hash, r.parent, r.height,
                       self.names.employee_index.get(r.block.header.author, -1),
-                      r.block.header.secret]
+                      r.block.header.secret, self.arrived.get(r.hash), r.tick]
                      for r in self.tree.records.values()
                      if r.parent is not None and r.block is not None],
             "orphans": len(self.tree.orphans),
             "sent": dict(self.sent),
+            "sent_bytes": dict(self.sent_bytes),
             "accepted": dict(self.accepted),
             "rejected": {k: dict(v) for k, v in self.rejected.items()},
             "mempool": sorted(self.mempool),

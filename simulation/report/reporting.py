@@ -13,6 +13,7 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
+from simulation.report.propagation import network_metrics
 
 
 def _hex(value: bytes | None) -> str | None:
@@ -136,6 +137,8 @@ def summarize(
         },
         "forks": forks,
         "blocks_known": known_blocks,
+        "network": network_metrics(chain_entries, employees, honest_names,
+                                   result.get("relayed_bytes")),
         "blocks": known,
         "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
         "honest": {
@@ -411,6 +414,14 @@ def render(summary: dict[str, Any]) -> str:
     lines.append(f"All honest employees agree: {agree} (common prefix "
                  f"{agreement['common_prefix_length']} blocks)")
     lines.append(f"Forks seen: {summary['forks']} ({summary['blocks_known']} blocks known)")
+    net = summary.get("network")
+    if net and net["blocks_measured"]:
+        lines.append(
+            f"Propagation: half of the honest employees held a block after "
+            f"{_ticks(net['propagation_p50_ticks'])}, 90% after "
+            f"{_ticks(net['propagation_p90_ticks'])} (median of {net['blocks_measured']} "
+            f"blocks); stale blocks {net['stale_blocks']} (rate {net['stale_rate']:.3f}); "
+            f"{net['bytes_sent']} bytes broadcast by the employees")
     m = summary["messages"]
     lines.append("Messages    sent  accepted (receipts at honest employees)")
     for kind in KINDS:
@@ -479,3 +490,7 @@ def render(summary: dict[str, Any]) -> str:
     if summary.get("run_dir"):
         lines.append(f"Run folder: {summary['run_dir']}")
     return "\n".join(lines)
+
+
+def _ticks(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} tick(s)"
