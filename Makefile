@@ -16,8 +16,10 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(ARGS)
 
+# The hooks are local ones that call the environment's own tools (ruff, python): put
+# them first on PATH, as an activated environment would.
 lint: $(INSTALLED)
-	$(VENV)/bin/pre-commit run --all-files
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files
 
 setup: $(INSTALLED)
 
