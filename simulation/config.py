@@ -30,6 +30,7 @@ class Scenario:
     employer_confidence: int
     seed: int
     network_delay_ticks: int
+    latency: str
     tick_seconds: float
     max_ticks: int
     round_timeout_ticks: int
@@ -85,6 +86,41 @@ def parse_adversaries(text: str) -> dict[str, int]:
         counts[name] = count
     return counts
 MNIST_TRAIN_SIZE = 60000
+LATENCY_KINDS = ("constant", "uniform", "lognormal")
+
+
+def parse_latency(text: str) -> tuple[str, tuple[float, ...]] | None:
+    """ "uniform:1:8" -> ("uniform", (1.0, 8.0)); "" -> None (NETWORK_DELAY_TICKS for
+    every message). ValueError says what is wrong."""
+    if not text.strip():
+        return None
+    kind, *fields = [f.strip() for f in text.split(":")]
+    arity = {"constant": 1, "uniform": 2, "lognormal": 2}
+    if kind not in arity:
+        raise ValueError(f"unknown latency model {kind!r} (known: {', '.join(LATENCY_KINDS)})")
+    if len(fields) != arity[kind]:
+        raise ValueError(f"{kind} takes {arity[kind]} number(s) after the name, got "
+                         f"{text!r}")
+    try:
+        values = tuple(float(f) for f in fields)
+    except ValueError:
+        raise ValueError(f"{text!r} holds something that is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{text!r} holds a number that is not finite")
+    if kind in ("constant", "uniform"):
+        if any(v != int(v) for v in values):
+            raise ValueError(f"{kind} latencies are whole ticks, got {text!r}")
+        if min(values) < 1:
+            raise ValueError(f"latencies are at least 1 tick, got {text!r}")
+        if kind == "uniform" and values[0] > values[1]:
+            raise ValueError(f"uniform:A:B needs A <= B, got {text!r}")
+    else:
+        median, sigma = values
+        if median < 1:
+            raise ValueError(f"a lognormal median is at least 1 tick, got {text!r}")
+        if sigma < 0:
+            raise ValueError(f"a lognormal sigma is not negative, got {text!r}")
+    return kind, values
 
 
 class ScenarioError(ValueError):
@@ -178,6 +214,10 @@ def problems(s: Scenario) -> list[str]:
             out.append(f"{name} must lie in [0, 1], got {value}")
     if s.max_wall_seconds <= 0:
         out.append(f"MAX_WALL_SECONDS must be positive, got {s.max_wall_seconds}")
+    try:
+        parse_latency(s.latency)
+    except ValueError as exc:
+        out.append(f"LATENCY: {exc}")
     if not 0 < s.learning_rate <= 1:
         out.append(f"LEARNING_RATE must lie in (0, 1], got {s.learning_rate}")
     if not 0 < s.poison_rate <= 1:

@@ -37,6 +37,12 @@ NETWORK_DELAY_TICKS = 1
 # Wall-clock seconds per tick (0 = as fast as possible). Pacing changes no outcome.
 TICK_SECONDS = 0.0
 
+# Per-message latency, drawn for every (sender, receiver) pair: "" (every message takes
+# NETWORK_DELAY_TICKS), "constant:D", "uniform:A:B" (whole ticks A..B, equally likely) or
+# "lognormal:MEDIAN:SIGMA" (rounded, at least 1 tick). Draws are a hash of SEED, sender,
+# receiver and message number, so a run is reproducible.
+LATENCY = ""
+
 # The run stops at this tick if the target was not reached (and exits non-zero).
 MAX_TICKS = 2000
 

@@ -18,16 +18,20 @@ class Envelope:
     sender: int
     sequence: int
     data: bytes
+    receiver: int | None = None  # None: every party but the sender (one shared delay)
 
 
 class Router:
-    """Broadcast with a fixed delay: a message sent at tick t by party i reaches every
-    other live employee at tick t + delay, in (send tick, sender, sequence) order."""
+    """Broadcast: a message sent at tick t by party i reaches every other live employee
+    at tick t + delay, in (send tick, sender, sequence) order. With a latency model
+    (``latency.Latency``) each of ``receivers`` gets its own copy after its own delay."""
 
-    def __init__(self, delay: int):
+    def __init__(self, delay: int, latency: Any = None, receivers: Sequence[int] = ()):
         if delay < 1:
             raise ValueError("delay must be at least 1 tick")
         self.delay = delay
+        self.latency = latency
+        self.receivers = list(receivers)
         self._scheduled: dict[int, list[Envelope]] = defaultdict(list)
         self._sequence: dict[int, int] = defaultdict(int)
         self.bytes_sent: dict[int, int] = defaultdict(int)  # by sender, every message
@@ -35,7 +39,15 @@ class Router:
     def submit(self, tick: int, sender: int, outgoing: Iterable[bytes]) -> None:
         bucket = self._scheduled[tick + self.delay]
         for data in outgoing:
-            bucket.append(Envelope(tick, sender, self._sequence[sender], data))
+            sequence = self._sequence[sender]
+            if self.latency is None:
+                bucket.append(Envelope(tick, sender, sequence, data))
+            else:
+                for receiver in self.receivers:
+                    if receiver != sender:
+                        due = tick + self.latency.delay(sender, receiver, sequence)
+                        self._scheduled[due].append(
+                            Envelope(tick, sender, sequence, data, receiver))
             self._sequence[sender] += 1
             self.bytes_sent[sender] += len(data)
 
@@ -47,11 +59,20 @@ class Router:
 
     @staticmethod
     def for_party(due: Sequence[Envelope], party: int) -> list[bytes]:
-        return [e.data for e in due if e.sender != party]
+        return [e.data for e in due
+                if e.sender != party and (e.receiver is None or e.receiver == party)]
 
     def in_flight(self) -> list[bytes]:
-        """Messages sent but not delivered yet (the run may end before they arrive)."""
-        return [e.data for tick in sorted(self._scheduled) for e in self._scheduled[tick]]
+        """Messages sent but not delivered to everyone yet (the run may end before they
+        arrive), each once."""
+        seen: set[tuple[int, int]] = set()
+        out = []
+        for tick in sorted(self._scheduled):
+            for e in self._scheduled[tick]:
+                if (e.sender, e.sequence) not in seen:
+                    seen.add((e.sender, e.sequence))
+                    out.append(e.data)
+        return out
 
 
 def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bool:
