@@ -20,7 +20,7 @@ from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
     StageResult,
     Trainer,
-    model_id,
+    model_id_of,
     samples_per_stage,
 )
 
@@ -54,7 +54,7 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
     """The trainer for this process, and whatever must stay alive with it."""
     if scenario.trainer == "hash":
         return hash_trainer_for(scenario)(-1, behaviour), None
-    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
+    mid = model_id_of(scenario)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.latency import Latency
 from simulation.net.relay import Router, evaluation_plan, target_reached
 from simulation.node.adversaries import (
     Crashed,
@@ -72,8 +71,7 @@ def run_lockstep(
         employees = build_employees(scenario, genesis, trainer_for)
     users = Users(scenario, genesis)
     employer = Employer(scenario, genesis)
-    router = Router(scenario.network_delay_ticks, Latency.of(scenario),
-                    [*range(len(employees)), EMPLOYER_INDEX])
+    router = Router.for_scenario(scenario)
     users_index = len(employees)
     events: list[LogEvent] = []
     crashed: list[int] = []

@@ -17,7 +17,6 @@ from typing import Any
 
 from simulation.config import Scenario
 from simulation.net import frames
-from simulation.net.latency import Latency
 from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
 from simulation.net.relay import Router, evaluation_plan, target_reached
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
@@ -54,8 +53,7 @@ class Network:
         self.launched = launched  # time.monotonic() when the parent began the run
         self.parties = parties
         self.honest = honest
-        self.router = Router(scenario.network_delay_ticks, Latency.of(scenario),
-                             [*range(scenario.employees_num), EMPLOYER_INDEX])
+        self.router = Router.for_scenario(scenario)
         self.relayed: Counter[int] = Counter()  # messages relayed, by sender
         self.tick = -1
         self.stopped_by = ""

@@ -11,6 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simulation.config import Scenario
+from simulation.net.latency import Latency
+from simulation.node.employer import EMPLOYER_INDEX
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -26,7 +30,14 @@ class Router:
     at tick t + delay, in (send tick, sender, sequence) order. With a latency model
     (``latency.Latency``) each of ``receivers`` gets its own copy after its own delay."""
 
-    def __init__(self, delay: int, latency: Any = None, receivers: Sequence[int] = ()):
+    @classmethod
+    def for_scenario(cls, scenario: Scenario) -> Router:
+        """NETWORK_DELAY_TICKS, or LATENCY per copy to every employee and the employer."""
+        return cls(scenario.network_delay_ticks, Latency.of(scenario),
+                   [*range(scenario.employees_num), EMPLOYER_INDEX])
+
+    def __init__(self, delay: int, latency: Latency | None = None,
+                 receivers: Sequence[int] = ()):
         if delay < 1:
             raise ValueError("delay must be at least 1 tick")
         self.delay = delay

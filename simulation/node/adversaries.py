@@ -24,7 +24,7 @@ from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
     StageResult,
     Trainer,
-    model_id,
+    model_id_of,
     samples_per_stage,
     stage_id,
 )
@@ -75,7 +75,7 @@ def label_map_for(scenario: Scenario, behaviour: str) -> LabelMap | None:
 
 def hash_trainer_for(scenario: Scenario) -> Callable[[int, str], Trainer]:
     """Trainers for the TensorFlow-free mode and the protocol tests."""
-    mid = model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
+    mid = model_id_of(scenario)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     return lambda index, behaviour: HashTrainer(
         mid, per_stage, label_map=label_map_for(scenario, behaviour))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from simulation.config import Scenario
 from simulation.protocol.ledger import Genesis, make_genesis
-from simulation.protocol.stages import model_id
+from simulation.protocol.stages import model_id_of
 
 
 def genesis_of(scenario: Scenario) -> Genesis:
     return make_genesis(
         seed=scenario.seed,
-        model_id=model_id(scenario.tf_seed, scenario.iterations_per_epoch,
-                          scenario.learning_rate),
+        model_id=model_id_of(scenario),
         employees_num=scenario.employees_num,
         users_num=scenario.users_num,
         genesis_stake=scenario.genesis_stake,

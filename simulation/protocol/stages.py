@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from simulation.config import Scenario
+
 MNIST_TRAIN_SIZE = 60000
 
 @dataclass(frozen=True)
@@ -74,3 +76,8 @@ def model_id(tf_seed: int, iterations_per_epoch: int,
     if learning_rate != DEFAULT_LEARNING_RATE:
         name += f"-lr{learning_rate!r}"
     return name
+
+
+def model_id_of(scenario: Scenario) -> str:
+    """The task a scenario delegates: every knob that changes the training."""
+    return model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
