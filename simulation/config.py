@@ -31,6 +31,11 @@ class Scenario:
     seed: int
     network_delay_ticks: int
     latency: str
+    tick_milliseconds: int
+    bandwidth: int
+    loss_probability: float
+    partitions: str
+    churn: str
     tick_seconds: float
     max_ticks: int
     round_timeout_ticks: int
@@ -86,7 +91,7 @@ def parse_adversaries(text: str) -> dict[str, int]:
         counts[name] = count
     return counts
 MNIST_TRAIN_SIZE = 60000
-LATENCY_KINDS = ("constant", "uniform", "lognormal")
+LATENCY_KINDS = ("constant", "uniform", "lognormal", "regions")
 
 
 def parse_latency(text: str) -> tuple[str, tuple[float, ...]] | None:
@@ -95,7 +100,7 @@ def parse_latency(text: str) -> tuple[str, tuple[float, ...]] | None:
     if not text.strip():
         return None
     kind, *fields = [f.strip() for f in text.split(":")]
-    arity = {"constant": 1, "uniform": 2, "lognormal": 2}
+    arity = {"constant": 1, "uniform": 2, "lognormal": 2, "regions": 0}
     if kind not in arity:
         raise ValueError(f"unknown latency model {kind!r} (known: {', '.join(LATENCY_KINDS)})")
     if len(fields) != arity[kind]:
@@ -114,13 +119,93 @@ def parse_latency(text: str) -> tuple[str, tuple[float, ...]] | None:
             raise ValueError(f"latencies are at least 1 tick, got {text!r}")
         if kind == "uniform" and values[0] > values[1]:
             raise ValueError(f"uniform:A:B needs A <= B, got {text!r}")
-    else:
+    elif kind == "lognormal":
         median, sigma = values
         if median < 1:
             raise ValueError(f"a lognormal median is at least 1 tick, got {text!r}")
         if sigma < 0:
             raise ValueError(f"a lognormal sigma is not negative, got {text!r}")
     return kind, values
+
+
+def _index_range(text: str, what: str) -> list[int]:
+    """ "3" -> [3]; "0-4" -> [0, 1, 2, 3, 4]."""
+    low, sep, high = text.strip().partition("-")
+    try:
+        first = int(low)
+        last = int(high) if sep else first
+    except ValueError:
+        raise ValueError(f"{what}: {text.strip()!r} is not an employee index or a range "
+                         f"A-B") from None
+    if first < 0 or last < first:
+        raise ValueError(f"{what}: {text.strip()!r} is not a range A-B with 0 <= A <= B")
+    return list(range(first, last + 1))
+
+
+def _window(text: str, what: str) -> tuple[int, int]:
+    """ "100:300" -> (100, 300): from tick 100 (included) to tick 300 (excluded)."""
+    start, sep, end = text.strip().partition(":")
+    try:
+        window = (int(start), int(end))
+    except ValueError:
+        raise ValueError(f"{what}: {text.strip()!r} is not START:END (two ticks)") from None
+    if not sep or window[0] < 0:
+        raise ValueError(f"{what}: {text.strip()!r} is not START:END with START >= 0")
+    if window[1] <= window[0]:
+        raise ValueError(f"{what}: ends (heals) at tick {window[1]}, not after it starts "
+                         f"at tick {window[0]}")
+    return window
+
+
+def parse_partitions(text: str, employees: int
+                     ) -> list[tuple[tuple[frozenset[int], ...], int, int]]:
+    """ "0-4|5-10@100:300" -> [(({0..4}, {5..10}), 100, 300)]: the groups cannot reach
+    each other from tick 100 until tick 300. Several splits are separated by ";".
+    Employees a split does not name, the users and the employer stay in its first group.
+    ValueError says what is wrong."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        groups_text, sep, window_text = part.partition("@")
+        if not sep:
+            raise ValueError(f"{part!r} is not GROUP|GROUP|...@START:END")
+        start, end = _window(window_text, part)
+        groups = []
+        for group_text in groups_text.split("|"):
+            members = [i for r in group_text.split(",") for i in _index_range(r, part)]
+            unknown = [i for i in members if i >= employees]
+            if unknown:
+                raise ValueError(f"{part!r} names employee {unknown[0]}, but there are "
+                                 f"only {employees} (0..{employees - 1})")
+            groups.append(frozenset(members))
+        if len(groups) < 2:
+            raise ValueError(f"{part!r} has one group: a split needs at least two")
+        seen: set[int] = set()
+        for group in groups:
+            if seen & group:
+                raise ValueError(f"{part!r} puts employee {min(seen & group)} in two groups")
+            seen |= group
+        out.append((tuple(groups), start, end))
+    return out
+
+
+def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
+    """ "3@50:120,7@200:260" -> {3: [(50, 120)], 7: [(200, 260)]}: employee 3 is offline
+    from tick 50 until tick 120, when it returns. ValueError says what is wrong."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        who, sep, window_text = part.partition("@")
+        if not sep:
+            raise ValueError(f"{part!r} is not EMPLOYEE@START:END")
+        window = _window(window_text, part)
+        for index in _index_range(who, part):
+            if index >= employees:
+                raise ValueError(f"{part!r} names employee {index}, but there are only "
+                                 f"{employees} (0..{employees - 1})")
+            for start, end in out.get(index, []):
+                if window[0] < end and start < window[1]:
+                    raise ValueError(f"employee {index} has overlapping offline windows")
+            out.setdefault(index, []).append(window)
+    return out
 
 
 class ScenarioError(ValueError):
@@ -218,6 +303,15 @@ def problems(s: Scenario) -> list[str]:
         parse_latency(s.latency)
     except ValueError as exc:
         out.append(f"LATENCY: {exc}")
+    at_least("TICK_MILLISECONDS", 1)
+    at_least("BANDWIDTH", 0)
+    if not 0 <= s.loss_probability < 1:
+        out.append(f"LOSS_PROBABILITY must lie in [0, 1), got {s.loss_probability}")
+    for name, parse in (("PARTITIONS", parse_partitions), ("CHURN", parse_churn)):
+        try:
+            parse(getattr(s, name.lower()), s.employees_num)
+        except ValueError as exc:
+            out.append(f"{name}: {exc}")
     if not 0 < s.learning_rate <= 1:
         out.append(f"LEARNING_RATE must lie in (0, 1], got {s.learning_rate}")
     if not 0 < s.poison_rate <= 1:

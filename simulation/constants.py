@@ -38,10 +38,34 @@ NETWORK_DELAY_TICKS = 1
 TICK_SECONDS = 0.0
 
 # Per-message latency, drawn for every (sender, receiver) pair: "" (every message takes
-# NETWORK_DELAY_TICKS), "constant:D", "uniform:A:B" (whole ticks A..B, equally likely) or
-# "lognormal:MEDIAN:SIGMA" (rounded, at least 1 tick). Draws are a hash of SEED, sender,
-# receiver and message number, so a run is reproducible.
+# NETWORK_DELAY_TICKS), "constant:D", "uniform:A:B" (whole ticks A..B, equally likely),
+# "lognormal:MEDIAN:SIGMA" (rounded, at least 1 tick) or "regions" (each party in one of
+# six world regions, with SimBlock's 2019 Bitcoin node shares and latency table; see the
+# README). Draws are a hash of SEED, sender, receiver and message number, so a run is
+# reproducible.
 LATENCY = ""
+
+# Milliseconds one tick stands for in the network model: converts the "regions"
+# latencies (given in ms) to ticks. Nothing else depends on it.
+TICK_MILLISECONDS = 100
+
+# Upload bandwidth of every party in encoded bytes per tick (0 = unlimited). A party
+# sends its copies one after another, so a message's delay grows with its size and with
+# what the sender still has to upload.
+BANDWIDTH = 0
+
+# Probability that one copy of a message (one sender, one receiver) is lost.
+LOSS_PROBABILITY = 0.0
+
+# Network splits as "GROUP|GROUP@START:END", several separated by ";": e.g.
+# "0-4|5-10@100:300" cuts employees 0..4 off from 5..10 from tick 100 until tick 300.
+# Employees not named, the users and the employer stay in the first group. Copies sent
+# across groups during the split are lost.
+PARTITIONS = ""
+
+# Employees going offline as "EMPLOYEE@START:END,...": e.g. "3@50:120" takes employee 3
+# offline from tick 50 until tick 120 (it neither acts nor receives), then it catches up.
+CHURN = ""
 
 # The run stops at this tick if the target was not reached (and exits non-zero).
 MAX_TICKS = 2000

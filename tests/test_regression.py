@@ -45,13 +45,16 @@ ADVERSARIAL = {
         "tip": "cdc4cbfe747260b454b6ad1704d867c0a516fe8ed3c9c3d7a2b89237348c2a3f",
         "employer": (67, 66, "poisoned",
                      "debe3b93f729cd5bf692a062b7bb004d866b6c050a00e3d007ee9d34f4a26aa9"),
-        "sent": {"TX": 100, "TD": 382, "BH": 331, "SS": 391, "WB": 74},
+        "sent": {"TX": 100, "TD": 382, "BH": 331, "SS": 391, "WB": 74, "RQ": 0},
         "rejected": {
             "BH": {"revealed secret differs from own training": 80,
                    "unknown parent block": 628},
             "SS": {"unknown header": 1064},
             "TD": {"model hash differs from own training": 28, "unknown parent block": 1436},
-            "WB": {"invalid header: revealed secret differs from own training": 4}},
+            # Blocks built on a rejected block are rejected with it (they were once held
+            # as orphans for ever).
+            "WB": {"invalid header: revealed secret differs from own training": 4,
+                   "parent block is invalid": 276}},
     }),
     # One of most kinds at once, 6 adversaries of 9 but only 2 training on poisoned data.
     "mixed": ({"employees_num": 9, "target_blockchain_length": 5, "seed": 5,
@@ -60,7 +63,7 @@ ADVERSARIAL = {
         "tip": "ca5d2acc34bbc8b733c28d4b36d46d938c26e1f31c30f0e8483735eb68e8c65c",
         "employer": (5, 0, "honest",
                      "ca5d2acc34bbc8b733c28d4b36d46d938c26e1f31c30f0e8483735eb68e8c65c"),
-        "sent": {"TX": 100, "TD": 24, "BH": 23, "SS": 25, "WB": 4},
+        "sent": {"TX": 100, "TD": 24, "BH": 23, "SS": 25, "WB": 4, "RQ": 0},
         "rejected": {
             "BH": {"commitment does not verify against the revealed secret": 9,
                    "equivocation: second header for the same lottery win": 6},

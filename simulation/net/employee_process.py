@@ -109,6 +109,7 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                     conn.send_bytes(junk)
                     continue
                 conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
+                                            to=[[r, m] for r, m in ready.direct],
                                             status=employee.status()))
             elif frame["type"] == "stop":
                 report = employee.final_report(frame.get("evaluate") or [])

@@ -3,7 +3,7 @@
 They travel as canonical CBOR bytes, like the protocol messages they carry:
 
 network -> party: {"type": "tick", "t", "msgs"}, {"type": "stop", "evaluate"}
-party -> network: {"type": "ready"}, {"type": "done", "t", "out", "status"},
+party -> network: {"type": "ready"}, {"type": "done", "t", "out", "to", "status"},
                   {"type": "report", "report"}
 network -> parent: {"type": "result", ...}
 """

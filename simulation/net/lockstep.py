@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.relay import Router, evaluation_plan, target_reached
+from simulation.net.relay import Router, evaluation_plan, network_facts, target_reached
 from simulation.node.adversaries import (
     Crashed,
     assign_adversaries,
@@ -30,6 +30,7 @@ from simulation.protocol.stages import Trainer
 
 @dataclass
 class LockstepRun:
+    scenario: Scenario
     employees: list[Employee]
     users: Users
     employer: Employer
@@ -38,6 +39,7 @@ class LockstepRun:
     crashed: list[int] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
     relayed_bytes: dict[int, int] = field(default_factory=dict)  # by sender index
+    dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.behaviour == "honest"
@@ -80,25 +82,26 @@ def run_lockstep(
     for tick in range(scenario.max_ticks + 1):
         due = router.take(tick)
         for employee in employees:
-            if employee.index in crashed:
+            if employee.index in crashed or not router.online(employee.index, tick):
                 continue
             try:
                 ready = employee.step(tick, Router.for_party(due, employee.index))
             except Crashed:
                 crashed.append(employee.index)
                 continue
-            router.submit(tick, employee.index, ready.outgoing)
+            router.submit(tick, employee.index, ready.outgoing, ready.direct)
             if keep_events:
                 events.extend(ready.events)
         router.submit(tick, users_index, users.step(tick))
-        employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
-        honest = [e.status() for e in employees
-                  if e.behaviour == "honest" and e.index not in crashed]
+        asked = employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
+        router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
+        honest = [e.status() for e in employees if e.behaviour == "honest"
+                  and e.index not in crashed and router.online(e.index, tick)]
         if target_reached(honest, scenario.target_blockchain_length):
             finished = True
             break
-    return LockstepRun(employees, users, employer, tick, finished, crashed, events,
-                       dict(router.bytes_sent))
+    return LockstepRun(scenario, employees, users, employer, tick, finished, crashed, events,
+                       dict(router.bytes_sent), dict(router.dropped))
 
 
 def network_result(run: LockstepRun) -> dict[str, Any]:
@@ -114,5 +117,12 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
             "employer": run.employer.report(), "stopped_by":
             "target reached" if run.finished else "MAX_TICKS",
             "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed},
-            "relayed_bytes": {("users" if i == len(run.employees) else f"E{i}"): n
-                              for i, n in sorted(run.relayed_bytes.items())}}
+            "relayed_bytes": {_party_name(i, len(run.employees)): n
+                              for i, n in sorted(run.relayed_bytes.items())},
+            "dropped": run.dropped, **network_facts(Router.for_scenario(run.scenario),
+                                                    run.ticks)}
+
+
+def _party_name(index: int, employees: int) -> str:
+    return ("users" if index == employees else "employer" if index == EMPLOYER_INDEX
+            else f"E{index}")

@@ -18,7 +18,7 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.net import frames
 from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
-from simulation.net.relay import Router, evaluation_plan, target_reached
+from simulation.net.relay import Router, evaluation_plan, network_facts, target_reached
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.node.employer import EMPLOYER_INDEX, Employer
 from simulation.node.genesis import genesis_of
@@ -116,7 +116,12 @@ class Network:
         return got
 
     def honest_statuses(self) -> list[dict[str, Any]]:
-        return [p.status for p in self.live() if p.index in self.honest]
+        """The last status of every live honest employee that is online now."""
+        return [p.status for p in self.live() if p.index in self.honest
+                and self.router.online(p.index, self.tick)]
+
+    def name_of(self, index: int) -> str:
+        return "employer" if index == EMPLOYER_INDEX else self.parties[index].name
 
     def run(self) -> dict[str, Any]:
         s = self.scenario
@@ -138,30 +143,37 @@ class Network:
             self.tick = tick
             tick_started = time.monotonic()
             due = self.router.take(tick)
-            live = self.live()
+            live = [p for p in self.live() if self.router.online(p.index, tick)]
             for party in live:
                 self.send(party, frames.pack("tick", t=tick,
                                              msgs=Router.for_party(due, party.index)))
             if self.employer is not None:
-                self.employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
+                asked = self.employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
+                self.router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
             answers = self.collect(live, "done", time.monotonic() + timeout, tick)
             for index in sorted(answers):
                 frame = answers[index]
-                outgoing = frame.get("out")
+                outgoing, direct = frame.get("out"), frame.get("to", [])
                 party = self.parties[index]
                 if not isinstance(outgoing, list) or not all(
                         isinstance(m, bytes) for m in outgoing):
                     self.cut_off(party, "bad frame: outgoing is not a list of bytes")
                     continue
-                self.router.submit(tick, index, outgoing)
-                self.relayed[index] += len(outgoing)
+                if not isinstance(direct, list) or not all(
+                        isinstance(d, list) and len(d) == 2 and type(d[0]) is int
+                        and isinstance(d[1], bytes) for d in direct):
+                    self.cut_off(party, "bad frame: direct messages are not "
+                                        "[receiver, bytes] pairs")
+                    continue
+                self.router.submit(tick, index, outgoing, [(r, m) for r, m in direct])
+                self.relayed[index] += len(outgoing) + len(direct)
                 if isinstance(frame.get("status"), dict):
                     party.status = frame["status"]
-            statuses = self.honest_statuses()
-            if not statuses:
+            if not any(p.index in self.honest for p in self.live()):
                 log.error("network: no live honest employee is left")
                 break
-            height = max(st.get("height", 0) for st in statuses)
+            statuses = self.honest_statuses()
+            height = max((st.get("height", 0) for st in statuses), default=0)
             if height > best_height:
                 best_height = height
                 progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
@@ -199,8 +211,10 @@ class Network:
             "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
             "failures": {p.name: p.failure for p in self.parties if p.failure},
             "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
-            "relayed_bytes": {self.parties[i].name: n
+            "relayed_bytes": {self.name_of(i): n
                               for i, n in sorted(self.router.bytes_sent.items())},
+            "dropped": dict(self.router.dropped),
+            **network_facts(self.router, self.tick),
         }
 
     def stop(self) -> dict[str, Any]:

@@ -6,13 +6,15 @@ the tests of the protocol exercise the same delivery order as a real run.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.latency import Latency
+from simulation.net.conditions import Conditions
+from simulation.net.latency import REGIONS, Latency
 from simulation.node.employer import EMPLOYER_INDEX
 
 
@@ -26,45 +28,94 @@ class Envelope:
 
 
 class Router:
-    """Broadcast: a message sent at tick t by party i reaches every other live employee
-    at tick t + delay, in (send tick, sender, sequence) order. With a latency model
-    (``latency.Latency``) each of ``receivers`` gets its own copy after its own delay."""
+    """Broadcast: a message sent at tick t by party i reaches every other employee at
+    tick t + delay, in (send tick, sender, sequence) order.
+
+    With a network model (LATENCY, BANDWIDTH, LOSS_PROBABILITY, PARTITIONS or CHURN),
+    each of ``receivers`` gets its own copy: after its own latency, after the sender has
+    uploaded the copies before it (BANDWIDTH bytes per tick, one copy after another), or
+    never (lost, sent across a split, or due while the receiver is offline). Direct
+    messages (catch-up) go to one receiver the same way."""
 
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> Router:
-        """NETWORK_DELAY_TICKS, or LATENCY per copy to every employee and the employer."""
+        """The scenario's delay and network model, with copies to every employee and
+        the employer."""
         return cls(scenario.network_delay_ticks, Latency.of(scenario),
-                   [*range(scenario.employees_num), EMPLOYER_INDEX])
+                   [*range(scenario.employees_num), EMPLOYER_INDEX],
+                   Conditions.of(scenario), scenario.bandwidth)
 
     def __init__(self, delay: int, latency: Latency | None = None,
-                 receivers: Sequence[int] = ()):
+                 receivers: Sequence[int] = (), conditions: Conditions | None = None,
+                 bandwidth: int = 0):
         if delay < 1:
             raise ValueError("delay must be at least 1 tick")
         self.delay = delay
         self.latency = latency
-        self.receivers = list(receivers)
+        self.conditions = conditions
+        self.bandwidth = bandwidth
+        self.per_copy = latency is not None or conditions is not None or bandwidth > 0
+        self.receivers = sorted(receivers)
         self._scheduled: dict[int, list[Envelope]] = defaultdict(list)
         self._sequence: dict[int, int] = defaultdict(int)
+        self._upload_free: dict[int, float] = {}  # sender -> tick its uplink is free
         self.bytes_sent: dict[int, int] = defaultdict(int)  # by sender, every message
+        self.dropped: Counter[str] = Counter()  # copies not delivered, by cause
 
-    def submit(self, tick: int, sender: int, outgoing: Iterable[bytes]) -> None:
-        bucket = self._scheduled[tick + self.delay]
+    def online(self, party: int, tick: int) -> bool:
+        return self.conditions is None or self.conditions.online(party, tick)
+
+    def submit(self, tick: int, sender: int, outgoing: Iterable[bytes],
+               direct: Iterable[tuple[int, bytes]] = ()) -> None:
         for data in outgoing:
-            sequence = self._sequence[sender]
-            if self.latency is None:
-                bucket.append(Envelope(tick, sender, sequence, data))
+            if self.per_copy:
+                # Copies leave in receiver order starting after the sender, so no
+                # employee always waits for the whole upload.
+                after = [r for r in self.receivers if r > sender]
+                before = [r for r in self.receivers if r < sender]
+                self._send(tick, sender, data, after + before)
             else:
-                for receiver in self.receivers:
-                    if receiver != sender:
-                        due = tick + self.latency.delay(sender, receiver, sequence)
-                        self._scheduled[due].append(
-                            Envelope(tick, sender, sequence, data, receiver))
-            self._sequence[sender] += 1
-            self.bytes_sent[sender] += len(data)
+                self._scheduled[tick + self.delay].append(
+                    Envelope(tick, sender, self._sequence[sender], data))
+                self._sequence[sender] += 1
+                self.bytes_sent[sender] += len(data)
+        for receiver, data in direct:
+            if receiver != sender and receiver in self.receivers:
+                self._send(tick, sender, data, [receiver])
+
+    def _send(self, tick: int, sender: int, data: bytes, receivers: list[int]) -> None:
+        sequence = self._sequence[sender]
+        self._sequence[sender] += 1
+        self.bytes_sent[sender] += len(data)
+        uploaded = max(float(tick), self._upload_free.get(sender, 0.0))
+        for receiver in receivers:
+            if self.conditions is not None and not self.conditions.reachable(
+                    sender, receiver, tick):
+                self.dropped["partition"] += 1
+                continue
+            wait = 0
+            if self.bandwidth > 0:
+                uploaded += len(data) / self.bandwidth
+                wait = math.ceil(uploaded - tick - 1e-9)
+            if self.conditions is not None and self.conditions.lost(sender, receiver,
+                                                                    sequence):
+                self.dropped["loss"] += 1
+                continue
+            latency = (self.delay if self.latency is None
+                       else self.latency.delay(sender, receiver, sequence))
+            self._scheduled[tick + wait + latency].append(
+                Envelope(tick, sender, sequence, data, receiver))
+        if self.bandwidth > 0:
+            self._upload_free[sender] = uploaded
 
     def take(self, tick: int) -> list[Envelope]:
-        """Every envelope due at ``tick``, in canonical order; forgets them."""
+        """Every envelope due at ``tick``, in canonical order; forgets them. Copies due
+        to an offline receiver are dropped."""
         due = self._scheduled.pop(tick, [])
+        if self.conditions is not None and self.conditions.churn:
+            kept = [e for e in due if e.receiver is None or self.online(e.receiver, tick)]
+            self.dropped["offline"] += len(due) - len(kept)
+            due = kept
         due.sort(key=lambda e: (e.send_tick, e.sender, e.sequence))
         return due
 
@@ -84,6 +135,19 @@ class Router:
                     seen.add((e.sender, e.sequence))
                     out.append(e.data)
         return out
+
+
+def network_facts(router: Router, last_tick: int) -> dict[str, Any]:
+    """For the results: employees offline when the run ended and, with
+    LATENCY="regions", every party's region."""
+    conditions, latency = router.conditions, router.latency
+    facts: dict[str, Any] = {
+        "offline_at_end": [f"E{i}" for i in conditions.offline_at_end(last_tick)]
+        if conditions is not None else []}
+    if latency is not None and latency.kind == "regions":
+        facts["regions"] = {("employer" if p == EMPLOYER_INDEX else f"E{p}"):
+                            REGIONS[latency.region(p)] for p in router.receivers}
+    return facts
 
 
 def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bool:

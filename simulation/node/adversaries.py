@@ -201,7 +201,7 @@ class SpammerEmployee(Employee):
         ]
         self.sent["spam"] += len(junk)
         self._log(DEBUG, f"adds {len(junk)} junk messages")
-        return Ready(ready.tick, ready.outgoing + tuple(junk), ready.events)
+        return Ready(ready.tick, ready.outgoing + tuple(junk), ready.events, ready.direct)
 
     def oversized_frame(self, tick: int, limit: int) -> bytes | None:
         return b"\x00" * (limit + 1) if tick >= self.OVERSIZED_AT else None

@@ -18,7 +18,7 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
-from simulation.protocol.encoding import DecodeError, KeyPair
+from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
 from simulation.protocol.ledger import (
     Genesis,
     payouts,
@@ -27,12 +27,15 @@ from simulation.protocol.ledger import (
 )
 from simulation.protocol.messages import (
     BH,
+    MAX_LOCATOR,
+    RQ,
     SS,
     TD,
     TX,
     WB,
     AnyMessage,
     BlockHeader,
+    BlockRequest,
     StakeholderSignature,
     TrainingDeclaration,
     Transaction,
@@ -51,6 +54,12 @@ from simulation.protocol.validation import (
 
 DEBUG, INFO, WARNING = 10, 20, 30  # logging levels, without importing logging here
 UNPARSED = "??"  # message kind for bytes that did not parse
+# Catch-up: a block others build on that is still unknown after this many ticks is asked
+# for (sooner would ask for blocks that are merely slower than their children).
+CATCH_UP_AFTER_TICKS = 5
+MAX_CATCH_UP_BLOCKS = 32  # blocks in one answer to a block request
+MAX_MISSING = 64  # unknown blocks remembered at once (a forger can name any number)
+EMPLOYER_PARTY = -1  # the light client's party index (node.employer.EMPLOYER_INDEX)
 
 
 @dataclass(frozen=True)
@@ -61,20 +70,28 @@ class LogEvent:
 
 @dataclass(frozen=True)
 class Ready:
-    """What one step produced: bytes to broadcast and events to log."""
+    """What one step produced: bytes to broadcast, bytes for one party each (catch-up),
+    and events to log."""
 
     tick: int
     outgoing: tuple[bytes, ...]
     events: tuple[LogEvent, ...]
+    direct: tuple[tuple[int, bytes], ...] = ()
 
 
 class Names:
     """Short names for public keys in log lines: E3 for employees, U2 for users."""
 
-    def __init__(self, genesis: Genesis):
+    def __init__(self, genesis: Genesis, employer: bytes | None = None):
         self._names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
         self._names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
         self.employee_index = {pk: i for i, pk in enumerate(genesis.employees)}
+        # Parties a block request may come from: the employees and the employer (whose
+        # key every employee knows: it published the task).
+        self.party_index = dict(self.employee_index)
+        if employer is not None:
+            self._names[employer] = "employer"
+            self.party_index[employer] = EMPLOYER_PARTY
 
     def __call__(self, pk: bytes) -> str:
         return self._names.get(pk, "?" + pk.hex()[:8])
@@ -101,7 +118,7 @@ class Employee:
         self.trainer = trainer
         self.keys = keys
         self.model_id = genesis.model_id
-        self.names = Names(genesis)
+        self.names = Names(genesis, derive_keypair(scenario.seed, "employer", 0).public)
         self.tree = BlockTree(genesis)
         self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage)
         self.now = -1
@@ -124,6 +141,13 @@ class Employee:
         self.mempool: dict[bytes, Transaction] = {}
         self.seen_transactions: set[bytes] = set()
         self.rejected_transactions: dict[bytes, str] = {}
+        # Catch-up state: blocks others built on that this node lacks (-> tick first
+        # missed, author to ask), its requests and its answers by tick.
+        self.missing: dict[bytes, tuple[int, bytes]] = {}
+        self.requested: dict[bytes, int] = {}
+        self.answered: dict[tuple[bytes, bytes], int] = {}
+        self.invalid_blocks: set[bytes] = set()  # blocks rejected on a rule, not asked for
+        self.served_blocks = 0
         # Counters for the report.
         self.sent: Counter[str] = Counter()
         self.sent_bytes: Counter[str] = Counter()  # encoded bytes broadcast, by kind
@@ -131,6 +155,7 @@ class Employee:
         self.accepted: Counter[str] = Counter()
         self.rejected: dict[str, Counter[str]] = defaultdict(Counter)
         self._out: list[bytes] = []
+        self._direct: list[tuple[int, bytes]] = []
         self._events: list[LogEvent] = []
 
     # --- The step ---------------------------------------------------------------------
@@ -139,11 +164,12 @@ class Employee:
         if tick <= self.now:
             raise ValueError(f"tick {tick} is not after {self.now}")
         self.now = self.ctx.now = tick
-        self._out, self._events = [], []
+        self._out, self._direct, self._events = [], [], []
         for data in deliveries:
             self.receive(data)
+        self._catch_up()
         self._duties()
-        return Ready(tick, tuple(self._out), tuple(self._events))
+        return Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct))
 
     def receive(self, data: bytes) -> None:
         try:
@@ -157,6 +183,7 @@ class Employee:
             BH: self._on_header,
             SS: self._on_stakeholder_signature,
             WB: self._on_block,
+            RQ: self._on_block_request,
         }[message.kind]
         try:
             handler(message)
@@ -187,6 +214,13 @@ class Employee:
         self._out.append(data)
         self._log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
 
+    def _send_to(self, party: int, message: AnyMessage, detail: str) -> None:
+        data = message.to_bytes()
+        self.sent[message.kind] += 1
+        self.sent_bytes[message.kind] += len(data)
+        self._direct.append((party, data))
+        self._log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+
     def _own_stage(self, stage: int) -> StageResult:
         while len(self.trained) <= stage:
             s = len(self.trained)
@@ -216,6 +250,7 @@ class Employee:
         previous = self.declared.get((td.author, td.parent))
         if previous == td.hash:
             raise Rejected("duplicate declaration")
+        self._note_if_missing(td)
         check_declaration(self.ctx, td)  # a forged second one is rejected for its fault
         if previous is not None:
             raise Rejected("second declaration for the round")
@@ -229,6 +264,7 @@ class Employee:
     def _on_header(self, bh: BlockHeader) -> None:
         if bh.hash in self.headers:
             raise Rejected("duplicate header")
+        self._note_if_missing(bh)
         check_header(self.ctx, bh)
         win = (bh.author, bh.parent, bh.tick)
         first = self.header_for_win.setdefault(win, bh.hash)
@@ -281,21 +317,109 @@ class Employee:
     def _on_block(self, wb: WrappedBlock) -> None:
         if wb.hash in self.tree or wb.hash in self.tree.orphans:
             raise Rejected("duplicate block")
+        if wb.parent in self.invalid_blocks:
+            self.invalid_blocks.add(wb.hash)
+            raise Rejected("parent block is invalid")
         if wb.parent not in self.tree:
             if not wb.signature_valid():
                 raise Rejected("bad signature")
+            self._note_missing(wb.parent, wb.author)
             if not self.tree.add_orphan(wb):
                 raise Rejected("orphan pool full")
             self._log(INFO, f"holds orphan block {short(wb.hash)} until parent "
                             f"{short(wb.parent)} arrives")
             return
-        ledger = check_block(self.ctx, wb)
+        try:
+            ledger = check_block(self.ctx, wb)
+        except Rejected:
+            self._discard_descendants(wb.hash)
+            raise
         first = self.block_for_header.get(wb.header.hash)
         if first is not None and first != wb.hash:
             self.equivocations += 1
             raise Rejected("equivocation: second block for the same header")
         self._accept(wb, f" at height {wb.height}")
         self._append(wb, ledger)
+
+    # --- Catch-up ------------------------------------------------------------------------
+
+    def _note_if_missing(self, message: TrainingDeclaration | BlockHeader) -> None:
+        """A signed round message on a block this node lacks: that block exists."""
+        if message.parent not in self.tree and message.signature_valid():
+            self._note_missing(message.parent, message.author)
+
+    def _discard_descendants(self, block_hash: bytes) -> None:
+        """An invalid block makes every block built on it invalid: drop the orphans that
+        wait for it, and never ask for any of them."""
+        self.invalid_blocks.add(block_hash)
+        for orphan in self.tree.take_orphans_of(block_hash):
+            self._reject(WB, "parent block is invalid", orphan)
+            self._discard_descendants(orphan.hash)
+
+    def _note_missing(self, block_hash: bytes, peer: bytes) -> None:
+        while block_hash in self.tree.orphans:  # held already: its ancestor is missing
+            block_hash = self.tree.orphans[block_hash].parent
+        if block_hash in self.tree or block_hash in self.invalid_blocks:
+            return
+        known = self.missing.get(block_hash)
+        if known is not None:
+            self.missing[block_hash] = (known[0], peer)  # ask the latest author
+        elif len(self.missing) < MAX_MISSING:
+            self.missing[block_hash] = (self.now, peer)
+
+    def _catch_up(self) -> None:
+        """Ask for blocks others build on that are still unknown after
+        CATCH_UP_AFTER_TICKS: one request to the last author that built on it, repeated
+        (to the then latest author) every ROUND_TIMEOUT_TICKS while it stays unknown."""
+        for block_hash, (since, peer) in list(self.missing.items()):
+            if block_hash in self.tree.orphans:  # arrived, but its parent has not
+                del self.missing[block_hash]
+                self._note_missing(block_hash, peer)
+                continue
+            if block_hash in self.tree or block_hash in self.invalid_blocks:
+                del self.missing[block_hash]
+                continue
+            if self.now - since < CATCH_UP_AFTER_TICKS:
+                continue
+            last = self.requested.get(block_hash)
+            if last is not None and self.now - last < self.scenario.round_timeout_ticks:
+                continue
+            party = self.names.party_index.get(peer)
+            if party is None or peer == self.keys.public:
+                continue
+            self.requested[block_hash] = self.now
+            request = BlockRequest.create(self.keys, want=block_hash,
+                                          locator=self.tree.locator(MAX_LOCATOR),
+                                          tick=self.now)
+            self._send_to(party, request, f"to {self.names(peer)} for block "
+                                          f"{short(block_hash)} (tip height "
+                                          f"{self.tree.tip.height})")
+
+    def _on_block_request(self, rq: BlockRequest) -> None:
+        party = self.names.party_index.get(rq.author)
+        if party is None:
+            raise Rejected("request from an unknown party")
+        if rq.author == self.keys.public:
+            raise Rejected("own request")
+        if rq.tick > self.now:
+            raise Rejected("tick in the future")
+        if not rq.signature_valid():
+            raise Rejected("bad signature")
+        last = self.answered.get((rq.author, rq.want))
+        if last is not None and self.now - last < self.scenario.round_timeout_ticks:
+            raise Rejected("repeated request")
+        self.answered[(rq.author, rq.want)] = self.now
+        record = self.tree.get(rq.want)
+        if record is None or record.block is None:
+            self._accept(rq, f" for block {short(rq.want)}: not held here")
+            return
+        path = self.tree.path_from(set(rq.locator), rq.want, MAX_CATCH_UP_BLOCKS)
+        self._accept(rq, f" for block {short(rq.want)}: sends {len(path)} block(s)")
+        for h in path:
+            data = self.tree.records[h].block.to_bytes()  # type: ignore[union-attr]
+            self.served_blocks += 1
+            self.sent_bytes["WB served"] += len(data)
+            self._direct.append((party, data))
 
     def _append(self, wb: WrappedBlock, ledger: Any) -> None:
         self.block_for_header.setdefault(wb.header.hash, wb.hash)
@@ -521,6 +645,7 @@ class Employee:
                      for r in self.tree.records.values()
                      if r.parent is not None and r.block is not None],
             "orphans": len(self.tree.orphans),
+            "served_blocks": self.served_blocks,
             "sent": dict(self.sent),
             "sent_bytes": dict(self.sent_bytes),
             "accepted": dict(self.accepted),

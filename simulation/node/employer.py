@@ -3,18 +3,19 @@
 It follows the longest chain of structurally valid blocks (signatures, lottery,
 stakeholders, ledger, declarations' commitments against the revealed secret) without
 re-training, and takes the model that chain certifies. It is the honest employee's state
-machine with its own-training checks switched off and no duties: it never sends.
+machine with its own-training checks switched off and no duties: it sends nothing but
+block requests when it misses a block (catch-up).
 """
 
 from __future__ import annotations
 
 from simulation.config import Scenario
-from simulation.node.employee import Employee
+from simulation.node.employee import EMPLOYER_PARTY, Employee
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.stages import StageResult
 
-EMPLOYER_INDEX = -1
+EMPLOYER_INDEX = EMPLOYER_PARTY
 
 
 class _NoTrainer:

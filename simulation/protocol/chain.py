@@ -114,6 +114,34 @@ class BlockTree:
             record = self.records[record.parent]  # type: ignore[index]
         return record.hash
 
+    def locator(self, limit: int) -> list[bytes]:
+        """The canonical chain's hashes for a block request: the tip and the 9 blocks
+        below it, then every 2nd, 4th, ... block back, genesis always last; at most
+        ``limit`` (at least 2) hashes."""
+        path = self.path(self.tip_hash)
+        out, position, step = [], len(path) - 1, 1
+        while position > 0 and len(out) < limit - 1:
+            out.append(path[position])
+            if len(out) >= 10:
+                step *= 2
+            position -= step
+        out.append(path[0])
+        return out
+
+    def path_from(self, known: set[bytes], block_hash: bytes, limit: int) -> list[bytes]:
+        """The blocks after the last one in ``known`` on the path to ``block_hash``, the
+        oldest first, at most ``limit`` of them (for answering a block request)."""
+        out = []
+        current: bytes | None = block_hash
+        while current is not None and current not in known:
+            record = self.records[current]
+            if record.parent is None:
+                break  # genesis: every peer holds it
+            out.append(current)
+            current = record.parent
+        out.reverse()
+        return out[:limit]
+
     def canonical(self) -> list[BlockRecord]:
         return [self.records[h] for h in self.path(self.tip_hash)]
 

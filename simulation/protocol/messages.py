@@ -1,4 +1,4 @@
-"""The five protocol messages, their canonical wire form and their schema check.
+"""The six protocol messages, their canonical wire form and their schema check.
 
 A message travels as the canonical CBOR encoding of a map (its wire form) that holds a
 ``kind``, its fields and ``sig``. The signature covers ``"PoT-msg" || canonical(map
@@ -19,8 +19,10 @@ from typing import Any
 
 from simulation.protocol.encoding import DecodeError, KeyPair, decode, encode, sha256, verify
 
-TX, TD, BH, SS, WB = "TX", "TD", "BH", "SS", "WB"
-KINDS = (TX, TD, BH, SS, WB)
+TX, TD, BH, SS, WB, RQ = "TX", "TD", "BH", "SS", "WB", "RQ"
+KINDS = (TX, TD, BH, SS, WB, RQ)
+# A block request's locator names at most this many of the requester's blocks.
+MAX_LOCATOR = 64
 
 MAX_TEXT = 256
 MAX_LIST = 10_000
@@ -305,8 +307,36 @@ class WrappedBlock(Message):
         return cls(_sign(keys, wire))
 
 
+class BlockRequest(Message):
+    """Catch-up: "send me the blocks from where our chains part up to ``want``". Sent to
+    one peer only (the author of a message that built on ``want``), which answers with
+    those wrapped blocks, oldest first, sent to the requester alone."""
+
+    @property
+    def want(self) -> bytes:
+        return bytes(self.wire["want"])
+
+    @property
+    def locator(self) -> tuple[bytes, ...]:
+        """Hashes of the requester's canonical chain: its tip and a few back, then
+        exponentially sparser, genesis last (as Bitcoin's block locator)."""
+        return tuple(bytes(h) for h in self.wire["locator"])
+
+    @property
+    def tick(self) -> int:
+        return int(self.wire["tick"])
+
+    @classmethod
+    def create(cls, keys: KeyPair, *, want: bytes, locator: list[bytes], tick: int
+               ) -> BlockRequest:
+        wire = {"kind": RQ, "author": keys.public, "want": want, "locator": list(locator),
+                "tick": tick}
+        return cls(_sign(keys, wire))
+
+
 AnyMessage = (
     Transaction | TrainingDeclaration | BlockHeader | StakeholderSignature | WrappedBlock
+    | BlockRequest
 )
 
 # --- Schema check of untrusted input ----------------------------------------------------
@@ -361,6 +391,7 @@ _BH_KEYS = frozenset(
 )
 _SS_KEYS = frozenset({"kind", "author", "bh", "sig"})
 _WB_KEYS = frozenset({"kind", "author", "bh", "ss", "txs", "payouts", "tick", "sig"})
+_RQ_KEYS = frozenset({"kind", "author", "want", "locator", "tick", "sig"})
 
 
 def _check_tx(value: Any) -> Transaction:
@@ -429,7 +460,22 @@ def _check_wb(value: Any) -> WrappedBlock:
     return WrappedBlock(m)
 
 
-_CHECKERS = {TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb}
+def _check_rq(value: Any) -> BlockRequest:
+    m = _expect_map(value, RQ, _RQ_KEYS)
+    _bytes_field(m, "author", 32, RQ)
+    _bytes_field(m, "want", 32, RQ)
+    locator = m["locator"]
+    if not isinstance(locator, list) or not 1 <= len(locator) <= MAX_LOCATOR:
+        raise DecodeError(f"RQ: locator must be a list of 1 to {MAX_LOCATOR} hashes")
+    for h in locator:
+        _bytes_field({"locator": h}, "locator", 32, RQ)
+    _uint_field(m, "tick", RQ)
+    _bytes_field(m, "sig", 64, RQ)
+    return BlockRequest(m)
+
+
+_CHECKERS = {TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb,
+             RQ: _check_rq}
 
 
 def message_from_wire(value: Any) -> AnyMessage:

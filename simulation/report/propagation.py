@@ -6,7 +6,8 @@ so the delay to each holder is their difference. A block's p50 (p90) is the dela
 which half (90%) of the live honest employees held it; the run's figure is the median
 over the blocks that got that far. Stale blocks are those the honest employees know but
 the reference chain does not hold (orphaned forks); a fork's depth is the length of the
-longest stale branch hanging off one block.
+longest stale branch hanging off one block. A block's time to finality is the ticks
+until every honest employee holds the block EMPLOYER_CONFIDENCE above it.
 """
 
 from __future__ import annotations
@@ -30,13 +31,39 @@ def _median(values: list[int | None]) -> float | None:
     return float(statistics.median(present)) if present else None
 
 
+def _percentile(values: list[int], share: float) -> float | None:
+    """The nearest-rank percentile (share 0.5 is the upper median)."""
+    if not values:
+        return None
+    return float(sorted(values)[max(0, math.ceil(share * len(values)) - 1)])
+
+
+def finality(chain: list[dict[str, Any]], arrivals: dict[str, dict[bytes, int]],
+             depth: int) -> list[int]:
+    """Per block of the reference chain (genesis excluded) that has ``depth`` blocks on
+    top of it: ticks from the block's own tick until every honest employee held the block
+    ``depth`` above it (the light client's rule: a block is final under EMPLOYER_CONFIDENCE
+    blocks). Blocks not yet buried that deep everywhere are left out."""
+    out = []
+    for height in range(1, len(chain) - depth):
+        cover = bytes(chain[height + depth]["hash"])
+        ticks = [held.get(cover) for held in arrivals.values()]
+        made = chain[height].get("tick")
+        if ticks and None not in ticks and made is not None:
+            out.append(max(ticks) - made)  # type: ignore[type-var]
+    return out
+
+
 def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
                     honest_names: list[str],
-                    relayed_bytes: dict[str, int] | None = None) -> dict[str, Any]:
+                    relayed_bytes: dict[str, int] | None = None,
+                    confidence: int = 1) -> dict[str, Any]:
     """``chain``: the reference chain's entries (genesis first); ``employees``: the
-    reports by name; ``relayed_bytes``: bytes the network relayed per sender, if known."""
+    reports by name; ``relayed_bytes``: bytes the network relayed per sender, if known;
+    ``confidence``: EMPLOYER_CONFIDENCE, the depth at which a block counts as final."""
     delays: dict[bytes, list[int]] = defaultdict(list)
     parent_of: dict[bytes, bytes] = {}
+    arrivals: dict[str, dict[bytes, int]] = {name: {} for name in honest_names}
     for name in honest_names:
         for entry in employees[name]["tree"]:
             if len(entry) < 7 or entry[5] is None:
@@ -44,6 +71,7 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
             block = bytes(entry[0])
             delays[block].append(entry[5] - entry[6])
             parent_of[block] = bytes(entry[1])
+            arrivals[name][block] = entry[5]
     holders = len(honest_names)
     p50 = {b: _reach(d, 0.5, holders) for b, d in delays.items()}
     p90 = {b: _reach(d, 0.9, holders) for b, d in delays.items()}
@@ -61,6 +89,9 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
 
     by_employee = {name: dict(sorted(employees[name].get("sent_bytes", {}).items()))
                    for name in sorted(employees, key=lambda n: int(n[1:]))}
+    final = finality(chain, arrivals, confidence)
+    blocks_sent = sum(employees[n].get("sent", {}).get("WB", 0) for n in employees)
+    block_bytes = sum(employees[n].get("sent_bytes", {}).get("WB", 0) for n in employees)
     return {
         "propagation_p50_ticks": _median(list(p50.values())),
         "propagation_p90_ticks": _median(list(p90.values())),
@@ -71,6 +102,14 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
         "stale_blocks": len(stale),
         "stale_rate": round(len(stale) / len(delays), 5) if delays else 0.0,
         "fork_depths": {str(d): n for d, n in sorted(fork_depths.items())},
+        "block_bytes_mean": round(block_bytes / blocks_sent, 1) if blocks_sent else None,
+        "finality_depth": confidence,
+        "finality_p50_ticks": _percentile(final, 0.5),
+        "finality_p90_ticks": _percentile(final, 0.9),
+        "blocks_final": len(final),
+        # Catch-up (block requests): requests sent and blocks sent in answer.
+        "block_requests": sum(employees[n].get("sent", {}).get("RQ", 0) for n in employees),
+        "blocks_served": sum(employees[n].get("served_blocks", 0) for n in employees),
         # Encoded bytes of the employees' own broadcasts, by kind; the network's count
         # per sender (adversaries' junk included) when the backend reports it.
         "bytes_sent": sum(sum(kinds.values()) for kinds in by_employee.values()),

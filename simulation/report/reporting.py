@@ -42,7 +42,10 @@ def summarize(
     reports: dict[str, Any] = result.get("reports") or {}
     employees = {name: r for name, r in reports.items() if name.startswith("E") and r}
     honest = [i for i in range(scenario.employees_num) if i not in roles]
-    honest_names = [f"E{i}" for i in honest if f"E{i}" in employees]
+    # An employee still offline (CHURN) when the run ended is left out like a dead one.
+    offline = set(result.get("offline_at_end") or [])
+    honest_names = [f"E{i}" for i in honest if f"E{i}" in employees
+                    and f"E{i}" not in offline]
     users_reported = bool(reports.get("users"))
     users_report = reports.get("users") or {"issued": []}
     names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
@@ -137,8 +140,13 @@ def summarize(
         },
         "forks": forks,
         "blocks_known": known_blocks,
-        "network": network_metrics(chain_entries, employees, honest_names,
-                                   result.get("relayed_bytes")),
+        "network": {**network_metrics(chain_entries, employees, honest_names,
+                                      result.get("relayed_bytes"),
+                                      scenario.employer_confidence),
+                    "tick_milliseconds": scenario.tick_milliseconds,
+                    "copies_dropped": dict(sorted((result.get("dropped") or {}).items())),
+                    "offline_at_end": result.get("offline_at_end", []),
+                    "regions": result.get("regions")},
         "blocks": known,
         "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
         "honest": {
@@ -422,6 +430,12 @@ def render(summary: dict[str, Any]) -> str:
             f"{_ticks(net['propagation_p90_ticks'])} (median of {net['blocks_measured']} "
             f"blocks); stale blocks {net['stale_blocks']} (rate {net['stale_rate']:.3f}); "
             f"{net['bytes_sent']} bytes broadcast by the employees")
+        lines.append(
+            f"Finality: a block was {net['finality_depth']} deep at every honest employee "
+            f"after {_ticks(net['finality_p50_ticks'])} (median; 90% within "
+            f"{_ticks(net['finality_p90_ticks'])}; {net['blocks_final']} blocks); catch-up "
+            f"{net['block_requests']} requests, {net['blocks_served']} blocks served; "
+            f"copies dropped {_dropped(net['copies_dropped'])}")
     m = summary["messages"]
     lines.append("Messages    sent  accepted (receipts at honest employees)")
     for kind in KINDS:
@@ -494,3 +508,10 @@ def render(summary: dict[str, Any]) -> str:
 
 def _ticks(value: float | None) -> str:
     return "-" if value is None else f"{value:g} tick(s)"
+
+
+def _dropped(counts: dict[str, int]) -> str:
+    """{"loss": 3, "offline": 2} -> "3 lost, 2 to offline employees"; "none"."""
+    words = {"loss": "lost", "partition": "across a split", "offline": "to offline employees"}
+    parts = [f"{n} {words.get(cause, cause)}" for cause, n in counts.items() if n]
+    return ", ".join(parts) or "none"
