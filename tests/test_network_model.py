@@ -8,6 +8,7 @@ import statistics
 from collections import Counter
 
 import pytest
+from helpers import make_employee, small_scenario
 
 from simulation.config import default_scenario, parse_churn, parse_partitions, problems
 from simulation.net.conditions import Conditions
@@ -20,8 +21,6 @@ from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.messages import MAX_LOCATOR, BlockRequest, parse_message
 from simulation.report.propagation import finality
 from simulation.report.reporting import render, summarize
-
-from helpers import make_employee, small_scenario
 
 
 def _summary(**changes):
