@@ -54,9 +54,6 @@ from simulation.protocol.validation import (
 
 DEBUG, INFO, WARNING = 10, 20, 30  # logging levels, without importing logging here
 UNPARSED = "??"  # message kind for bytes that did not parse
-# Catch-up: a block others build on that is still unknown after this many ticks is asked
-# for (sooner would ask for blocks that are merely slower than their children).
-CATCH_UP_AFTER_TICKS = 5
 MAX_CATCH_UP_BLOCKS = 32  # blocks in one answer to a block request
 MAX_MISSING = 64  # unknown blocks remembered at once (a forger can name any number)
 EMPLOYER_PARTY = -1  # the light client's party index (node.employer.EMPLOYER_INDEX)
@@ -368,9 +365,11 @@ class Employee:
             self.missing[block_hash] = (self.now, peer)
 
     def _catch_up(self) -> None:
-        """Ask for blocks others build on that are still unknown after
-        CATCH_UP_AFTER_TICKS: one request to the last author that built on it, repeated
-        (to the then latest author) every ROUND_TIMEOUT_TICKS while it stays unknown."""
+        """Ask for blocks others build on that are still unknown ROUND_TIMEOUT_TICKS
+        after they were first noted (sooner asks for blocks that are merely slower than
+        their children, which on a congested network only adds traffic): one request to
+        the last author that built on it, repeated (to the then latest author) every
+        ROUND_TIMEOUT_TICKS while it stays unknown."""
         for block_hash, (since, peer) in list(self.missing.items()):
             if block_hash in self.tree.orphans:  # arrived, but its parent has not
                 del self.missing[block_hash]
@@ -379,7 +378,7 @@ class Employee:
             if block_hash in self.tree or block_hash in self.invalid_blocks:
                 del self.missing[block_hash]
                 continue
-            if self.now - since < CATCH_UP_AFTER_TICKS:
+            if self.now - since < self.scenario.round_timeout_ticks:
                 continue
             last = self.requested.get(block_hash)
             if last is not None and self.now - last < self.scenario.round_timeout_ticks:
