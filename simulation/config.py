@@ -55,6 +55,8 @@ class Scenario:
     tf_seed: int
     iterations_per_epoch: int
     learning_rate: float
+    hardware: str
+    stage_ticks: int
     trainer: str
     log_file: str
 
@@ -208,6 +210,56 @@ def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
+# HARDWARE profiles: name -> time an employee needs per stage, relative to the reference.
+# Simulated speeds (STAGE_TICKS x factor ticks per stage); they do not change what the
+# employee computes, only when it has its result.
+HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0}
+# HARDWARE="mixed": a documented mix of the reference with faster and slower machines.
+MIXED_HARDWARE = "fast:2,reference:5,slow:3,very-slow:1"
+
+
+def parse_hardware(text: str, employees: int) -> list[float]:
+    """The speed factor of each employee, in index order: "fast:2,slow:3" gives employees
+    0-1 factor 0.5, 2-4 factor 2.0 and the rest the reference 1.0; "x1.5:4" a custom
+    factor; "mixed" is MIXED_HARDWARE scaled to the employee count. ValueError says what
+    is wrong."""
+    text = text.strip()
+    if text == "mixed":
+        parts = [p.split(":") for p in MIXED_HARDWARE.split(",")]
+        total = sum(int(n) for _, n in parts)
+        counts = [int(n) * employees // total for _, n in parts]
+        counts[1] += employees - sum(counts)  # the remainder runs the reference
+        text = ",".join(f"{name}:{n}" for (name, _), n in zip(parts, counts, strict=True))
+    factors: list[float] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition(":")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"{part!r} is not profile:count")
+        if name.startswith("x"):
+            try:
+                factor = float(name[1:])
+            except ValueError:
+                raise ValueError(f"{name!r} is not xFACTOR (a number)") from None
+            if not (math.isfinite(factor) and factor > 0):
+                raise ValueError(f"the factor of {name!r} must be a positive number")
+        elif name in HARDWARE_PROFILES:
+            factor = HARDWARE_PROFILES[name]
+        else:
+            raise ValueError(f"unknown hardware profile {name!r} (known: "
+                             f"{', '.join(HARDWARE_PROFILES)}, xFACTOR, or mixed)")
+        try:
+            count = int(number)
+        except ValueError:
+            raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
+        if count < 0:
+            raise ValueError(f"count of {name!r} is negative")
+        factors.extend([factor] * count)
+    if len(factors) > employees:
+        raise ValueError(f"{len(factors)} profiles listed but EMPLOYEES_NUM is {employees}")
+    return factors + [1.0] * (employees - len(factors))
+
+
 class ScenarioError(ValueError):
     """An invalid scenario; ``problems`` holds one line per problem."""
 
@@ -312,6 +364,11 @@ def problems(s: Scenario) -> list[str]:
             parse(getattr(s, name.lower()), s.employees_num)
         except ValueError as exc:
             out.append(f"{name}: {exc}")
+    try:
+        parse_hardware(s.hardware, s.employees_num)
+    except ValueError as exc:
+        out.append(f"HARDWARE: {exc}")
+    at_least("STAGE_TICKS", 0)
     if not 0 < s.learning_rate <= 1:
         out.append(f"LEARNING_RATE must lie in (0, 1], got {s.learning_rate}")
     if not 0 < s.poison_rate <= 1:

@@ -141,6 +141,17 @@ ITERATIONS_PER_EPOCH = 6000
 # changes the model id, so every secret and model hash.
 LEARNING_RATE = 0.001
 
+# Hardware profiles of the employees, in index order, as "profile:count,...": reference
+# (factor 1), fast (0.5), slow (2), very-slow (4), or xFACTOR; employees not listed run
+# the reference. "mixed" is fast:2,reference:5,slow:3,very-slow:1 scaled to EMPLOYEES_NUM.
+# A factor is the time per stage relative to the reference (see STAGE_TICKS).
+HARDWARE = ""
+
+# Ticks the reference hardware needs to train one stage: an employee with factor f may
+# declare (and author a header) for a stage ceil(STAGE_TICKS * f) ticks after its chain
+# first reached that stage. 0 = training takes no ticks (every employee equally fast).
+STAGE_TICKS = 0
+
 # "keras" trains the real DNN on MNIST; "hash" is a fast TensorFlow-free stand-in with
 # the same protocol behaviour (for protocol experiments; no model accuracy).
 TRAINER = "keras"

@@ -79,15 +79,18 @@ RUN_COLUMNS = [
     "model_accuracy", "honest_model_accuracy", "transactions_issued",
     "transactions_included", "propagation_p50_ticks", "propagation_p90_ticks",
     "stale_rate", "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
-    "block_requests", "self_check_failures", "run_id",
+    "block_requests", "gini_rewards", "nakamoto_coefficient", "self_check_failures",
+    "run_id",
 ]
 NETWORK_MEASURES = ("propagation_p50_ticks", "propagation_p90_ticks", "stale_rate",
                     "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
                     "block_requests")
+FAIRNESS_MEASURES = ("gini_rewards", "nakamoto_coefficient")
 MEASURES = (
     "ticks", "wall_seconds", "chain_length", "forks", "honest_poisoned_blocks",
     "employer_chain_length", "employer_poisoned_blocks", "model_accuracy",
     "honest_model_accuracy", "transactions_included", *NETWORK_MEASURES,
+    *FAIRNESS_MEASURES,
 )
 PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
 SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
@@ -446,6 +449,7 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
         "transactions_issued": _dig(res, "transactions", "issued"),
         "transactions_included": _dig(res, "transactions", "included"),
         **{m: _dig(res, "network", m) for m in NETWORK_MEASURES},
+        **{m: _dig(res, "fairness", m) for m in FAIRNESS_MEASURES},
         "self_check_failures": failures_text,
     }
 

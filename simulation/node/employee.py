@@ -10,12 +10,13 @@ deterministic, so the state machine stays a function of its inputs.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import Scenario, parse_hardware
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
 from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
@@ -120,6 +121,12 @@ class Employee:
         self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage)
         self.now = -1
         self.tip_since = 0  # tick at which the current tip was adopted
+        # HARDWARE and STAGE_TICKS: ticks this employee needs per stage, and the tick at
+        # which its chain first reached each stage (when it began training it).
+        self.speed_factor = (parse_hardware(scenario.hardware, scenario.employees_num)[index]
+                             if 0 <= index < scenario.employees_num else 1.0)
+        self.stage_ticks = math.ceil(scenario.stage_ticks * self.speed_factor)
+        self.stage_started: dict[int, int] = {}
         self.trained: list[StageResult] = []
         # Round state, keyed by parent block hash.
         self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
@@ -477,10 +484,12 @@ class Employee:
         stage = tip.height
         sid = stage_id(self.model_id, stage)
         own = self._own_stage(stage)
-        if tip.hash not in self.my_declaration:
-            self._try_declare(tip.hash, sid, own)
-        if tip.hash in self.my_declaration:
-            self._try_header(tip.hash, stage, sid, own)
+        started = self.stage_started.setdefault(stage, self.now)
+        if self.now - started >= self.stage_ticks:  # its hardware has finished the stage
+            if tip.hash not in self.my_declaration:
+                self._try_declare(tip.hash, sid, own)
+            if tip.hash in self.my_declaration:
+                self._try_header(tip.hash, stage, sid, own)
         self._try_wrap()
 
     def _break_stalled_tie(self) -> None:

@@ -10,9 +10,10 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import Scenario, parse_hardware
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
+from simulation.report.fairness import fairness
 from simulation.report.propagation import network_metrics
 
 
@@ -140,6 +141,9 @@ def summarize(
         },
         "forks": forks,
         "blocks_known": known_blocks,
+        "fairness": fairness(rewards, chain_entries, {
+            f"E{i}": factor for i, factor in
+            enumerate(parse_hardware(scenario.hardware, scenario.employees_num))}),
         "network": {**network_metrics(chain_entries, employees, honest_names,
                                       result.get("relayed_bytes"),
                                       scenario.employer_confidence),
@@ -436,6 +440,14 @@ def render(summary: dict[str, Any]) -> str:
             f"{_ticks(net['finality_p90_ticks'])}; {net['blocks_final']} blocks); catch-up "
             f"{net['block_requests']} requests, {net['blocks_served']} blocks served; "
             f"copies dropped {_dropped(net['copies_dropped'])}")
+    fair = summary.get("fairness")
+    if fair and fair["nakamoto_coefficient"] is not None:
+        groups = fair["by_speed_factor"]
+        shares = "" if len(groups) < 2 else "; by hardware factor, reward / compute share: " + \
+            ", ".join(f"x{factor} {_percent(g['reward_share'])} / "
+                      f"{_percent(g['compute_share'])}" for factor, g in groups.items())
+        lines.append(f"Fairness: Gini of rewards {fair['gini_rewards']:.3f}, Nakamoto "
+                     f"coefficient {fair['nakamoto_coefficient']}{shares}")
     m = summary["messages"]
     lines.append("Messages    sent  accepted (receipts at honest employees)")
     for kind in KINDS:
@@ -515,3 +527,7 @@ def _dropped(counts: dict[str, int]) -> str:
     words = {"loss": "lost", "partition": "across a split", "offline": "to offline employees"}
     parts = [f"{n} {words.get(cause, cause)}" for cause, n in counts.items() if n]
     return ", ".join(parts) or "none"
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}%"

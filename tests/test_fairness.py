@@ -1,0 +1,105 @@
+"""Issue 9, item 3: hardware speed profiles (HARDWARE, STAGE_TICKS) and the fairness
+section (Gini coefficient of rewards, Nakamoto coefficient, compute and reward shares)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulation.config import default_scenario, parse_hardware, problems
+from simulation.net.lockstep import network_result, run_lockstep
+from simulation.node.adversaries import assign_adversaries
+from simulation.node.genesis import genesis_of
+from simulation.report.fairness import gini, nakamoto_coefficient
+from simulation.report.reporting import summarize
+
+
+def test_gini_of_known_distributions():
+    assert gini([5, 5, 5, 5]) == 0
+    assert gini([1, 2, 3, 4]) == pytest.approx(0.25)  # pairwise |xi - xj|: 20 / (2*16*2.5)
+    assert gini([0, 0, 0, 10]) == pytest.approx(0.75)  # one of n holds all: (n - 1) / n
+    assert gini([]) is None and gini([0, 0]) is None
+
+
+def test_nakamoto_coefficient_is_the_fewest_holding_more_than_half():
+    assert nakamoto_coefficient({"a": 5, "b": 3, "c": 2}) == 2  # 5 of 10 is not more
+    assert nakamoto_coefficient({"a": 6, "b": 3, "c": 1}) == 1
+    assert nakamoto_coefficient({"a": 1, "b": 1, "c": 1, "d": 1}) == 3
+    assert nakamoto_coefficient({"a": 0}) is None
+
+
+def test_hardware_forms():
+    assert parse_hardware("", 3) == [1.0, 1.0, 1.0]
+    assert parse_hardware("fast:1,x3:1", 3) == [0.5, 3.0, 1.0]
+    assert parse_hardware("mixed", 11) == [0.5] * 2 + [1.0] * 5 + [2.0] * 3 + [4.0]
+    assert len(parse_hardware("mixed", 51)) == 51
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("turbo:2", "unknown hardware profile 'turbo'"),
+    ("fast", "is not profile:count"),
+    ("fast:-1", "count of 'fast' is negative"),
+    ("fast:two", "not an integer"),
+    ("x0:1", "must be a positive number"),
+    ("xfast:1", "is not xFACTOR"),
+    ("slow:12", "12 profiles listed but EMPLOYEES_NUM is 11"),
+])
+def test_bad_hardware_is_refused_before_start(text, reason):
+    found = problems(default_scenario().replace(hardware=text))
+    assert len(found) == 1 and found[0].startswith("HARDWARE: ") and reason in found[0]
+    assert problems(default_scenario().replace(stage_ticks=-1)) == [
+        "STAGE_TICKS must be at least 0, got -1"]
+
+
+def _run(**changes):
+    scenario = default_scenario().replace(trainer="hash", **changes)
+    run = run_lockstep(scenario)
+    return run, summarize(scenario, genesis_of(scenario), network_result(run),
+                          assign_adversaries(scenario), 1.0)
+
+
+def test_an_employee_declares_only_after_its_hardware_finished_the_stage():
+    run, _ = _run(hardware="fast:3,very-slow:3", stage_ticks=8, target_blockchain_length=8)
+    assert run.finished
+    waits = {}
+    for employee in run.employees:
+        assert employee.stage_ticks == {0.5: 4, 1.0: 8, 4.0: 32}[employee.speed_factor]
+        for parent, td in employee.my_declaration.items():
+            stage = employee.tree.records[parent].height
+            wait = td.tick - employee.stage_started[stage]
+            assert wait >= employee.stage_ticks
+            waits.setdefault(employee.speed_factor, []).append(wait)
+    assert min(waits[0.5]) < 32 <= min(waits[4.0])  # the fast declare before the slow can
+
+
+def test_without_stage_ticks_hardware_changes_nothing():
+    base = _run(seed=2)[1]
+    profiled = _run(seed=2, hardware="mixed")[1]
+    assert profiled["chain"] == base["chain"] and profiled["ticks"] == base["ticks"]
+    shares = profiled["fairness"]["employees"]
+    assert shares["E0"]["compute_share"] == pytest.approx(2 * shares["E5"]["compute_share"],
+                                                          abs=1e-4)  # both rounded
+    assert base["fairness"]["employees"]["E0"]["compute_share"] == pytest.approx(1 / 11,
+                                                                          abs=1e-5)
+
+
+def test_fairness_section_adds_up():
+    _, s = _run(seed=3, target_blockchain_length=12)
+    f = s["fairness"]
+    assert sum(e["reward_share"] for e in f["employees"].values()) == pytest.approx(1, abs=1e-4)
+    assert sum(e["compute_share"] for e in f["employees"].values()) == pytest.approx(1, abs=1e-4)
+    assert sum(e["blocks_trained"] for e in f["employees"].values()) == 11
+    assert 0 <= f["gini_rewards"] < 1 and 1 <= f["nakamoto_coefficient"] <= 11
+    assert f["gini_rewards"] == pytest.approx(gini(list(s["rewards"].values())), abs=1e-5)
+
+
+def test_slow_hardware_trains_fewer_blocks():
+    """Five seeds, 20 blocks each: the two fast employees (half the reference's time per
+    stage) together train more blocks than the four slowest (four times it)."""
+    fast = slow = 0
+    for seed in range(1, 6):
+        _, s = _run(seed=seed, hardware="fast:2,reference:5,very-slow:4", stage_ticks=10,
+                    target_blockchain_length=21)
+        trained = s["fairness"]["employees"]
+        fast += trained["E0"]["blocks_trained"] + trained["E1"]["blocks_trained"]
+        slow += sum(trained[f"E{i}"]["blocks_trained"] for i in range(7, 11))
+    assert fast > slow
