@@ -79,15 +79,19 @@ def _errorbar(ax, xs, row_list, measure, **style) -> None:
     ax.errorbar(x, y, yerr=[below, above], capsize=3, marker="o", **style)
 
 
+def _cell(row: dict[str, str], measure: str, digits: int = 1) -> str:
+    value = _float(row.get(f"{measure}_mean"))
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def table() -> list[str]:
     lines = ["study          n  x            runs finished  ticks  p50   p90   stale  "
              "final50 bytes/block requests"]
     for kind in ("latency", "block_size"):
         for employees in SIZES:
-            for x, r in points(kind, employees):
-                def cell(measure: str, digits: int = 1) -> str:
-                    value = _float(r.get(f"{measure}_mean"))
-                    return "-" if value is None else f"{value:.{digits}f}"
+            for _, r in points(kind, employees):
+                def cell(measure: str, digits: int = 1, row: dict[str, str] = r) -> str:
+                    return _cell(row, measure, digits)
                 label = r["LATENCY"] if kind == "latency" else \
                     f"{r['MAX_BLOCK_TRANSACTIONS']} txs"
                 lines.append(
