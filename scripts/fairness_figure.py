@@ -76,8 +76,8 @@ def figure(table: list[dict[str, object]], path: Path) -> None:
             points = [r for r in table if r["speed_factor"] == factor]
             xs = [int(r["STAGE_TICKS"]) for r in points]  # type: ignore[call-overload]
             ys = [float(r[f"{key}_mean"]) for r in points]  # type: ignore[arg-type]
-            low = [y - float(r[f"{key}_ci95_low"] or y) for y, r in zip(ys, points)]
-            high = [float(r[f"{key}_ci95_high"] or y) - y for y, r in zip(ys, points)]
+            low = [y - float(r[f"{key}_ci95_low"] or y) for y, r in zip(ys, points, strict=True)]
+            high = [float(r[f"{key}_ci95_high"] or y) - y for y, r in zip(ys, points, strict=True)]
             colour = f"C{i}"
             ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, color=colour,
                         label=f"factor {factor} ({points[0]['runs']} runs per point)")
