@@ -210,19 +210,24 @@ def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-# HARDWARE profiles: name -> time an employee needs per stage, relative to the reference.
-# Simulated speeds (STAGE_TICKS x factor ticks per stage); they do not change what the
-# employee computes, only when it has its result.
-HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0}
+# HARDWARE profiles: name -> time an employee needs per stage, relative to the reference
+# (STAGE_TICKS x factor ticks per stage). The speeds are simulated: they change when an
+# employee has its result, not what it computes.
+HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0,
+                     "xla": 1.0}
+# Profiles that really compute differently: "xla" trains with TensorFlow's XLA compiler
+# (other kernels, other float results: FINDINGS.md). With the hash trainer, which has no
+# floats to round differently, the difference is simulated (ml.training.HashTrainer).
+COMPUTATION_OF_PROFILE = {"xla": "xla"}
+EXACT = "exact"  # the computation of every other profile
 # HARDWARE="mixed": a documented mix of the reference with faster and slower machines.
 MIXED_HARDWARE = "fast:2,reference:5,slow:3,very-slow:1"
 
 
-def parse_hardware(text: str, employees: int) -> list[float]:
-    """The speed factor of each employee, in index order: "fast:2,slow:3" gives employees
-    0-1 factor 0.5, 2-4 factor 2.0 and the rest the reference 1.0; "x1.5:4" a custom
-    factor; "mixed" is MIXED_HARDWARE scaled to the employee count. ValueError says what
-    is wrong."""
+def hardware_profiles(text: str, employees: int) -> list[str]:
+    """The profile of each employee, in index order: "fast:2,slow:3" gives employees 0-1
+    "fast", 2-4 "slow" and the rest "reference"; "x1.5:4" a custom speed factor; "mixed"
+    is MIXED_HARDWARE scaled to the employee count. ValueError says what is wrong."""
     text = text.strip()
     if text == "mixed":
         parts = [p.split(":") for p in MIXED_HARDWARE.split(",")]
@@ -230,22 +235,20 @@ def parse_hardware(text: str, employees: int) -> list[float]:
         counts = [int(n) * employees // total for _, n in parts]
         counts[1] += employees - sum(counts)  # the remainder runs the reference
         text = ",".join(f"{name}:{n}" for (name, _), n in zip(parts, counts, strict=True))
-    factors: list[float] = []
+    names: list[str] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, number = part.partition(":")
         name = name.strip()
         if not sep:
             raise ValueError(f"{part!r} is not profile:count")
-        if name.startswith("x"):
+        if name.startswith("x") and name not in HARDWARE_PROFILES:
             try:
                 factor = float(name[1:])
             except ValueError:
                 raise ValueError(f"{name!r} is not xFACTOR (a number)") from None
             if not (math.isfinite(factor) and factor > 0):
                 raise ValueError(f"the factor of {name!r} must be a positive number")
-        elif name in HARDWARE_PROFILES:
-            factor = HARDWARE_PROFILES[name]
-        else:
+        elif name not in HARDWARE_PROFILES:
             raise ValueError(f"unknown hardware profile {name!r} (known: "
                              f"{', '.join(HARDWARE_PROFILES)}, xFACTOR, or mixed)")
         try:
@@ -254,10 +257,23 @@ def parse_hardware(text: str, employees: int) -> list[float]:
             raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
         if count < 0:
             raise ValueError(f"count of {name!r} is negative")
-        factors.extend([factor] * count)
-    if len(factors) > employees:
-        raise ValueError(f"{len(factors)} profiles listed but EMPLOYEES_NUM is {employees}")
-    return factors + [1.0] * (employees - len(factors))
+        names.extend([name] * count)
+    if len(names) > employees:
+        raise ValueError(f"{len(names)} profiles listed but EMPLOYEES_NUM is {employees}")
+    return names + ["reference"] * (employees - len(names))
+
+
+def parse_hardware(text: str, employees: int) -> list[float]:
+    """The speed factor of each employee (see ``hardware_profiles``)."""
+    return [HARDWARE_PROFILES[name] if name in HARDWARE_PROFILES else float(name[1:])
+            for name in hardware_profiles(text, employees)]
+
+
+def computation_of(scenario: Scenario, index: int) -> str:
+    """How employee ``index`` computes its training: EXACT, or e.g. "xla"."""
+    names = hardware_profiles(scenario.hardware, scenario.employees_num)
+    return COMPUTATION_OF_PROFILE.get(names[index], EXACT) if 0 <= index < len(names) \
+        else EXACT
 
 
 class ScenarioError(ValueError):

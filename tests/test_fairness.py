@@ -103,3 +103,33 @@ def test_slow_hardware_trains_fewer_blocks():
         fast += trained["E0"]["blocks_trained"] + trained["E1"]["blocks_trained"]
         slow += sum(trained[f"E{i}"]["blocks_trained"] for i in range(7, 11))
     assert fast > slow
+
+
+def test_the_hash_trainers_xla_noise_model():
+    from simulation.ml.training import XLA_RELATIVE_NOISE, HashTrainer
+
+    exact = HashTrainer("m", 600)
+    xla = HashTrainer("m", 600, computation="xla")
+    a, b = exact.result(0), xla.result(0)
+    assert a.secret != b.secret and a.model_hash != b.model_hash
+    changed = [(x, y) for x, y in zip(a.losses, b.losses, strict=True) if x != y]
+    assert 0.5 < len(changed) / 600 < 0.7  # about 364 of 600, as XLA in FINDINGS.md
+    assert all(abs(x - y) <= XLA_RELATIVE_NOISE * abs(x) for x, y in changed)
+
+
+def test_exact_verification_splits_the_honest_employees_by_hardware():
+    """Three "xla" employees of 11 (simulated with the hash trainer): every honest secret
+    they reveal differs from the reference hardware's, so under exact verification the
+    two groups reject each other; the reference group builds the chain, the run cannot
+    end (the xla group never agrees), and the summary says so without calling the
+    reference chain poisoned."""
+    run, s = _run(hardware="xla:3", max_ticks=300)
+    assert not run.finished
+    assert s["chain"]["reference_employee"] == "E3" and s["chain"]["length"] > 6
+    assert s["honest"]["poisoned_blocks"] == 0
+    assert s["training"]["computations"] == {"exact": 8, "xla": 3}
+    assert s["training"]["secrets_identical"] is True  # within each computation
+    assert s["training"]["secrets_disagree"] == {"exact/xla": 1.0}
+    assert s["training"]["disagreement_simulated"] is True
+    assert s["messages"]["rejected"]["BH"]["revealed secret differs from own training"] > 0
+    assert all(run.employees[i].tree.tip.height < 2 for i in range(3))

@@ -192,6 +192,7 @@ class KerasTrainer(StagedTrainer):
         per_stage: int,
         label_map: LabelMap | None = None,
         learning_rate: float | None = None,
+        jit_compile: bool = False,
     ):
         if per_stage < 1:
             raise ValueError(f"per_stage must be >= 1, got {per_stage}")
@@ -234,7 +235,9 @@ class KerasTrainer(StagedTrainer):
                 tf.TensorSpec([None, 28, 28], tf.float32),
                 tf.TensorSpec([None], tf.int32),
             ],
-            jit_compile=False,  # XLA changes the float results (FINDINGS.md)
+            # XLA changes the float results (FINDINGS.md): only the "xla" hardware profile
+            # (HARDWARE) compiles with it, to be an honest employee that diverges.
+            jit_compile=jit_compile,
             # No AutoGraph: the loop is an explicit tf.while_loop. Converting this function
             # and what it calls to graph code (parsing and rewriting their source) took
             # about half of the first stage's CPU time here (docs/PERFORMANCE.md).

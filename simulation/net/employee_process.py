@@ -9,7 +9,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import Scenario, computation_of
 from simulation.net import frames
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
@@ -49,11 +49,11 @@ class TimedTrainer:
         return self.inner.test_accuracy(stage)
 
 
-def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
+def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: int
                  ) -> tuple[Trainer, Any]:
-    """The trainer for this process, and whatever must stay alive with it."""
+    """The trainer for employee ``index``, and whatever must stay alive with it."""
     if scenario.trainer == "hash":
-        return hash_trainer_for(scenario)(-1, behaviour), None
+        return hash_trainer_for(scenario)(index, behaviour), None
     mid = model_id_of(scenario)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
@@ -69,7 +69,8 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str
     mnist, shared = attach_mnist(dataset_spec)
     trainer = KerasTrainer(mid, mnist, scenario.tf_seed, per_stage,
                            label_map=label_map_for(scenario, behaviour),
-                           learning_rate=scenario.learning_rate)
+                           learning_rate=scenario.learning_rate,
+                           jit_compile=computation_of(scenario, index) == "xla")
     return trainer, shared
 
 
@@ -82,7 +83,7 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
         log.warning("E%d: the fork server did not preload TensorFlow; start-up will be "
                     "slow", index)
     try:
-        inner, _keep = make_trainer(scenario, dataset_spec, behaviour)
+        inner, _keep = make_trainer(scenario, dataset_spec, behaviour, index)
         trainer = TimedTrainer(inner)
         employee = make_employee(behaviour, index, scenario, genesis_of(scenario), trainer,
                                  derive_keypair(scenario.seed, "employee", index))

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from simulation.config import Scenario, parse_adversaries
+from simulation.config import Scenario, computation_of, parse_adversaries
 from simulation.ml.training import HashTrainer, LabelMap
 from simulation.node.employee import DEBUG, INFO, Employee, Ready, short
 from simulation.protocol import lottery
@@ -78,7 +78,8 @@ def hash_trainer_for(scenario: Scenario) -> Callable[[int, str], Trainer]:
     mid = model_id_of(scenario)
     per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     return lambda index, behaviour: HashTrainer(
-        mid, per_stage, label_map=label_map_for(scenario, behaviour))
+        mid, per_stage, label_map=label_map_for(scenario, behaviour),
+        computation=computation_of(scenario, index))
 
 
 class Crashed(Exception):

@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import Scenario, parse_hardware
+from simulation.config import EXACT, Scenario, computation_of, parse_hardware
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.report.fairness import fairness
@@ -52,8 +52,14 @@ def summarize(
     names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
     names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
 
-    # The reference chain: the lowest-index live honest employee's canonical chain.
-    reference = employees[honest_names[0]] if honest_names else None
+    # The reference chain: the lowest-index live honest employee's canonical chain, of
+    # one on the reference hardware if there is one (HARDWARE: an "xla" employee
+    # computes other secrets and may follow a chain of its own).
+    computations = {f"E{i}": computation_of(scenario, i)
+                    for i in range(scenario.employees_num)}
+    exact_honest = [n for n in honest_names if computations[n] == EXACT]
+    reference_name = (exact_honest or honest_names or [None])[0]
+    reference = employees[reference_name] if reference_name else None
     chain_entries = reference["chain"] if reference else []
     chains = [[b["hash"] for b in employees[n]["chain"]] for n in honest_names]
     tips = {n: employees[n]["chain"][-1]["hash"] for n in honest_names}
@@ -97,9 +103,12 @@ def summarize(
     transactions = _transactions(users_report["issued"], chain_entries, employees,
                                  honest_names, set(result.get("in_flight", [])))
     rewards, balances = _coins(reference, genesis, names)
-    training = _training(employees, honest_names)
+    training = _training(employees, honest_names, computations,
+                         simulated=scenario.trainer == "hash")
 
-    honest_secrets = _secrets(employees, honest_names)
+    # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
+    # secrets differ from it without any poisoning.
+    honest_secrets = _secrets(employees, exact_honest or honest_names)
     poisoned_names = [f"E{i}" for i, b in roles.items() if b == "poisoned"
                       and f"E{i}" in employees]
     poisoned_secrets = _secrets(employees, poisoned_names)
@@ -123,7 +132,7 @@ def summarize(
         "chain": {
             "length": len(chain_entries),
             "tip_hash": _hex(chain_entries[-1]["hash"]) if chain_entries else None,
-            "reference_employee": honest_names[0] if honest_names else None,
+            "reference_employee": reference_name,
             "blocks": blocks,
         },
         "agreement": {
@@ -376,15 +385,29 @@ def _coins(reference: dict[str, Any] | None, genesis: Genesis,
     return dict(rewards), {n: balances[n] for n in order}
 
 
-def _training(employees: dict[str, Any], honest: list[str]) -> dict[str, Any]:
-    """Whether every honest employee derived the same secret and model hash per stage,
-    and how long training took (stage 0 includes building the training function)."""
+def _training(employees: dict[str, Any], honest: list[str], computations: dict[str, str],
+              simulated: bool) -> dict[str, Any]:
+    """Whether every honest employee derived the same secret and model hash per stage as
+    the others that compute the same way (HARDWARE: "xla" employees compute otherwise),
+    how often different computations disagreed, and how long training took (stage 0
+    includes building the training function)."""
     stages = min((len(employees[n]["secrets"]) for n in honest), default=0)
+    groups: dict[str, list[str]] = {}
+    for name in honest:
+        groups.setdefault(computations.get(name, EXACT), []).append(name)
     identical = all(
-        len({bytes(employees[n]["secrets"][s]) for n in honest}) == 1
-        and len({bytes(employees[n]["model_hashes"][s]) for n in honest}) == 1
-        for s in range(stages)
+        len({bytes(employees[n]["secrets"][s]) for n in group}) == 1
+        and len({bytes(employees[n]["model_hashes"][s]) for n in group}) == 1
+        for group in groups.values() for s in range(stages)
     )
+    disagreement = {}
+    ordered = sorted(groups)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            first, second = employees[groups[a][0]], employees[groups[b][0]]
+            differ = sum(bytes(first["secrets"][s]) != bytes(second["secrets"][s])
+                         for s in range(stages))
+            disagreement[f"{a}/{b}"] = round(differ / stages, 5) if stages else None
     later_ms = [
         1000 * seconds / samples
         for n in honest
@@ -397,6 +420,11 @@ def _training(employees: dict[str, Any], honest: list[str]) -> dict[str, Any]:
     return {
         "stages_compared": stages,
         "secrets_identical": identical if stages else None,
+        "computations": {c: len(g) for c, g in sorted(groups.items())},
+        # Share of the compared stages whose secrets differ between two computations;
+        # with the hash trainer the "xla" difference is a noise model, not measured.
+        "secrets_disagree": disagreement,
+        "disagreement_simulated": simulated and len(groups) > 1,
         "median_ms_per_sample": round(statistics.median(later_ms), 4) if later_ms else None,
         "median_first_stage_seconds": round(statistics.median(first), 3) if first else None,
     }
@@ -466,8 +494,18 @@ def render(summary: dict[str, Any]) -> str:
     rewards = ", ".join(f"{n} {c}" for n, c in summary["rewards"].items())
     lines.append(f"Rewards: {rewards}")
     training = summary["training"]
-    lines.append(f"Training: secrets and model hashes identical across honest employees: "
-                 f"{training['secrets_identical']} ({training['stages_compared']} stages)")
+    if len(training["computations"]) > 1:
+        differ = ", ".join(f"{pair} {_percent(share)} of stages"
+                           for pair, share in training["secrets_disagree"].items())
+        simulated = " (simulated noise model)" if training["disagreement_simulated"] else ""
+        lines.append(f"Training: identical within each computation "
+                     f"({training['computations']}): {training['secrets_identical']}; "
+                     f"secrets differ across them{simulated}: {differ} "
+                     f"({training['stages_compared']} stages)")
+    else:
+        lines.append(f"Training: secrets and model hashes identical across honest "
+                     f"employees: {training['secrets_identical']} "
+                     f"({training['stages_compared']} stages)")
     model = summary["model"]
     if model["test_accuracy"] is not None:
         lines.append(f"Model: test accuracy {model['test_accuracy']:.4f} after stage "
