@@ -40,6 +40,7 @@ class LockstepRun:
     events: list[LogEvent] = field(default_factory=list)
     relayed_bytes: dict[int, int] = field(default_factory=dict)  # by sender index
     dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
+    facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.behaviour == "honest"
@@ -101,7 +102,8 @@ def run_lockstep(
             finished = True
             break
     return LockstepRun(scenario, employees, users, employer, tick, finished, crashed, events,
-                       dict(router.bytes_sent), dict(router.dropped))
+                       dict(router.bytes_sent), dict(router.dropped),
+                       network_facts(router, tick))
 
 
 def network_result(run: LockstepRun) -> dict[str, Any]:
@@ -119,8 +121,7 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
             "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed},
             "relayed_bytes": {_party_name(i, len(run.employees)): n
                               for i, n in sorted(run.relayed_bytes.items())},
-            "dropped": run.dropped, **network_facts(Router.for_scenario(run.scenario),
-                                                    run.ticks)}
+            "dropped": run.dropped, **run.facts}
 
 
 def _party_name(index: int, employees: int) -> str:
