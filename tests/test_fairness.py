@@ -133,3 +133,20 @@ def test_exact_verification_splits_the_honest_employees_by_hardware():
     assert s["training"]["disagreement_simulated"] is True
     assert s["messages"]["rejected"]["BH"]["revealed secret differs from own training"] > 0
     assert all(run.employees[i].tree.tip.height < 2 for i in range(3))
+
+
+def test_an_xla_majority_is_judged_against_the_reference_training():
+    """Six "xla" employees of 11 outgrow the reference five; the employer follows them.
+    Its blocks are then compared with the reference hardware's training, which the
+    evaluation plan trains up to the employer's tip (once left a null that failed the
+    self-check of `python main.py --hardware xla:6`)."""
+    from simulation.report.self_check import self_check
+
+    run, s = _run(hardware="xla:6", max_ticks=300, seed=1)
+    assert s["chain"]["reference_employee"] == "E6"
+    employer = s["employer"]
+    assert employer["chain_length"] > s["chain"]["length"]
+    assert employer["model_source"] == "unknown"
+    assert employer["poisoned_blocks"] == employer["chain_length"] - 1
+    s.update(wall_seconds=1.0, exit_codes={}, employees_reporting=list(s["agreement"]["tips"]))
+    assert [f for f in self_check(s, None) if f.check == "figures"] == []

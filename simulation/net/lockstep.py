@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.relay import Router, evaluation_plan, network_facts, target_reached
+from simulation.net.relay import (
+    Router,
+    evaluation_plan,
+    network_facts,
+    planned_behaviour,
+    target_reached,
+)
 from simulation.node.adversaries import (
     Crashed,
     assign_adversaries,
@@ -111,8 +117,10 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     ended as the network ends one: the same ``evaluation_plan`` picks the evaluators and
     every live employee answers with ``Employee.final_report``."""
     live = [e for e in run.employees if e.index not in run.crashed]
-    plan = evaluation_plan([(e.index, e.behaviour, e.tree.tip.height) for e in live],
-                           run.employer.tree.tip.height)
+    roles = {e.index: e.behaviour for e in run.employees if e.behaviour != "honest"}
+    plan = evaluation_plan(
+        [(e.index, planned_behaviour(run.scenario, roles, e.index), e.tree.tip.height)
+         for e in live], run.employer.tree.tip.height)
     reports: dict[str, Any] = {f"E{e.index}": e.final_report(plan[e.index]) for e in live}
     reports["users"] = run.users.report()
     return {"finished": run.finished, "ticks": run.ticks, "reports": reports,

@@ -18,7 +18,13 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.net import frames
 from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
-from simulation.net.relay import Router, evaluation_plan, network_facts, target_reached
+from simulation.net.relay import (
+    Router,
+    evaluation_plan,
+    network_facts,
+    planned_behaviour,
+    target_reached,
+)
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.node.employer import EMPLOYER_INDEX, Employer
 from simulation.node.genesis import genesis_of
@@ -223,8 +229,8 @@ class Network:
         person who pressed Ctrl-C is waiting."""
         n = self.scenario.employees_num
         plan = evaluation_plan(
-            [(p.index, self.roles.get(p.index, "honest"), p.status.get("height", 0))
-             for p in self.live() if p.index < n],
+            [(p.index, planned_behaviour(self.scenario, self.roles, p.index),
+              p.status.get("height", 0)) for p in self.live() if p.index < n],
             self.employer.tree.tip.height if self.employer is not None else None)
         for party in self.live():
             self.send(party, frames.pack("stop", evaluate=plan.get(party.index, [])))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import EXACT, Scenario, computation_of
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.node.employer import EMPLOYER_INDEX
@@ -167,6 +167,15 @@ EVALUATED_BEHAVIOURS = ("honest", "poisoned")
 # An evaluator evaluates at most the last this many stages of its own chain (with Keras an
 # evaluation takes about 0.1 s, and an older stage is first replayed from a checkpoint).
 MAX_EVALUATED_STAGES = 200
+
+
+def planned_behaviour(scenario: Scenario, roles: dict[int, str], index: int) -> str:
+    """An employee's behaviour for ``evaluation_plan``: an honest employee on hardware
+    that computes otherwise (HARDWARE "xla") is not the honest training's evaluator, so
+    the reference hardware's training reaches every judged tip."""
+    behaviour = roles.get(index, "honest")
+    computation = computation_of(scenario, index)
+    return behaviour if computation == EXACT else f"{behaviour}-{computation}"
 
 
 def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int | None
