@@ -57,6 +57,8 @@ class Scenario:
     learning_rate: float
     hardware: str
     stage_ticks: int
+    verification: str
+    tolerance: float
     trainer: str
     log_file: str
 
@@ -69,6 +71,7 @@ class Scenario:
 
 
 TRAINERS = ("keras", "hash")
+VERIFICATIONS = ("exact", "tolerant")
 BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
 
 
@@ -385,6 +388,11 @@ def problems(s: Scenario) -> list[str]:
     except ValueError as exc:
         out.append(f"HARDWARE: {exc}")
     at_least("STAGE_TICKS", 0)
+    if s.verification not in VERIFICATIONS:
+        out.append(f"VERIFICATION must be one of {', '.join(VERIFICATIONS)}, got "
+                   f"{s.verification!r}")
+    if not 0 < s.tolerance <= 1:
+        out.append(f"TOLERANCE must lie in (0, 1], got {s.tolerance}")
     if not 0 < s.learning_rate <= 1:
         out.append(f"LEARNING_RATE must lie in (0, 1], got {s.learning_rate}")
     if not 0 < s.poison_rate <= 1:

@@ -154,6 +154,15 @@ HARDWARE = ""
 # first reached that stage. 0 = training takes no ticks (every employee equally fast).
 STAGE_TICKS = 0
 
+# How an employee checks another's training: "exact" (PROTOCOL.md: the secret hashes the
+# per-sample losses bit for bit, and the model hash must match) or "tolerant" (the secret
+# hashes the losses rounded to multiples of TOLERANCE; the model hash is not compared).
+VERIFICATION = "exact"
+
+# The quantum of tolerant verification: losses that round to the same multiple of it
+# agree. Part of the task (the model id names it).
+TOLERANCE = 0.0001
+
 # "keras" trains the real DNN on MNIST; "hash" is a fast TensorFlow-free stand-in with
 # the same protocol behaviour (for protocol experiments; no model accuracy).
 TRAINER = "keras"

@@ -150,3 +150,57 @@ def test_an_xla_majority_is_judged_against_the_reference_training():
     assert employer["poisoned_blocks"] == employer["chain_length"] - 1
     s.update(wall_seconds=1.0, exit_codes={}, employees_reporting=list(s["agreement"]["tips"]))
     assert [f for f in self_check(s, None) if f.check == "figures"] == []
+
+
+# --- Tolerant verification (issue 9, item 2) ---------------------------------------------
+
+def test_tolerant_secret_quantizes_the_losses():
+    from simulation.protocol.stages import quantized_loss, tolerant_secret, training_secret
+
+    assert [quantized_loss(x, 0.01) for x in (0.004, 0.005, 0.0149, -0.006)] == [0, 1, 1, -1]
+    a = tolerant_secret("s", [0.1234567, 2.0000001], 1e-3)
+    assert a == tolerant_secret("s", [0.1234569, 2.0000004], 1e-3)  # rounding noise
+    assert a != tolerant_secret("s", [0.1244567, 2.0000001], 1e-3)  # one quantum off
+    assert a != tolerant_secret("t", [0.1234567, 2.0000001], 1e-3)  # another stage
+    assert a != training_secret("s", [0.1234567, 2.0000001])
+
+
+def test_tolerance_is_part_of_the_task():
+    from simulation.protocol.stages import model_id_of
+
+    exact = default_scenario()
+    tolerant = exact.replace(verification="tolerant", tolerance=0.01)
+    assert model_id_of(exact).endswith("-ipe6000")  # the default id is unchanged
+    assert model_id_of(tolerant).endswith("-tol0.01")
+    assert model_id_of(exact.replace(tolerance=0.01)) == model_id_of(exact)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"verification": "fuzzy"}, "VERIFICATION must be one of exact, tolerant, got 'fuzzy'"),
+    ({"tolerance": 0.0}, "TOLERANCE must lie in (0, 1], got 0.0"),
+    ({"tolerance": 2.0}, "TOLERANCE must lie in (0, 1], got 2.0"),
+])
+def test_bad_verification_is_refused_before_start(changes, reason):
+    assert problems(default_scenario().replace(**changes)) == [reason]
+
+
+def test_tolerant_verification_lets_honest_hardware_agree():
+    """Five "xla" employees of 11 (the hash trainer's noise model: losses off by less
+    than 1e-6 relative): exact verification splits them off and the run cannot end;
+    tolerant verification at 1e-3 accepts them and the network converges."""
+    exact_run, exact = _run(hardware="xla:5", max_ticks=300)
+    assert not exact_run.finished
+    assert exact["training"]["secrets_disagree"] == {"exact/xla": 1.0}
+    run, s = _run(hardware="xla:5", verification="tolerant", tolerance=1e-3)
+    assert run.finished and s["agreement"]["all_honest_agree"]
+    assert s["training"]["secrets_disagree"] == {"exact/xla": 0.0}
+    assert s["messages"]["rejected"] == {}
+
+
+def test_tolerant_verification_still_rejects_poisoned_training():
+    run, s = _run(adversaries="poisoned:3", poison_rate=0.1, verification="tolerant",
+                  tolerance=0.01, seed=2)
+    assert run.finished and s["honest"]["poisoned_blocks"] == 0
+    assert s["employer"]["model_source"] == "honest"
+    assert s["messages"]["rejected"]["TD"]["commitment does not match own training "
+                                         "secret"] > 0

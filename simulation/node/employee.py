@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulation.config import Scenario, parse_hardware
@@ -43,7 +43,7 @@ from simulation.protocol.messages import (
     WrappedBlock,
     parse_message,
 )
-from simulation.protocol.stages import StageResult, Trainer, stage_id
+from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
     Context,
     Rejected,
@@ -127,6 +127,7 @@ class Employee:
                              if 0 <= index < scenario.employees_num else 1.0)
         self.stage_ticks = math.ceil(scenario.stage_ticks * self.speed_factor)
         self.stage_started: dict[int, int] = {}
+        self._secret_rule = secret_rule(scenario)
         self.trained: list[StageResult] = []
         # Round state, keyed by parent block hash.
         self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
@@ -229,6 +230,9 @@ class Employee:
         while len(self.trained) <= stage:
             s = len(self.trained)
             result = self.trainer.result(s)
+            if self.scenario.verification != "exact":  # the trainers hash exactly
+                result = replace(result, secret=self._secret_rule(
+                    stage_id(self.model_id, s), result.losses))
             self.trained.append(result)
             for i, loss in enumerate(result.losses):
                 self._log(DEBUG, f"stage {s} iteration {i} loss {loss:.9g}")

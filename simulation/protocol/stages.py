@@ -8,8 +8,9 @@ are in ``simulation.ml``.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,20 +65,50 @@ def training_secret(sid: str, losses: Sequence[float]) -> bytes:
     return h
 
 
+def quantized_loss(loss: float, tolerance: float) -> int:
+    """The loss in units of TOLERANCE, rounded half up: the tolerant secret's input."""
+    return math.floor(loss / tolerance + 0.5)
+
+
+def tolerant_secret(sid: str, losses: Sequence[float], tolerance: float) -> bytes:
+    """VERIFICATION="tolerant": the hash chain of ``training_secret`` over the quantized
+    losses, h_i = SHA-256(int64_be(round(l_i / TOLERANCE)) || h_{i-1}), so that training
+    whose losses differ by float rounding far below TOLERANCE gives the same secret (unless
+    a loss lies within that rounding of a quantization boundary)."""
+    h = hashlib.sha256(sid.encode()).digest()
+    for loss in losses:
+        h = hashlib.sha256(quantized_loss(loss, tolerance).to_bytes(8, "big", signed=True)
+                           + h).digest()
+    return h
+
+
+def secret_rule(scenario: Scenario) -> Callable[[str, Sequence[float]], bytes]:
+    """How this scenario's employees derive a stage's secret from its losses."""
+    if scenario.verification == "tolerant":
+        return lambda sid, losses: tolerant_secret(sid, losses, scenario.tolerance)
+    return training_secret
+
+
 DEFAULT_LEARNING_RATE = 0.001  # Keras' Adam default
 
 
 def model_id(tf_seed: int, iterations_per_epoch: int,
-             learning_rate: float = DEFAULT_LEARNING_RATE) -> str:
+             learning_rate: float = DEFAULT_LEARNING_RATE,
+             tolerance: float | None = None) -> str:
     """Names the delegated task: architecture, optimiser, data and seeds. The learning
     rate is named only when it is not Keras' default, so the default id (and every
-    secret derived from it) is the one PROTOCOL.md's examples use."""
+    secret derived from it) is the one PROTOCOL.md's examples use; a tolerance only in
+    tolerant verification (its secrets follow another rule)."""
     name = f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
     if learning_rate != DEFAULT_LEARNING_RATE:
         name += f"-lr{learning_rate!r}"
+    if tolerance is not None:
+        name += f"-tol{tolerance!r}"
     return name
 
 
 def model_id_of(scenario: Scenario) -> str:
     """The task a scenario delegates: every knob that changes the training."""
-    return model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate)
+    tolerance = scenario.tolerance if scenario.verification == "tolerant" else None
+    return model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate,
+                    tolerance)
