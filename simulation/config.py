@@ -60,6 +60,9 @@ class Scenario:
     verification: str
     tolerance: float
     trainer: str
+    backend: str
+    ray_address: str
+    ray_shards: int
     log_file: str
 
     def knobs(self) -> dict[str, Any]:
@@ -72,6 +75,7 @@ class Scenario:
 
 TRAINERS = ("keras", "hash")
 VERIFICATIONS = ("exact", "tolerant")
+BACKENDS = ("process", "ray")
 BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
 
 
@@ -411,6 +415,11 @@ def problems(s: Scenario) -> list[str]:
             out.append("ADVERSARIES leaves no honest employee: at least one is needed")
     if s.trainer not in TRAINERS:
         out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
+    if s.backend not in BACKENDS:
+        out.append(f"BACKEND must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
+    at_least("RAY_SHARDS", 0)
+    if s.ray_address and s.backend != "ray":
+        out.append(f"RAY_ADDRESS is {s.ray_address!r} but BACKEND is {s.backend!r}")
     if not s.log_file:
         out.append("LOG_FILE must not be empty")
     return out

@@ -167,6 +167,21 @@ TOLERANCE = 0.0001
 # the same protocol behaviour (for protocol experiments; no model accuracy).
 TRAINER = "keras"
 
+# --- Backend ---------------------------------------------------------------------------
+
+# Where the employees run: "process" (one OS process each, this machine) or "ray" (many
+# employees per Ray actor, on this machine or a cluster; needs requirements-ray.txt).
+# Both give the same run for the same scenario.
+BACKEND = "process"
+
+# With BACKEND "ray": "" starts a local Ray instance (127.0.0.1) for the run; "auto" or
+# "HOST:PORT" joins a running cluster (started with `ray start`).
+RAY_ADDRESS = ""
+
+# With BACKEND "ray": Ray actors (shards) hosting the employees; 0 = one per CPU of the
+# cluster.
+RAY_SHARDS = 0
+
 # --- Output ----------------------------------------------------------------------------
 
 # Log file (DEBUG and up); INFO and up also go to the console.

@@ -54,8 +54,6 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: i
     """The trainer for employee ``index``, and whatever must stay alive with it."""
     if scenario.trainer == "hash":
         return hash_trainer_for(scenario)(index, behaviour), None
-    mid = model_id_of(scenario)
-    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
     from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
 
     configure_tf_environment()
@@ -64,14 +62,20 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: i
         logging.getLogger("pot.tensorflow").debug("TensorFlow start-up output: %s",
                                                   noise.strip())
     from simulation.ml.dataset import attach_mnist
-    from simulation.ml.keras_training import KerasTrainer
 
     mnist, shared = attach_mnist(dataset_spec)
-    trainer = KerasTrainer(mid, mnist, scenario.tf_seed, per_stage,
-                           label_map=label_map_for(scenario, behaviour),
-                           learning_rate=scenario.learning_rate,
-                           jit_compile=computation_of(scenario, index) == "xla")
-    return trainer, shared
+    return keras_trainer(scenario, mnist, behaviour, index), shared
+
+
+def keras_trainer(scenario: Scenario, mnist: Any, behaviour: str, index: int) -> Trainer:
+    """Employee ``index``'s Keras trainer on ``mnist`` (TensorFlow already configured)."""
+    from simulation.ml.keras_training import KerasTrainer
+
+    return KerasTrainer(model_id_of(scenario), mnist, scenario.tf_seed,
+                        samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch),
+                        label_map=label_map_for(scenario, behaviour),
+                        learning_rate=scenario.learning_rate,
+                        jit_compile=computation_of(scenario, index) == "xla")
 
 
 def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,

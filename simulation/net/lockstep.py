@@ -11,13 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.relay import (
-    Router,
-    evaluation_plan,
-    network_facts,
-    planned_behaviour,
-    target_reached,
-)
+from simulation.net.conductor import Answer, conduct, final_plan, result_of
 from simulation.node.adversaries import (
     Crashed,
     assign_adversaries,
@@ -26,7 +20,7 @@ from simulation.node.adversaries import (
     make_employee,
 )
 from simulation.node.employee import Employee, LogEvent
-from simulation.node.employer import EMPLOYER_INDEX, Employer
+from simulation.node.employer import Employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
@@ -47,6 +41,7 @@ class LockstepRun:
     relayed_bytes: dict[int, int] = field(default_factory=dict)  # by sender index
     dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
     facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
+    in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.behaviour == "honest"
@@ -65,6 +60,27 @@ def build_employees(scenario: Scenario, genesis: Genesis,
     return employees
 
 
+class LocalHost:
+    """The employees as objects in this process (``conductor.Host``)."""
+
+    def __init__(self, employees: list[Employee]):
+        self.by_index = {e.index: e for e in employees}
+
+    def step(self, tick: int, deliveries: dict[int, list[bytes]]
+             ) -> dict[int, Answer | None]:
+        answers: dict[int, Answer | None] = {}
+        for index, messages in deliveries.items():
+            employee = self.by_index[index]
+            try:
+                ready = employee.step(tick, messages)
+            except Crashed:
+                answers[index] = None
+                continue
+            answers[index] = Answer(ready.outgoing, ready.direct, employee.status(),
+                                    ready.events)
+        return answers
+
+
 def run_lockstep(
     scenario: Scenario,
     trainer_for: Callable[[int, str], Trainer] | None = None,
@@ -78,38 +94,13 @@ def run_lockstep(
     trainer_for = trainer_for or hash_trainer_for(scenario)
     if employees is None:
         employees = build_employees(scenario, genesis, trainer_for)
-    users = Users(scenario, genesis)
-    employer = Employer(scenario, genesis)
-    router = Router.for_scenario(scenario)
-    users_index = len(employees)
     events: list[LogEvent] = []
-    crashed: list[int] = []
-    tick = 0
-    finished = False
-    for tick in range(scenario.max_ticks + 1):
-        due = router.take(tick)
-        for employee in employees:
-            if employee.index in crashed or not router.online(employee.index, tick):
-                continue
-            try:
-                ready = employee.step(tick, Router.for_party(due, employee.index))
-            except Crashed:
-                crashed.append(employee.index)
-                continue
-            router.submit(tick, employee.index, ready.outgoing, ready.direct)
-            if keep_events:
-                events.extend(ready.events)
-        router.submit(tick, users_index, users.step(tick))
-        asked = employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
-        router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
-        honest = [e.status() for e in employees if e.behaviour == "honest"
-                  and e.index not in crashed and router.online(e.index, tick)]
-        if target_reached(honest, scenario.target_blockchain_length):
-            finished = True
-            break
-    return LockstepRun(scenario, employees, users, employer, tick, finished, crashed, events,
-                       dict(router.bytes_sent), dict(router.dropped),
-                       network_facts(router, tick))
+    done = conduct(scenario, LocalHost(employees),
+                   [e.index for e in employees if e.behaviour == "honest"],
+                   events.extend if keep_events else None)
+    return LockstepRun(scenario, employees, done.users, done.employer, done.ticks,
+                       done.finished, done.crashed, events, done.relayed_bytes,
+                       done.dropped, done.facts, done.in_flight)
 
 
 def network_result(run: LockstepRun) -> dict[str, Any]:
@@ -118,20 +109,10 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     every live employee answers with ``Employee.final_report``."""
     live = [e for e in run.employees if e.index not in run.crashed]
     roles = {e.index: e.behaviour for e in run.employees if e.behaviour != "honest"}
-    plan = evaluation_plan(
-        [(e.index, planned_behaviour(run.scenario, roles, e.index), e.tree.tip.height)
-         for e in live], run.employer.tree.tip.height)
+    plan = final_plan(run.scenario, roles, {e.index: e.tree.tip.height for e in live},
+                      run.employer)
     reports: dict[str, Any] = {f"E{e.index}": e.final_report(plan[e.index]) for e in live}
-    reports["users"] = run.users.report()
-    return {"finished": run.finished, "ticks": run.ticks, "reports": reports,
-            "employer": run.employer.report(), "stopped_by":
-            "target reached" if run.finished else "MAX_TICKS",
-            "cut_off": {f"E{i}": "pipe closed (process gone)" for i in run.crashed},
-            "relayed_bytes": {_party_name(i, len(run.employees)): n
-                              for i, n in sorted(run.relayed_bytes.items())},
-            "dropped": run.dropped, **run.facts}
-
-
-def _party_name(index: int, employees: int) -> str:
-    return ("users" if index == employees else "employer" if index == EMPLOYER_INDEX
-            else f"E{index}")
+    return result_of(run.scenario, run.finished, run.ticks,
+                     "target reached" if run.finished else "MAX_TICKS", reports,
+                     run.users, run.employer, run.crashed, run.relayed_bytes, run.dropped,
+                     run.facts, run.in_flight)

@@ -209,6 +209,11 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
     add a suffix when it exists already (make_run_dir)."""
     validated(scenario)
     found = output_problems(scenario, results_path)
+    if scenario.backend == "ray":
+        from simulation.net.ray_backend import NEEDS_RAY, ray_available
+
+        if not ray_available():
+            found.append(NEEDS_RAY)
     if found:
         raise ScenarioError(found)
     folder = None
@@ -238,14 +243,16 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     processes: list[Any] = []
     listener = None
     try:
-        if scenario.trainer == "keras":
+        on_ray = scenario.backend == "ray"
+        if scenario.trainer == "keras" and not on_ray:
             from simulation.ml.tf_env import configure_tf_environment
 
             configure_tf_environment()  # inherited by the fork server and every child
             _make_package_importable_by_fork_server()
             ctx.set_forkserver_preload(["simulation.net.tf_preload"])
-        with interrupts_ignored_by_new_processes():  # the fork server and its children
-            multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
+        if not on_ray:
+            with interrupts_ignored_by_new_processes():  # the fork server and its children
+                multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
 
         roles = assign_adversaries(scenario)
         log_queue = ctx.Queue()
@@ -254,10 +261,13 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         log_to_queue(log_queue)
         try:
             _unwind_if_signalled(stop)
-            if scenario.trainer == "keras":
-                dataset_spec, shared = _load_mnist()
-            result = _start_and_wait(ctx, scenario, log_queue, dataset_spec, roles,
-                                     wall_started, stop, processes)
+            if on_ray:
+                result = _run_on_ray(scenario, stop, wall_started)
+            else:
+                if scenario.trainer == "keras":
+                    dataset_spec, shared = _load_mnist()
+                result = _start_and_wait(ctx, scenario, log_queue, dataset_spec, roles,
+                                         wall_started, stop, processes)
         except _Interrupted as exc:
             stop.requested = exc.signum
             log.warning("interrupted by %s during start-up", signal.Signals(exc.signum).name)
@@ -390,6 +400,25 @@ def _load_mnist() -> tuple[Any, Any]:
     log.info("MNIST loaded from %s into shared memory (%d bytes)",
              dataset_spec.source, dataset_spec.size)
     return dataset_spec, shared
+
+
+def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> dict[str, Any]:
+    """BACKEND "ray": the conductor runs here, the employees in Ray actors; a signal
+    stops the run after the current tick, as with the process backend."""
+    from simulation.net import ray_backend
+
+    def stop_reason() -> str | None:
+        if stop.signalled is None:
+            return None
+        stop.requested = stop.signalled
+        return f"interrupted by {signal.Signals(stop.signalled).name}"
+
+    started = time.monotonic()
+    stop.network_started = True  # from here a signal stops the ticks, not the start-up
+    result = ray_backend.run(scenario, stop_reason)
+    result["run_seconds"] = time.monotonic() - started - result["startup_seconds"]
+    result["startup_seconds"] += started - launched
+    return result
 
 
 def _install_signal_handlers(stop: StopRequest) -> dict[int, Any]:

@@ -1,0 +1,225 @@
+"""The Ray backend (BACKEND="ray"): the employees live in a pool of Ray actors.
+
+Why: a network of hundreds of employees, or one with real training on many machines,
+does not fit one small machine's processes; Ray runs the same code from one laptop to a
+cluster. One actor per employee with one call per tick would be slow (each call costs
+about a millisecond of Ray's bookkeeping, and each actor tens of MB), so, as Flower runs
+many virtual clients per worker, each actor (a *shard*) hosts many employee state
+machines, by default one shard per CPU of the cluster. The driver runs the conductor the
+in-process lockstep uses (``conductor.conduct``): per tick one call per shard, carrying
+the shard's deliveries as one canonical CBOR frame (``frames``) and returning its
+employees' messages, statuses and log events the same way. The users and the employer's
+light client run in the driver. The state machines do not know Ray exists.
+
+Ray is optional (requirements-ray.txt): nothing imports it unless BACKEND is "ray".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from simulation.config import Scenario
+from simulation.net import frames
+from simulation.net.conductor import Answer, conduct, final_plan, result_of
+from simulation.node.adversaries import (
+    Crashed,
+    assign_adversaries,
+    behaviour_of,
+    hash_trainer_for,
+    make_employee,
+)
+from simulation.node.employee import LogEvent
+from simulation.node.genesis import genesis_of
+from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.stages import Trainer
+
+log = logging.getLogger("pot.ray")
+NEEDS_RAY = "BACKEND ray needs Ray: pip install -r requirements-ray.txt (or make setup-ray)"
+# Memory Ray reserves per shard, so it places shards where they fit: a worker process,
+# then per hosted employee (a Keras shard also imports TensorFlow and loads MNIST).
+SHARD_MB = {"hash": 150, "keras": 900}
+EMPLOYEE_MB = {"hash": 2, "keras": 60}
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _trainer_factory(scenario: Scenario) -> Callable[[int, str], Trainer]:
+    if scenario.trainer == "hash":
+        return hash_trainer_for(scenario)
+    from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
+
+    configure_tf_environment()  # a fresh Ray worker: before TensorFlow is imported
+    import_tensorflow_quietly()
+    from simulation.ml.dataset import load_mnist
+    from simulation.net.employee_process import keras_trainer
+
+    mnist = load_mnist()
+    return lambda index, behaviour: keras_trainer(scenario, mnist, behaviour, index)
+
+
+class Shard:
+    """One Ray actor's employees (wrapped with ``ray.remote`` when the run starts)."""
+
+    def __init__(self, scenario: Scenario, indices: list[int]):
+        roles = assign_adversaries(scenario)
+        genesis = genesis_of(scenario)
+        trainer_for = _trainer_factory(scenario)
+        self.employees = {
+            i: make_employee(behaviour_of(roles, i), i, scenario, genesis,
+                             trainer_for(i, behaviour_of(roles, i)),
+                             derive_keypair(scenario.seed, "employee", i))
+            for i in indices}
+
+    def node_id(self) -> str:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    def step(self, frame: bytes) -> bytes:
+        tick = frames.unpack(frame, "tick")
+        out: list[Any] = []
+        for index, messages in tick["msgs"]:
+            employee = self.employees[index]
+            try:
+                ready = employee.step(tick["t"], messages)
+            except Crashed:
+                out.append([index, None])
+                continue
+            out.append([index, [list(ready.outgoing), [list(d) for d in ready.direct],
+                                employee.status(),
+                                [[e.level, e.text] for e in ready.events]]])
+        return frames.pack("done", t=tick["t"], answers=out)
+
+    def reports(self, frame: bytes) -> bytes:
+        plan = frames.unpack(frame, "stop")["evaluate"]
+        return frames.pack("report", reports=[
+            [index, self.employees[index].final_report(stages)] for index, stages in plan])
+
+
+class ShardHost:
+    """``conductor.Host`` over Ray actors. A shard that fails or does not answer within
+    PARTY_TIMEOUT_SECONDS takes its employees down with it, as a crashed process does."""
+
+    def __init__(self, ray: Any, actors: list[Any], indices: list[list[int]],
+                 timeout: float):
+        self.ray = ray
+        self.actors = actors
+        self.indices = indices
+        self.timeout = timeout
+        self.dead: dict[int, str] = {}  # shard -> why
+        self.failed: dict[str, str] = {}  # employee name -> the shard's error
+
+    def _call(self, method: str, frames_by_shard: dict[int, bytes]) -> dict[int, bytes]:
+        refs = {k: getattr(self.actors[k], method).remote(frame)
+                for k, frame in frames_by_shard.items()}
+        out: dict[int, bytes] = {}
+        for k, ref in refs.items():
+            try:
+                out[k] = self.ray.get(ref, timeout=self.timeout)
+            except Exception as exc:  # RayActorError, GetTimeoutError, a task's error
+                why = f"shard {k} failed: {type(exc).__name__}: {str(exc)[:200]}"
+                self.dead[k] = why
+                log.error("ray: %s; its employees %s are cut off", why, self.indices[k])
+                for i in self.indices[k]:
+                    self.failed[f"E{i}"] = why
+        return out
+
+    def step(self, tick: int, deliveries: dict[int, list[bytes]]
+             ) -> dict[int, Answer | None]:
+        asked = {k: frames.pack("tick", t=tick, msgs=[[i, deliveries[i]] for i in shard
+                                                      if i in deliveries])
+                 for k, shard in enumerate(self.indices)
+                 if k not in self.dead and any(i in deliveries for i in shard)}
+        answers: dict[int, Answer | None] = {}
+        for data in self._call("step", asked).values():
+            for index, answer in frames.unpack(data, "done")["answers"]:
+                if answer is None:
+                    answers[index] = None
+                    continue
+                outgoing, direct, status, events = answer
+                answers[index] = Answer(tuple(outgoing), tuple((r, m) for r, m in direct),
+                                        status, tuple(LogEvent(lv, t) for lv, t in events))
+        for k in self.dead:  # a shard that failed now or before: its employees are gone
+            for i in self.indices[k]:
+                if i in deliveries:
+                    answers[i] = None
+        return answers
+
+    def reports(self, plan: dict[int, list[int]]) -> dict[str, Any]:
+        asked = {k: frames.pack("stop", evaluate=[[i, plan[i]] for i in shard if i in plan])
+                 for k, shard in enumerate(self.indices) if k not in self.dead}
+        out: dict[str, Any] = {}
+        for data in self._call("reports", asked).values():
+            for index, report in frames.unpack(data, "report")["reports"]:
+                out[f"E{index}"] = report
+        return out
+
+
+def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, Any]:
+    """One run on Ray: joins RAY_ADDRESS, or starts a local instance bound to 127.0.0.1
+    that ends with the run. Returns the result in the network process's shape."""
+    import time
+
+    import ray
+
+    started = time.monotonic()
+    local = not scenario.ray_address
+    if local:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _node_ip_address="127.0.0.1")
+    else:
+        ray.init(address=scenario.ray_address, log_to_driver=False,
+                 configure_logging=False)
+    actors: list[Any] = []
+    try:
+        n = scenario.employees_num
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        count = max(1, min(n, scenario.ray_shards or cpus))
+        indices = [list(range(k, n, count)) for k in range(count)]
+        kind = scenario.trainer
+        for shard in indices:
+            memory = (SHARD_MB[kind] + EMPLOYEE_MB[kind] * len(shard)) * 2**20
+            # A fraction of a CPU each, so that more shards than CPUs still start.
+            actor_class = ray.remote(num_cpus=min(1.0, cpus / count), memory=memory)(Shard)
+            actors.append(actor_class.remote(scenario, shard))
+        nodes = ray.get([a.node_id.remote() for a in actors],
+                        timeout=scenario.party_timeout_seconds)
+        startup = time.monotonic() - started
+        log.info("ray: %d employees in %d shards on %d node(s), ready after %.1f s", n,
+                 count, len(set(nodes)), startup)
+        host = ShardHost(ray, actors, indices, scenario.party_timeout_seconds)
+        roles = assign_adversaries(scenario)
+
+        def log_events(events: tuple[LogEvent, ...]) -> None:
+            for event in events:
+                log.log(event.level, event.text)
+
+        done = conduct(scenario, host, [i for i in range(n) if i not in roles],
+                       log_events, stop_reason)
+        live = {i: status["height"] for i, status in done.statuses.items()
+                if i not in done.crashed}
+        reports = host.reports(final_plan(scenario, roles, live, done.employer))
+        result = result_of(scenario, done.finished, done.ticks, done.stopped_by, reports,
+                           done.users, done.employer, done.crashed, done.relayed_bytes,
+                           done.dropped, done.facts, done.in_flight)
+        result["cut_off"].update({name: why for name, why in host.failed.items()})
+        result["failures"] = dict(host.failed)
+        result["shard_nodes"] = {f"shard{k}": node for k, node in enumerate(nodes)}
+        result["interrupted"] = done.stopped_by.startswith("interrupted")
+        result["startup_seconds"] = startup
+        return result
+    finally:
+        for actor in actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # already dead
+                pass
+        ray.shutdown()  # a local instance stops with it; a cluster keeps running
