@@ -8,7 +8,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 PIP := $(VENV)/bin/pip install --disable-pip-version-check -q
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup setup-ray
 
 run: $(INSTALLED)
 	$(VENV)/bin/python main.py $(ARGS)
@@ -22,6 +22,13 @@ lint: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files
 
 setup: $(INSTALLED)
+
+# Optional: Ray, for BACKEND=ray (python main.py --backend ray) and its tests.
+setup-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(INSTALLED) requirements-ray.txt
+	$(PIP) -r requirements-ray.txt
+	touch $@
 
 $(INSTALLED): requirements.txt requirements-dev.txt requirements-data.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

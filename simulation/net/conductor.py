@@ -10,6 +10,7 @@ same Router and end condition over pipes, with its own timeouts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -81,6 +82,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
         if reason:
             stopped_by = reason
             break
+        tick_started = time.monotonic()
         due = router.take(tick)
         live = [i for i in range(n) if i not in crashed and router.online(i, tick)]
         answers = host.step(tick, {i: Router.for_party(due, i) for i in live})
@@ -101,6 +103,8 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                           scenario.target_blockchain_length):
             finished, stopped_by = True, "target reached"
             break
+        if scenario.tick_seconds > 0:  # pacing for watching live; changes no outcome
+            time.sleep(max(0.0, scenario.tick_seconds - (time.monotonic() - tick_started)))
     return Conducted(users, employer, tick, finished, stopped_by, crashed,
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,

@@ -166,3 +166,13 @@ def log_to_queue(queue: Any) -> None:
     root.setLevel(logging.WARNING)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def stop_logging_to_queue() -> None:
+    """In the parent, after the listener stopped: records logged later would pile up in
+    a queue nobody reads, and the queue's feeder thread would then block the process's
+    exit (a second run in one process, such as a test, showed it)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.handlers.QueueHandler):
+            root.removeHandler(handler)

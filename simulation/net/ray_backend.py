@@ -17,6 +17,8 @@ Ray is optional (requirements-ray.txt): nothing imports it unless BACKEND is "ra
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -171,6 +173,9 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
     import ray
 
     started = time.monotonic()
+    # ray.init installs signal handlers of its own; the run keeps the caller's, so that
+    # Ctrl-C stops it after the current tick as with the process backend.
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     local = not scenario.ray_address
     if local:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -178,6 +183,10 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
     else:
         ray.init(address=scenario.ray_address, log_to_driver=False,
                  configure_logging=False)
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     actors: list[Any] = []
     try:
         n = scenario.employees_num

@@ -31,7 +31,12 @@ from typing import Any
 from simulation.config import Scenario, ScenarioError, default_scenario, flag_name, validated
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
-from simulation.net.logs import close_progress_bar, log_to_queue, start_listener
+from simulation.net.logs import (
+    close_progress_bar,
+    log_to_queue,
+    start_listener,
+    stop_logging_to_queue,
+)
 from simulation.net.network import network_main
 from simulation.net.shutdown import (
     EXIT_INTERNAL_ERROR,
@@ -287,6 +292,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         if listener is not None:
             close_progress_bar(listener)
             listener.stop()
+            stop_logging_to_queue()
             if folder is not None:
                 _copy_log(scenario.log_file, folder)  # complete now: the listener is done
     return outcome
