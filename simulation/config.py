@@ -76,6 +76,8 @@ class Scenario:
 TRAINERS = ("keras", "hash")
 VERIFICATIONS = ("exact", "tolerant")
 BACKENDS = ("process", "ray")
+# 240 employees ran here; 250 failed in multiprocessing's fork server ("too many fds").
+MAX_PROCESS_EMPLOYEES = 240
 BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
 
 
@@ -415,6 +417,11 @@ def problems(s: Scenario) -> list[str]:
             out.append("ADVERSARIES leaves no honest employee: at least one is needed")
     if s.trainer not in TRAINERS:
         out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
+    if s.backend == "process" and s.employees_num > MAX_PROCESS_EMPLOYEES:
+        out.append(f"EMPLOYEES_NUM ({s.employees_num}) exceeds the process backend's "
+                   f"limit of {MAX_PROCESS_EMPLOYEES}: Python's fork server passes at most "
+                   f"256 file descriptors to the network process, one per employee's pipe; "
+                   f"use BACKEND ray")
     if s.backend not in BACKENDS:
         out.append(f"BACKEND must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
     at_least("RAY_SHARDS", 0)

@@ -36,6 +36,15 @@ def test_bad_backend_settings_are_refused_before_start():
         "RAY_SHARDS must be at least 0, got -1"]
 
 
+def test_the_process_backend_refuses_more_employees_than_its_fork_server_can_wire():
+    """`python main.py --trainer hash --employees-num 250` once died in multiprocessing's
+    fork server ("too many fds", exit 4) after starting; it is now refused before."""
+    found = problems(default_scenario().replace(employees_num=250, stakeholders_num=3))
+    assert len(found) == 1 and "exceeds the process backend's limit of 240" in found[0]
+    assert problems(default_scenario().replace(employees_num=250, backend="ray")) == []
+    assert problems(default_scenario().replace(employees_num=240)) == []
+
+
 def test_without_ray_the_ray_backend_stops_before_anything_starts(monkeypatch, tmp_path):
     from simulation.config import ScenarioError
     from simulation.net import ray_backend, runner
