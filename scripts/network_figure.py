@@ -15,25 +15,14 @@ of Decker and Wattenhofer, "Information propagation in the Bitcoin network", IEE
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
+
+from threshold_figure import _float, load  # the same summary.csv reading
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "docs" / "studies"
 SIZES = (11, 51)
-
-
-def _float(text: str | None) -> float | None:
-    return float(text) if text not in ("", None) else None
-
-
-def load(folder: str) -> list[dict[str, str]]:
-    path = STUDIES / folder / "summary.csv"
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def mean_latency(text: str) -> float:

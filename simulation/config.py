@@ -81,6 +81,17 @@ MAX_PROCESS_EMPLOYEES = 240
 BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
 
 
+def _count(name: str, number: str) -> int:
+    """The COUNT of a "name:COUNT" item: a non-negative integer, or ValueError."""
+    try:
+        count = int(number)
+    except ValueError:
+        raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
+    if count < 0:
+        raise ValueError(f"count of {name!r} is negative")
+    return count
+
+
 def parse_adversaries(text: str) -> dict[str, int]:
     """ "poisoned:4,lazy:1" -> {"poisoned": 4, "lazy": 1}; ValueError says what is wrong."""
     counts: dict[str, int] = {}
@@ -91,12 +102,7 @@ def parse_adversaries(text: str) -> dict[str, int]:
             raise ValueError(f"{part!r} is not behaviour:count")
         if name not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {name!r} (known: {', '.join(BEHAVIOURS)})")
-        try:
-            count = int(number)
-        except ValueError:
-            raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
-        if count < 0:
-            raise ValueError(f"count of {name!r} is negative")
+        count = _count(name, number)
         if name in counts:
             raise ValueError(f"{name!r} is listed twice")
         counts[name] = count
@@ -260,12 +266,7 @@ def hardware_profiles(text: str, employees: int) -> list[str]:
         elif name not in HARDWARE_PROFILES:
             raise ValueError(f"unknown hardware profile {name!r} (known: "
                              f"{', '.join(HARDWARE_PROFILES)}, xFACTOR, or mixed)")
-        try:
-            count = int(number)
-        except ValueError:
-            raise ValueError(f"count of {name!r} is not an integer: {number!r}") from None
-        if count < 0:
-            raise ValueError(f"count of {name!r} is negative")
+        count = _count(name, number)
         names.extend([name] * count)
     if len(names) > employees:
         raise ValueError(f"{len(names)} profiles listed but EMPLOYEES_NUM is {employees}")
