@@ -180,3 +180,14 @@ def test_ctrl_c_leaves_no_ray_process_behind(tmp_path):
     assert "interrupted by SIGINT" in out
     time.sleep(2.0)
     assert _ray_processes() - before == set()
+
+
+@pytest.mark.ray
+def test_joining_no_cluster_is_a_clear_error_and_nothing_runs(tmp_path, monkeypatch):
+    from simulation.net import runner
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    scenario = default_scenario().replace(trainer="hash", backend="ray", ray_address="auto",
+                                          log_file=str(tmp_path / "x.log"))
+    with pytest.raises(runner.RunAborted, match="RAY_ADDRESS 'auto': no Ray cluster to join"):
+        runner.run(scenario, quiet=True)

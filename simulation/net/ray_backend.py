@@ -45,6 +45,10 @@ SHARD_MB = {"hash": 150, "keras": 900}
 EMPLOYEE_MB = {"hash": 2, "keras": 60}
 
 
+class ClusterUnreachable(Exception):
+    """RAY_ADDRESS names no running cluster: nothing ran."""
+
+
 def ray_available() -> bool:
     try:
         import ray  # noqa: F401
@@ -181,8 +185,13 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
                  _node_ip_address="127.0.0.1")
     else:
-        ray.init(address=scenario.ray_address, log_to_driver=False,
-                 configure_logging=False)
+        try:
+            ray.init(address=scenario.ray_address, log_to_driver=False,
+                     configure_logging=False)
+        except ConnectionError as exc:
+            raise ClusterUnreachable(f"RAY_ADDRESS {scenario.ray_address!r}: no Ray cluster "
+                                     f"to join ({exc}); start one with `ray start --head`"
+                                     ) from None
     if threading.current_thread() is threading.main_thread():
         for signum, handler in handlers.items():
             if handler is not None:

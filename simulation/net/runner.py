@@ -421,7 +421,10 @@ def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> dict[
 
     started = time.monotonic()
     stop.network_started = True  # from here a signal stops the ticks, not the start-up
-    result = ray_backend.run(scenario, stop_reason)
+    try:
+        result = ray_backend.run(scenario, stop_reason)
+    except ray_backend.ClusterUnreachable as exc:
+        raise RunAborted(str(exc)) from None
     result["run_seconds"] = time.monotonic() - started - result["startup_seconds"]
     result["startup_seconds"] += started - launched
     return result
