@@ -6,7 +6,7 @@ gives the same outcome as the multi-process run for the same scenario and traine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,10 +49,12 @@ class LockstepRun:
 
 
 def build_employees(scenario: Scenario, genesis: Genesis,
-                    trainer_for: Callable[[int, str], Trainer]) -> list[Employee]:
+                    trainer_for: Callable[[int, str], Trainer],
+                    indices: Iterable[int] | None = None) -> list[Employee]:
+    """The employees ``indices`` (default: all), each with its behaviour and keys."""
     roles = assign_adversaries(scenario)
     employees = []
-    for i in range(scenario.employees_num):
+    for i in range(scenario.employees_num) if indices is None else indices:
         behaviour = behaviour_of(roles, i)
         employees.append(make_employee(behaviour, i, scenario, genesis,
                                        trainer_for(i, behaviour),

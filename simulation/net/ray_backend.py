@@ -25,16 +25,10 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.net import frames
 from simulation.net.conductor import Answer, conduct, final_plan, result_of
-from simulation.node.adversaries import (
-    Crashed,
-    assign_adversaries,
-    behaviour_of,
-    hash_trainer_for,
-    make_employee,
-)
+from simulation.net.lockstep import build_employees
+from simulation.node.adversaries import Crashed, assign_adversaries, hash_trainer_for
 from simulation.node.employee import LogEvent
 from simulation.node.genesis import genesis_of
-from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -75,14 +69,8 @@ class Shard:
     """One Ray actor's employees (wrapped with ``ray.remote`` when the run starts)."""
 
     def __init__(self, scenario: Scenario, indices: list[int]):
-        roles = assign_adversaries(scenario)
-        genesis = genesis_of(scenario)
-        trainer_for = _trainer_factory(scenario)
-        self.employees = {
-            i: make_employee(behaviour_of(roles, i), i, scenario, genesis,
-                             trainer_for(i, behaviour_of(roles, i)),
-                             derive_keypair(scenario.seed, "employee", i))
-            for i in indices}
+        self.employees = {e.index: e for e in build_employees(
+            scenario, genesis_of(scenario), _trainer_factory(scenario), indices)}
 
     def node_id(self) -> str:
         import ray

@@ -213,18 +213,19 @@ class Employee:
                         f"{self.names(message.author)}{detail}")
 
     def _broadcast(self, message: AnyMessage, detail: str) -> None:
-        data = message.to_bytes()
-        self.sent[message.kind] += 1
-        self.sent_bytes[message.kind] += len(data)
-        self._out.append(data)
+        self._out.append(self._counted(message))
         self._log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
 
     def _send_to(self, party: int, message: AnyMessage, detail: str) -> None:
+        """To one party only (catch-up)."""
+        self._direct.append((party, self._counted(message)))
+        self._log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+
+    def _counted(self, message: AnyMessage) -> bytes:
         data = message.to_bytes()
         self.sent[message.kind] += 1
         self.sent_bytes[message.kind] += len(data)
-        self._direct.append((party, data))
-        self._log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+        return data
 
     def _own_stage(self, stage: int) -> StageResult:
         while len(self.trained) <= stage:
