@@ -89,7 +89,8 @@ def table(rows: list[dict]) -> str:
                 continue
             ratio = ""
             if backend == "ray" and "process" in by_backend:
-                ratio = f"{med(runs, 'wall_seconds') / med(by_backend['process'], 'wall_seconds'):.2f}"
+                base = med(by_backend["process"], "wall_seconds")
+                ratio = f"{med(runs, 'wall_seconds') / base:.2f}"
             lines.append(
                 f"| {trainer} | {employees} | {backend} | {len(runs)} "
                 f"| {med(runs, 'wall_seconds'):.1f} | {med(runs, 'startup_seconds'):.1f} "
