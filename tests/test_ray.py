@@ -100,6 +100,32 @@ def test_a_failed_shard_cuts_its_employees_off_and_the_run_goes_on():
     assert done.ticks == scenario.max_ticks or done.finished  # never a hang
 
 
+@pytest.mark.parametrize("changes", [
+    dict(latency="constant:3"),
+    dict(latency="uniform:2:5", adversaries="crash:1,poisoned:1", churn="4@8:30")])
+def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(changes):
+    """The shards' frames (``window`` in, ``stepped`` out) with a window of several ticks
+    give the in-process lockstep's run, ended at the same tick with the same reports."""
+    from simulation.net.conductor import conduct, final_plan
+    from simulation.net.ray_backend import Shard, ShardHost
+
+    scenario = default_scenario().replace(trainer="hash", employees_num=7, seed=4, **changes)
+    indices = [[0, 3, 6], [1, 4], [2, 5]]
+    actors = [_Actor(Shard(scenario, shard)) for shard in indices]
+    host = ShardHost(_FakeRay(), actors, indices, timeout=5)
+    roles = assign_adversaries(scenario)
+    done = conduct(scenario, host, [i for i in range(7) if i not in roles])
+    reference = run_lockstep(scenario, max_window=1)
+    assert (done.ticks, done.finished, done.crashed) == (
+        reference.ticks, reference.finished, reference.crashed)
+    assert done.relayed_bytes == reference.relayed_bytes
+    live = {i: s["height"] for i, s in done.statuses.items() if i not in done.crashed}
+    reports = host.reports(final_plan(scenario, roles, live, done.employer))
+    expected = network_result(reference)["reports"]
+    del expected["users"]  # the users run in the driver, not in a shard
+    assert reports == expected
+
+
 ray = pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")
 
 
@@ -110,7 +136,8 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer):
 
     changes = dict(trainer=trainer, employees_num=5, target_blockchain_length=4, seed=3)
     if trainer == "hash":
-        changes.update(latency="uniform:1:3", loss_probability=0.05, churn="2@10:30")
+        # Every delay at least 2 ticks: the shards step windows of 2 ticks.
+        changes.update(latency="uniform:2:4", loss_probability=0.05, churn="2@10:30")
     base = default_scenario().replace(**changes)
     process = runner.run(base.replace(log_file=str(tmp_path / "p.log")), quiet=True)
     on_ray = runner.run(base.replace(backend="ray", ray_shards=2,
@@ -128,20 +155,26 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer):
 
 
 @pytest.mark.ray
-def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path):
+def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch):
     """A head and a worker node on this machine (ray.cluster_utils.Cluster), one CPU
-    each: the two shards land on different nodes and the run ends on the lockstep's tip."""
+    each, bound to 127.0.0.1: the two shards land on different nodes and the run ends
+    on the lockstep's tip."""
     from ray.cluster_utils import Cluster
 
     from simulation.net import ray_backend
 
-    # Ray 2.60's test cluster binds its GCS to the machine's own address whatever
-    # node_ip_address says (with 127.0.0.1 the nodes never found it), so it stays on it.
+    # Ray on Linux turns "127.0.0.1" in an address into the machine's own address when it
+    # connects (services.resolve_ip_for_localhost); with clusters across hosts switched
+    # off it keeps the loopback address, here and in the processes the nodes start.
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False})
+        "num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
     try:
-        cluster.add_node(num_cpus=1)
+        worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
+        assert cluster.address.startswith("127.0.0.1:")
+        assert cluster.head_node.node_ip_address == worker.node_ip_address == "127.0.0.1"
         scenario = default_scenario().replace(trainer="hash", employees_num=6, seed=2,
                                               backend="ray", ray_address=cluster.address,
                                               ray_shards=2)

@@ -23,7 +23,8 @@ from simulation.net.relay import (
     planned_behaviour,
     target_reached,
 )
-from simulation.node.employee import LogEvent
+from simulation.node.adversaries import Crashed
+from simulation.node.employee import Employee, LogEvent
 from simulation.node.employer import EMPLOYER_INDEX, Employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
@@ -40,11 +41,60 @@ class Answer:
     events: tuple[LogEvent, ...] = ()
 
 
+@dataclass(frozen=True)
+class Window:
+    """What one unit of a host steps: the ticks ``first``, ``first`` + 1, ... in order,
+    each with what its live employees are delivered (index -> messages)."""
+
+    first: int
+    deliveries: list[dict[int, list[bytes]]]
+
+
 class Host(Protocol):
-    def step(self, tick: int, deliveries: dict[int, list[bytes]]
-             ) -> dict[int, Answer | None]:
-        """Step every employee in ``deliveries`` (index -> its messages); None for one
-        that crashed at this tick."""
+    def unit_of(self, index: int) -> int:
+        """The unit (a group of employees stepped by one call) that hosts ``index``."""
+
+    def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
+        """Each unit steps its window (``step_window``) and returns the answers of every
+        tick it stepped, at least one; None for an employee that crashed at that tick."""
+
+
+def may_end(statuses: list[dict[str, Any]], target_length: int) -> bool:
+    """Whether a run could end at this tick as far as these (live honest) employees'
+    statuses tell: none of them, or all at the target on one anchor."""
+    return not statuses or target_reached(statuses, target_length)
+
+
+def step_window(employees: dict[int, Employee], window: Window, target_length: int,
+                crashed: set[int]) -> list[dict[int, Answer | None]]:
+    """Steps a unit's employees through ``window`` and stops after the first tick at which
+    ``may_end`` holds for its honest employees stepped at that tick: the run may end there
+    (``conduct`` decides), and an employee stepped past the last tick of a run would
+    report another state. ``crashed``: the unit's crashed employees, not stepped again
+    (it gains those that crash now)."""
+    stepped: list[dict[int, Answer | None]] = []
+    for offset, deliveries in enumerate(window.deliveries):
+        tick = window.first + offset
+        answers: dict[int, Answer | None] = {}
+        honest: list[dict[str, Any]] = []
+        for index, messages in deliveries.items():
+            if index in crashed:
+                continue
+            employee = employees[index]
+            try:
+                ready = employee.step(tick, messages)
+            except Crashed:
+                crashed.add(index)
+                answers[index] = None
+                continue
+            status = employee.status()
+            answers[index] = Answer(ready.outgoing, ready.direct, status, ready.events)
+            if employee.behaviour == "honest":
+                honest.append(status)
+        stepped.append(answers)
+        if may_end(honest, target_length):
+            break
+    return stepped
 
 
 @dataclass
@@ -64,47 +114,87 @@ class Conducted:
 
 def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
             on_events: Callable[[tuple[LogEvent, ...]], None] | None = None,
-            stop_reason: Callable[[], str | None] | None = None) -> Conducted:
+            stop_reason: Callable[[], str | None] | None = None,
+            max_window: int | None = None) -> Conducted:
     """Run the ticks. ``honest``: the honest employees' indices (the end condition);
     ``on_events``: receives each employee's log events; ``stop_reason``: polled before
-    every tick, a text stops the run (an interrupt)."""
+    every window, a text stops the run (an interrupt); ``max_window``: at most this many
+    ticks per exchange (tests compare windows with single ticks).
+
+    When every message takes at least L ticks (``Router.min_delay``), nothing sent at a
+    tick can arrive within the next L - 1, so the deliveries of L ticks are known at the
+    first of them and each unit of the host steps the L ticks in one call (a *window*).
+    A unit stops early after a tick at which the run could end as far as its employees
+    tell (``step_window``); the run ends at tick t only if every unit could end at t, so
+    every unit stopped exactly there and no employee was stepped past the end. The
+    units that stopped early are called again for the rest of the window. The ticks are
+    then taken in order as a one-tick exchange would: the same messages, in the same
+    order, give the same run."""
     genesis = genesis_of(scenario)
     users = Users(scenario, genesis)
     employer = Employer(scenario, genesis)
     router = Router.for_scenario(scenario)
     n = scenario.employees_num
     honest = set(honest)
+    # Pacing (watching live) takes one tick at a time.
+    span = router.min_delay() if scenario.tick_seconds <= 0 else 1
+    span = min(span, max_window or span)
     crashed: list[int] = []
     statuses: dict[int, dict[str, Any]] = {}
     tick, finished, stopped_by = 0, False, "MAX_TICKS"
-    for tick in range(scenario.max_ticks + 1):
+    first = 0
+    while first <= scenario.max_ticks and not finished:
         reason = stop_reason() if stop_reason is not None else None
         if reason:
-            stopped_by = reason
+            stopped_by, tick = reason, first
             break
-        tick_started = time.monotonic()
-        due = router.take(tick)
-        live = [i for i in range(n) if i not in crashed and router.online(i, tick)]
-        answers = host.step(tick, {i: Router.for_party(due, i) for i in live})
-        for index in sorted(answers):
-            answer = answers[index]
-            if answer is None:
-                crashed.append(index)
-                continue
-            router.submit(tick, index, answer.outgoing, answer.direct)
-            statuses[index] = answer.status
-            if on_events is not None:
-                on_events(answer.events)
-        router.submit(tick, n, users.step(tick))
-        asked = employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
-        router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
-        if target_reached([statuses[i] for i in sorted(honest) if i in statuses
-                           and i not in crashed and router.online(i, tick)],
-                          scenario.target_blockchain_length):
-            finished, stopped_by = True, "target reached"
-            break
-        if scenario.tick_seconds > 0:  # pacing for watching live; changes no outcome
-            time.sleep(max(0.0, scenario.tick_seconds - (time.monotonic() - tick_started)))
+        last = min(first + span - 1, scenario.max_ticks)
+        due = {t: router.peek(t) for t in range(first, last + 1)}
+        deliveries: dict[int, dict[int, dict[int, list[bytes]]]] = {}  # unit, tick, index
+        for t in range(first, last + 1):
+            for i in range(n):
+                if i not in crashed and router.online(i, t):
+                    deliveries.setdefault(host.unit_of(i), {}).setdefault(t, {})[i] = \
+                        Router.for_party(due[t], i)
+        answered: dict[int, dict[int, Answer | None]] = {t: {} for t in due}
+        resume = {unit: first for unit in deliveries}  # the next tick each unit steps
+        done_to = first - 1  # ticks taken in order so far
+        while done_to < last and not finished:
+            windows = {unit: Window(start, [deliveries[unit].get(t, {})
+                                            for t in range(start, last + 1)])
+                       for unit, start in resume.items() if start <= last}
+            for unit, steps in host.advance(windows).items():
+                for offset, answers in enumerate(steps):
+                    answered[windows[unit].first + offset].update(answers)
+                resume[unit] = windows[unit].first + len(steps)
+            ready_to = min([last, *(start - 1 for start in resume.values())])
+            for tick in range(done_to + 1, ready_to + 1):
+                tick_started = time.monotonic()
+                router.take(tick)  # as peeked: nothing sent in the window is due in it
+                answers = answered.pop(tick)
+                for index in sorted(answers):
+                    answer = answers[index]
+                    if answer is None:
+                        if index not in crashed:
+                            crashed.append(index)
+                        continue
+                    router.submit(tick, index, answer.outgoing, answer.direct)
+                    statuses[index] = answer.status
+                    if on_events is not None:
+                        on_events(answer.events)
+                router.submit(tick, n, users.step(tick))
+                asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_INDEX))
+                router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
+                if target_reached([statuses[i] for i in sorted(honest) if i in statuses
+                                   and i not in crashed and router.online(i, tick)],
+                                  scenario.target_blockchain_length):
+                    finished, stopped_by = True, "target reached"
+                    break
+                if scenario.tick_seconds > 0:  # pacing; changes no outcome
+                    time.sleep(max(0.0, scenario.tick_seconds
+                                   - (time.monotonic() - tick_started)))
+            done_to = ready_to
+        first = last + 1
     return Conducted(users, employer, tick, finished, stopped_by, crashed,
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,

@@ -6,6 +6,8 @@ network -> party: {"type": "tick", "t", "msgs"}, {"type": "stop", "evaluate"}
 party -> network: {"type": "ready"}, {"type": "done", "t", "out", "to", "status"},
                   {"type": "report", "report"}
 network -> parent: {"type": "result", ...}
+Ray driver -> shard: {"type": "window", "first", "ticks"}, {"type": "stop", "evaluate"}
+shard -> Ray driver: {"type": "stepped", "steps"}, {"type": "report", "reports"}
 """
 
 from __future__ import annotations

@@ -71,6 +71,19 @@ class Latency:
                                 + sequence.to_bytes(8, "big")).digest()
         return (int.from_bytes(digest[:8], "big") + 0.5) / 2**64  # strictly inside (0, 1)
 
+    def min_delay(self, parties: list[int]) -> int:
+        """A lower bound of ``delay`` between any two of ``parties``: a Pareto draw is at
+        least its scale, a lognormal one only at least 1."""
+        if self.kind in ("constant", "uniform"):
+            return int(self.values[0])
+        if self.kind == "regions":
+            used = {self.region(p) for p in parties}
+            fastest = min(REGION_LATENCY_MS[a][b] for a in used for b in used)
+            scale = fastest * (PARETO_SHAPE - 1) / PARETO_SHAPE
+            return max(1, round(scale / self.tick_milliseconds))
+        median, sigma = self.values
+        return max(1, round(median)) if sigma == 0 else 1
+
     def delay(self, sender: int, receiver: int, sequence: int) -> int:
         """Ticks (at least 1) for the sender's message number ``sequence`` to reach
         ``receiver``."""

@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulation.config import Scenario
-from simulation.net.conductor import Answer, conduct, final_plan, result_of
+from simulation.net.conductor import (
+    Answer,
+    Window,
+    conduct,
+    final_plan,
+    result_of,
+    step_window,
+)
 from simulation.node.adversaries import (
-    Crashed,
     assign_adversaries,
     behaviour_of,
     hash_trainer_for,
@@ -63,24 +69,21 @@ def build_employees(scenario: Scenario, genesis: Genesis,
 
 
 class LocalHost:
-    """The employees as objects in this process (``conductor.Host``)."""
+    """The employees as objects in this process (``conductor.Host``): one unit, or
+    ``units`` by index modulo (as the Ray backend's shards; for tests)."""
 
-    def __init__(self, employees: list[Employee]):
+    def __init__(self, scenario: Scenario, employees: list[Employee], units: int = 1):
         self.by_index = {e.index: e for e in employees}
+        self.units = units
+        self.target = scenario.target_blockchain_length
+        self.crashed: set[int] = set()
 
-    def step(self, tick: int, deliveries: dict[int, list[bytes]]
-             ) -> dict[int, Answer | None]:
-        answers: dict[int, Answer | None] = {}
-        for index, messages in deliveries.items():
-            employee = self.by_index[index]
-            try:
-                ready = employee.step(tick, messages)
-            except Crashed:
-                answers[index] = None
-                continue
-            answers[index] = Answer(ready.outgoing, ready.direct, employee.status(),
-                                    ready.events)
-        return answers
+    def unit_of(self, index: int) -> int:
+        return index % self.units
+
+    def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
+        return {unit: step_window(self.by_index, window, self.target, self.crashed)
+                for unit, window in windows.items()}
 
 
 def run_lockstep(
@@ -89,17 +92,20 @@ def run_lockstep(
     *,
     keep_events: bool = False,
     employees: list[Employee] | None = None,
+    units: int = 1,
+    max_window: int | None = None,
 ) -> LockstepRun:
     """``trainer_for(index, behaviour)`` gives each employee its trainer (default: the
-    hash trainer, poisoned for poisoned employees)."""
+    hash trainer, poisoned for poisoned employees); ``units`` and ``max_window``: how the
+    conductor groups the employees and the ticks (the outcome is the same)."""
     genesis = genesis_of(scenario)
     trainer_for = trainer_for or hash_trainer_for(scenario)
     if employees is None:
         employees = build_employees(scenario, genesis, trainer_for)
     events: list[LogEvent] = []
-    done = conduct(scenario, LocalHost(employees),
+    done = conduct(scenario, LocalHost(scenario, employees, units),
                    [e.index for e in employees if e.behaviour == "honest"],
-                   events.extend if keep_events else None)
+                   events.extend if keep_events else None, max_window=max_window)
     return LockstepRun(scenario, employees, done.users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
                        done.dropped, done.facts, done.in_flight)

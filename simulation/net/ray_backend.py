@@ -6,9 +6,10 @@ cluster. One actor per employee with one call per tick would be slow (each call 
 about a millisecond of Ray's bookkeeping, and each actor tens of MB), so, as Flower runs
 many virtual clients per worker, each actor (a *shard*) hosts many employee state
 machines, by default one shard per CPU of the cluster. The driver runs the conductor the
-in-process lockstep uses (``conductor.conduct``): per tick one call per shard, carrying
-the shard's deliveries as one canonical CBOR frame (``frames``) and returning its
-employees' messages, statuses and log events the same way. The users and the employer's
+in-process lockstep uses (``conductor.conduct``): one call per shard per window of ticks
+(one tick, or L when every message takes at least L ticks), carrying the shard's
+deliveries as one canonical CBOR frame (``frames``) and returning its employees'
+messages, statuses and log events the same way. The users and the employer's
 light client run in the driver. The state machines do not know Ray exists.
 
 Ray is optional (requirements-ray.txt): nothing imports it unless BACKEND is "ray".
@@ -24,9 +25,16 @@ from typing import Any
 
 from simulation.config import Scenario
 from simulation.net import frames
-from simulation.net.conductor import Answer, conduct, final_plan, result_of
+from simulation.net.conductor import (
+    Answer,
+    Window,
+    conduct,
+    final_plan,
+    result_of,
+    step_window,
+)
 from simulation.net.lockstep import build_employees
-from simulation.node.adversaries import Crashed, assign_adversaries, hash_trainer_for
+from simulation.node.adversaries import assign_adversaries, hash_trainer_for
 from simulation.node.employee import LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.protocol.stages import Trainer
@@ -71,6 +79,8 @@ class Shard:
     def __init__(self, scenario: Scenario, indices: list[int]):
         self.employees = {e.index: e for e in build_employees(
             scenario, genesis_of(scenario), _trainer_factory(scenario), indices)}
+        self.target = scenario.target_blockchain_length
+        self.crashed: set[int] = set()
 
     def node_id(self) -> str:
         import ray
@@ -78,19 +88,16 @@ class Shard:
         return str(ray.get_runtime_context().get_node_id())
 
     def step(self, frame: bytes) -> bytes:
-        tick = frames.unpack(frame, "tick")
-        out: list[Any] = []
-        for index, messages in tick["msgs"]:
-            employee = self.employees[index]
-            try:
-                ready = employee.step(tick["t"], messages)
-            except Crashed:
-                out.append([index, None])
-                continue
-            out.append([index, [list(ready.outgoing), [list(d) for d in ready.direct],
-                                employee.status(),
-                                [[e.level, e.text] for e in ready.events]]])
-        return frames.pack("done", t=tick["t"], answers=out)
+        """A ``conductor.Window`` in, the answers of each tick stepped out."""
+        asked = frames.unpack(frame, "window")
+        window = Window(asked["first"], [{index: messages for index, messages in tick}
+                                         for tick in asked["ticks"]])
+        steps = step_window(self.employees, window, self.target, self.crashed)
+        return frames.pack("stepped", steps=[
+            [[index, None if a is None else
+              [list(a.outgoing), [list(d) for d in a.direct], a.status,
+               [[e.level, e.text] for e in a.events]]] for index, a in answers.items()]
+            for answers in steps])
 
     def reports(self, frame: bytes) -> bytes:
         plan = frames.unpack(frame, "stop")["evaluate"]
@@ -107,6 +114,7 @@ class ShardHost:
         self.ray = ray
         self.actors = actors
         self.indices = indices
+        self.shard_of = {i: k for k, shard in enumerate(indices) for i in shard}
         self.timeout = timeout
         self.dead: dict[int, str] = {}  # shard -> why
         self.failed: dict[str, str] = {}  # employee name -> the shard's error
@@ -126,26 +134,24 @@ class ShardHost:
                     self.failed[f"E{i}"] = why
         return out
 
-    def step(self, tick: int, deliveries: dict[int, list[bytes]]
-             ) -> dict[int, Answer | None]:
-        asked = {k: frames.pack("tick", t=tick, msgs=[[i, deliveries[i]] for i in shard
-                                                      if i in deliveries])
-                 for k, shard in enumerate(self.indices)
-                 if k not in self.dead and any(i in deliveries for i in shard)}
-        answers: dict[int, Answer | None] = {}
-        for data in self._call("step", asked).values():
-            for index, answer in frames.unpack(data, "done")["answers"]:
-                if answer is None:
-                    answers[index] = None
-                    continue
-                outgoing, direct, status, events = answer
-                answers[index] = Answer(tuple(outgoing), tuple((r, m) for r, m in direct),
-                                        status, tuple(LogEvent(lv, t) for lv, t in events))
-        for k in self.dead:  # a shard that failed now or before: its employees are gone
-            for i in self.indices[k]:
-                if i in deliveries:
-                    answers[i] = None
-        return answers
+    def unit_of(self, index: int) -> int:
+        return self.shard_of[index]
+
+    def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
+        asked = {k: frames.pack("window", first=w.first, ticks=[
+            [[i, messages] for i, messages in sorted(tick.items())] for tick in w.deliveries])
+            for k, w in windows.items() if k not in self.dead}
+        out: dict[int, list[dict[int, Answer | None]]] = {}
+        for k, data in self._call("step", asked).items():
+            out[k] = [{index: None if answer is None else Answer(
+                tuple(answer[0]), tuple((r, m) for r, m in answer[1]), answer[2],
+                tuple(LogEvent(level, text) for level, text in answer[3]))
+                for index, answer in step} for step in frames.unpack(data, "stepped")["steps"]]
+        for k, window in windows.items():
+            if k in self.dead:  # failed now or before: its employees are gone
+                gone = {i for tick in window.deliveries for i in tick}
+                out[k] = [{i: None for i in sorted(gone)}] + [{} for _ in window.deliveries[1:]]
+        return out
 
     def reports(self, plan: dict[int, list[int]]) -> dict[str, Any]:
         asked = {k: frames.pack("stop", evaluate=[[i, plan[i]] for i in shard if i in plan])

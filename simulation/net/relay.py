@@ -62,6 +62,14 @@ class Router:
         self.bytes_sent: dict[int, int] = defaultdict(int)  # by sender, every message
         self.dropped: Counter[str] = Counter()  # copies not delivered, by cause
 
+    def min_delay(self) -> int:
+        """The fewest ticks any message can take (at least 1): a lower bound of every
+        latency draw; the bandwidth only adds to it."""
+        if self.latency is None:
+            return self.delay
+        users = [max(self.receivers) + 1] if self.receivers else []  # after the employees
+        return self.latency.min_delay([*self.receivers, *users])
+
     def online(self, party: int, tick: int) -> bool:
         return self.conditions is None or self.conditions.online(party, tick)
 
@@ -111,11 +119,17 @@ class Router:
     def take(self, tick: int) -> list[Envelope]:
         """Every envelope due at ``tick``, in canonical order; forgets them. Copies due
         to an offline receiver are dropped."""
-        due = self._scheduled.pop(tick, [])
+        due = self.peek(tick)
+        scheduled = self._scheduled.pop(tick, [])
         if self.conditions is not None and self.conditions.churn:
-            kept = [e for e in due if e.receiver is None or self.online(e.receiver, tick)]
-            self.dropped["offline"] += len(due) - len(kept)
-            due = kept
+            self.dropped["offline"] += len(scheduled) - len(due)
+        return due
+
+    def peek(self, tick: int) -> list[Envelope]:
+        """What ``take(tick)`` will give, if nothing due at ``tick`` is sent before."""
+        due = list(self._scheduled.get(tick, []))
+        if self.conditions is not None and self.conditions.churn:
+            due = [e for e in due if e.receiver is None or self.online(e.receiver, tick)]
         due.sort(key=lambda e: (e.send_tick, e.sender, e.sequence))
         return due
 
