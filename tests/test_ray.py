@@ -91,13 +91,30 @@ def test_a_failed_shard_cuts_its_employees_off_and_the_run_goes_on():
 
     scenario = default_scenario().replace(trainer="hash", employees_num=6)
     indices = [[0, 2, 4], [1, 3, 5]]
-    actors = [_Actor(Shard(scenario, indices[0])), _Actor(None, fail=True)]
-    host = ShardHost(_FakeRay(), actors, indices, timeout=5)
+    actors = [_Actor(Shard(scenario, indices[0], users=True)), _Actor(None, fail=True)]
+    host = ShardHost(_FakeRay(), actors, indices, timeout=5, users=6)
     done = conduct(scenario, host, range(6))
     assert sorted(done.crashed) == [1, 3, 5]
     assert set(host.failed) == {"E1", "E3", "E5"}
     assert "RuntimeError: The actor died unexpectedly" in host.failed["E1"]
     assert done.ticks == scenario.max_ticks or done.finished  # never a hang
+
+
+def test_a_failed_shard_hosting_the_users_cuts_them_off_too():
+    from simulation.net.conductor import conduct, result_of
+    from simulation.net.ray_backend import Shard, ShardHost
+
+    scenario = default_scenario().replace(trainer="hash", employees_num=6)
+    indices = [[0, 2, 4], [1, 3, 5]]
+    actors = [_Actor(None, fail=True), _Actor(Shard(scenario, indices[1]))]
+    host = ShardHost(_FakeRay(), actors, indices, timeout=5, users=6)
+    done = conduct(scenario, host, range(6))
+    assert sorted(done.crashed) == [0, 2, 4, 6]
+    assert set(host.failed) == {"E0", "E2", "E4", "users"}
+    result = result_of(scenario, done.finished, done.ticks, done.stopped_by, {},
+                       done.employer, done.crashed, done.relayed_bytes, done.dropped,
+                       done.facts, done.in_flight)
+    assert set(result["cut_off"]) == {"E0", "E2", "E4", "users"}
 
 
 @pytest.mark.parametrize("changes", [
@@ -111,8 +128,8 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
 
     scenario = default_scenario().replace(trainer="hash", employees_num=7, seed=4, **changes)
     indices = [[0, 3, 6], [1, 4], [2, 5]]
-    actors = [_Actor(Shard(scenario, shard)) for shard in indices]
-    host = ShardHost(_FakeRay(), actors, indices, timeout=5)
+    actors = [_Actor(Shard(scenario, shard, users=k == 0)) for k, shard in enumerate(indices)]
+    host = ShardHost(_FakeRay(), actors, indices, timeout=5, users=7)
     roles = assign_adversaries(scenario)
     done = conduct(scenario, host, [i for i in range(7) if i not in roles])
     reference = run_lockstep(scenario, max_window=1)
@@ -121,9 +138,7 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
     assert done.relayed_bytes == reference.relayed_bytes
     live = {i: s["height"] for i, s in done.statuses.items() if i not in done.crashed}
     reports = host.reports(final_plan(scenario, roles, live, done.employer))
-    expected = network_result(reference)["reports"]
-    del expected["users"]  # the users run in the driver, not in a shard
-    assert reports == expected
+    assert reports == network_result(reference)["reports"]  # the users' too
 
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")

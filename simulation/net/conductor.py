@@ -1,12 +1,13 @@
 """The lockstep conductor that backends running the network from one driver share.
 
-Per tick it decides who is live and online, hands each employee what the ``Router``
-delivers to it, collects what they send, steps the users and the employer's light
-client, and ends the run when the target is reached (``relay.target_reached``). Where
-the employee state machines live is the host's business: in this process (``lockstep``)
-or in Ray actors (``ray_backend``). The multi-process network (``network``) drives the
-same Router and end condition over pipes, with its own timeouts.
-"""
+Per tick it decides who is live and online, has the host step each employee with what
+the ``Router`` delivers to it (and the users), collects what they send, steps the
+employer's light client, and ends the run when the target is reached
+(``relay.target_reached``); when every message takes at least L ticks, one exchange with
+the host covers L ticks. Where the employee state machines live is the host's business:
+in this process (``lockstep``) or in Ray actors (``ray_backend``). The multi-process
+network (``network``) drives the same Router and end condition over pipes, with its own
+timeouts."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from simulation.net.relay import (
     target_reached,
 )
 from simulation.node.adversaries import Crashed
-from simulation.node.employee import Employee, LogEvent
+from simulation.node.employee import Employee, LogEvent, Ready
 from simulation.node.employer import EMPLOYER_INDEX, Employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
@@ -52,11 +53,28 @@ class Window:
 
 class Host(Protocol):
     def unit_of(self, index: int) -> int:
-        """The unit (a group of employees stepped by one call) that hosts ``index``."""
+        """The unit (a group of parties stepped by one call) that hosts ``index``: an
+        employee, or the users (index EMPLOYEES_NUM)."""
 
     def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
         """Each unit steps its window (``step_window``) and returns the answers of every
         tick it stepped, at least one; None for an employee that crashed at that tick."""
+
+
+class UsersParty:
+    """The users as a party a host steps like an employee: nothing is delivered to them,
+    they broadcast transactions, and they have no chain (an empty status)."""
+
+    behaviour = "users"
+
+    def __init__(self, users: Users):
+        self.users = users
+
+    def step(self, tick: int, deliveries: list[bytes]) -> Ready:
+        return Ready(tick, tuple(self.users.step(tick)), ())
+
+    def status(self) -> dict[str, Any]:
+        return {}
 
 
 def may_end(statuses: list[dict[str, Any]], target_length: int) -> bool:
@@ -65,8 +83,8 @@ def may_end(statuses: list[dict[str, Any]], target_length: int) -> bool:
     return not statuses or target_reached(statuses, target_length)
 
 
-def step_window(employees: dict[int, Employee], window: Window, target_length: int,
-                crashed: set[int]) -> list[dict[int, Answer | None]]:
+def step_window(employees: dict[int, Employee | UsersParty], window: Window,
+                target_length: int, crashed: set[int]) -> list[dict[int, Answer | None]]:
     """Steps a unit's employees through ``window`` and stops after the first tick at which
     ``may_end`` holds for its honest employees stepped at that tick: the run may end there
     (``conduct`` decides), and an employee stepped past the last tick of a run would
@@ -99,7 +117,6 @@ def step_window(employees: dict[int, Employee], window: Window, target_length: i
 
 @dataclass
 class Conducted:
-    users: Users
     employer: Employer
     ticks: int
     finished: bool
@@ -130,9 +147,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     units that stopped early are called again for the rest of the window. The ticks are
     then taken in order as a one-tick exchange would: the same messages, in the same
     order, give the same run."""
-    genesis = genesis_of(scenario)
-    users = Users(scenario, genesis)
-    employer = Employer(scenario, genesis)
+    employer = Employer(scenario, genesis_of(scenario))
     router = Router.for_scenario(scenario)
     n = scenario.employees_num
     honest = set(honest)
@@ -152,10 +167,10 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
         due = {t: router.peek(t) for t in range(first, last + 1)}
         deliveries: dict[int, dict[int, dict[int, list[bytes]]]] = {}  # unit, tick, index
         for t in range(first, last + 1):
-            for i in range(n):
+            for i in range(n + 1):  # the employees, then the users
                 if i not in crashed and router.online(i, t):
                     deliveries.setdefault(host.unit_of(i), {}).setdefault(t, {})[i] = \
-                        Router.for_party(due[t], i)
+                        Router.for_party(due[t], i) if i < n else []
         answered: dict[int, dict[int, Answer | None]] = {t: {} for t in due}
         resume = {unit: first for unit in deliveries}  # the next tick each unit steps
         done_to = first - 1  # ticks taken in order so far
@@ -179,10 +194,10 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                             crashed.append(index)
                         continue
                     router.submit(tick, index, answer.outgoing, answer.direct)
-                    statuses[index] = answer.status
+                    if index < n:
+                        statuses[index] = answer.status
                     if on_events is not None:
                         on_events(answer.events)
-                router.submit(tick, n, users.step(tick))
                 asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_INDEX))
                 router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
                 if target_reached([statuses[i] for i in sorted(honest) if i in statuses
@@ -195,7 +210,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                                    - (time.monotonic() - tick_started)))
             done_to = ready_to
         first = last + 1
-    return Conducted(users, employer, tick, finished, stopped_by, crashed,
+    return Conducted(employer, tick, finished, stopped_by, crashed,
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,
                      [sha256(data) for data in router.in_flight()])
@@ -211,10 +226,11 @@ def final_plan(scenario: Scenario, roles: dict[int, str], heights: dict[int, int
 
 
 def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
-              reports: dict[str, Any], users: Users, employer: Employer,
+              reports: dict[str, Any], employer: Employer,
               crashed: list[int], relayed_bytes: dict[int, int], dropped: dict[str, int],
               facts: dict[str, Any], in_flight: list[bytes]) -> dict[str, Any]:
-    """The run in the shape the network process reports (for ``reporting.summarize``)."""
+    """The run in the shape the network process reports (for ``reporting.summarize``);
+    ``reports``: every live employee's final report, and the users' under "users"."""
     n = scenario.employees_num
 
     def name(index: int) -> str:
@@ -222,8 +238,8 @@ def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
             else f"E{index}"
 
     return {"finished": finished, "ticks": ticks,
-            "reports": {**reports, "users": users.report()},
+            "reports": reports,
             "employer": employer.report(), "stopped_by": stopped_by,
-            "cut_off": {f"E{i}": "pipe closed (process gone)" for i in crashed},
+            "cut_off": {name(i): "pipe closed (process gone)" for i in crashed},
             "relayed_bytes": {name(i): b for i, b in sorted(relayed_bytes.items())},
             "dropped": dropped, "in_flight": in_flight, **facts}

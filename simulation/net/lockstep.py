@@ -13,6 +13,7 @@ from typing import Any
 from simulation.config import Scenario
 from simulation.net.conductor import (
     Answer,
+    UsersParty,
     Window,
     conduct,
     final_plan,
@@ -69,11 +70,13 @@ def build_employees(scenario: Scenario, genesis: Genesis,
 
 
 class LocalHost:
-    """The employees as objects in this process (``conductor.Host``): one unit, or
-    ``units`` by index modulo (as the Ray backend's shards; for tests)."""
+    """The employees and the users as objects in this process (``conductor.Host``): one
+    unit, or ``units`` by index modulo (as the Ray backend's shards; for tests)."""
 
-    def __init__(self, scenario: Scenario, employees: list[Employee], units: int = 1):
-        self.by_index = {e.index: e for e in employees}
+    def __init__(self, scenario: Scenario, employees: list[Employee], users: Users,
+                 units: int = 1):
+        self.by_index: dict[int, Employee | UsersParty] = {e.index: e for e in employees}
+        self.by_index[scenario.employees_num] = UsersParty(users)
         self.units = units
         self.target = scenario.target_blockchain_length
         self.crashed: set[int] = set()
@@ -103,10 +106,11 @@ def run_lockstep(
     if employees is None:
         employees = build_employees(scenario, genesis, trainer_for)
     events: list[LogEvent] = []
-    done = conduct(scenario, LocalHost(scenario, employees, units),
+    users = Users(scenario, genesis)
+    done = conduct(scenario, LocalHost(scenario, employees, users, units),
                    [e.index for e in employees if e.behaviour == "honest"],
                    events.extend if keep_events else None, max_window=max_window)
-    return LockstepRun(scenario, employees, done.users, done.employer, done.ticks,
+    return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
                        done.dropped, done.facts, done.in_flight)
 
@@ -120,7 +124,8 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     plan = final_plan(run.scenario, roles, {e.index: e.tree.tip.height for e in live},
                       run.employer)
     reports: dict[str, Any] = {f"E{e.index}": e.final_report(plan[e.index]) for e in live}
+    reports["users"] = run.users.report()
     return result_of(run.scenario, run.finished, run.ticks,
                      "target reached" if run.finished else "MAX_TICKS", reports,
-                     run.users, run.employer, run.crashed, run.relayed_bytes, run.dropped,
+                     run.employer, run.crashed, run.relayed_bytes, run.dropped,
                      run.facts, run.in_flight)

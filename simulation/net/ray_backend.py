@@ -9,8 +9,8 @@ machines, by default one shard per CPU of the cluster. The driver runs the condu
 in-process lockstep uses (``conductor.conduct``): one call per shard per window of ticks
 (one tick, or L when every message takes at least L ticks), carrying the shard's
 deliveries as one canonical CBOR frame (``frames``) and returning its employees'
-messages, statuses and log events the same way. The users and the employer's
-light client run in the driver. The state machines do not know Ray exists.
+messages, statuses and log events the same way. The first shard also hosts the users;
+the employer's light client runs in the driver. The state machines do not know Ray exists.
 
 Ray is optional (requirements-ray.txt): nothing imports it unless BACKEND is "ray".
 """
@@ -27,6 +27,7 @@ from simulation.config import Scenario
 from simulation.net import frames
 from simulation.net.conductor import (
     Answer,
+    UsersParty,
     Window,
     conduct,
     final_plan,
@@ -35,8 +36,9 @@ from simulation.net.conductor import (
 )
 from simulation.net.lockstep import build_employees
 from simulation.node.adversaries import assign_adversaries, hash_trainer_for
-from simulation.node.employee import LogEvent
+from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
+from simulation.node.users import Users
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -76,9 +78,12 @@ def _trainer_factory(scenario: Scenario) -> Callable[[int, str], Trainer]:
 class Shard:
     """One Ray actor's employees (wrapped with ``ray.remote`` when the run starts)."""
 
-    def __init__(self, scenario: Scenario, indices: list[int]):
-        self.employees = {e.index: e for e in build_employees(
-            scenario, genesis_of(scenario), _trainer_factory(scenario), indices)}
+    def __init__(self, scenario: Scenario, indices: list[int], users: bool = False):
+        genesis = genesis_of(scenario)
+        self.employees: dict[int, Employee | UsersParty] = {e.index: e for e in build_employees(
+            scenario, genesis, _trainer_factory(scenario), indices)}
+        if users:  # the users party, index EMPLOYEES_NUM
+            self.employees[scenario.employees_num] = UsersParty(Users(scenario, genesis))
         self.target = scenario.target_blockchain_length
         self.crashed: set[int] = set()
 
@@ -101,8 +106,11 @@ class Shard:
 
     def reports(self, frame: bytes) -> bytes:
         plan = frames.unpack(frame, "stop")["evaluate"]
-        return frames.pack("report", reports=[
-            [index, self.employees[index].final_report(stages)] for index, stages in plan])
+        reports = [[f"E{index}", self.employees[index].final_report(stages)]
+                   for index, stages in plan]
+        reports += [["users", party.users.report()] for party in self.employees.values()
+                    if isinstance(party, UsersParty)]
+        return frames.pack("report", reports=reports)
 
 
 class ShardHost:
@@ -110,11 +118,16 @@ class ShardHost:
     PARTY_TIMEOUT_SECONDS takes its employees down with it, as a crashed process does."""
 
     def __init__(self, ray: Any, actors: list[Any], indices: list[list[int]],
-                 timeout: float):
+                 timeout: float, users: int | None = None):
         self.ray = ray
         self.actors = actors
         self.indices = indices
+        # Shard 0 also hosts the users (index ``users``, EMPLOYEES_NUM).
         self.shard_of = {i: k for k, shard in enumerate(indices) for i in shard}
+        self.names = [[f"E{i}" for i in shard] for shard in indices]
+        if users is not None:
+            self.shard_of[users] = 0
+            self.names[0].append("users")
         self.timeout = timeout
         self.dead: dict[int, str] = {}  # shard -> why
         self.failed: dict[str, str] = {}  # employee name -> the shard's error
@@ -129,9 +142,9 @@ class ShardHost:
             except Exception as exc:  # RayActorError, GetTimeoutError, a task's error
                 why = f"shard {k} failed: {type(exc).__name__}: {str(exc)[:200]}"
                 self.dead[k] = why
-                log.error("ray: %s; its employees %s are cut off", why, self.indices[k])
-                for i in self.indices[k]:
-                    self.failed[f"E{i}"] = why
+                log.error("ray: %s; its parties %s are cut off", why, self.names[k])
+                for name in self.names[k]:
+                    self.failed[name] = why
         return out
 
     def unit_of(self, index: int) -> int:
@@ -158,8 +171,8 @@ class ShardHost:
                  for k, shard in enumerate(self.indices) if k not in self.dead}
         out: dict[str, Any] = {}
         for data in self._call("reports", asked).values():
-            for index, report in frames.unpack(data, "report")["reports"]:
-                out[f"E{index}"] = report
+            for name, report in frames.unpack(data, "report")["reports"]:
+                out[name] = report
         return out
 
 
@@ -201,13 +214,13 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
             memory = (SHARD_MB[kind] + EMPLOYEE_MB[kind] * len(shard)) * 2**20
             # A fraction of a CPU each, so that more shards than CPUs still start.
             actor_class = ray.remote(num_cpus=min(1.0, cpus / count), memory=memory)(Shard)
-            actors.append(actor_class.remote(scenario, shard))
+            actors.append(actor_class.remote(scenario, shard, users=not actors))
         nodes = ray.get([a.node_id.remote() for a in actors],
                         timeout=scenario.party_timeout_seconds)
         startup = time.monotonic() - started
         log.info("ray: %d employees in %d shards on %d node(s), ready after %.1f s", n,
                  count, len(set(nodes)), startup)
-        host = ShardHost(ray, actors, indices, scenario.party_timeout_seconds)
+        host = ShardHost(ray, actors, indices, scenario.party_timeout_seconds, users=n)
         roles = assign_adversaries(scenario)
 
         def log_events(events: tuple[LogEvent, ...]) -> None:
@@ -220,7 +233,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
                 if i not in done.crashed}
         reports = host.reports(final_plan(scenario, roles, live, done.employer))
         result = result_of(scenario, done.finished, done.ticks, done.stopped_by, reports,
-                           done.users, done.employer, done.crashed, done.relayed_bytes,
+                           done.employer, done.crashed, done.relayed_bytes,
                            done.dropped, done.facts, done.in_flight)
         result["cut_off"].update({name: why for name, why in host.failed.items()})
         result["failures"] = dict(host.failed)
