@@ -31,6 +31,8 @@ from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
 
+NO_HONEST_LEFT = "no live honest employee"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -132,11 +134,18 @@ class Conducted:
 def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
             on_events: Callable[[tuple[LogEvent, ...]], None] | None = None,
             stop_reason: Callable[[], str | None] | None = None,
-            max_window: int | None = None) -> Conducted:
+            max_window: int | None = None,
+            after_tick: Callable[[int, list[dict[str, Any]]], str | None] | None = None,
+            crashed: Iterable[int] = ()) -> Conducted:
     """Run the ticks. ``honest``: the honest employees' indices (the end condition);
     ``on_events``: receives each employee's log events; ``stop_reason``: polled before
     every window, a text stops the run (an interrupt); ``max_window``: at most this many
-    ticks per exchange (tests compare windows with single ticks).
+    ticks per exchange (1 for a host that only steps single ticks; tests compare windows
+    with single ticks); ``after_tick``: called with each tick and the live honest
+    employees' statuses, a text stops the run after that tick (a wall-clock guard);
+    ``crashed``: parties gone before the first tick. The run also stops when no honest
+    employee is left (NO_HONEST_LEFT); a unit without live honest employees steps one
+    tick per call (``may_end``), so then no employee was stepped past the end either.
 
     When every message takes at least L ticks (``Router.min_delay``), nothing sent at a
     tick can arrive within the next L - 1, so the deliveries of L ticks are known at the
@@ -154,14 +163,14 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     # Pacing (watching live) takes one tick at a time.
     span = router.min_delay() if scenario.tick_seconds <= 0 else 1
     span = min(span, max_window or span)
-    crashed: list[int] = []
+    crashed = list(crashed)
     statuses: dict[int, dict[str, Any]] = {}
     tick, finished, stopped_by = 0, False, "MAX_TICKS"
     first = 0
-    while first <= scenario.max_ticks and not finished:
+    while first <= scenario.max_ticks and stopped_by == "MAX_TICKS":
         reason = stop_reason() if stop_reason is not None else None
         if reason:
-            stopped_by, tick = reason, first
+            stopped_by, tick = reason, first - 1  # the last tick taken
             break
         last = min(first + span - 1, scenario.max_ticks)
         due = {t: router.peek(t) for t in range(first, last + 1)}
@@ -174,11 +183,11 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
         answered: dict[int, dict[int, Answer | None]] = {t: {} for t in due}
         resume = {unit: first for unit in deliveries}  # the next tick each unit steps
         done_to = first - 1  # ticks taken in order so far
-        while done_to < last and not finished:
+        while done_to < last and stopped_by == "MAX_TICKS":
             windows = {unit: Window(start, [deliveries[unit].get(t, {})
                                             for t in range(start, last + 1)])
                        for unit, start in resume.items() if start <= last}
-            for unit, steps in host.advance(windows).items():
+            for unit, steps in (host.advance(windows) if windows else {}).items():
                 for offset, answers in enumerate(steps):
                     answered[windows[unit].first + offset].update(answers)
                 resume[unit] = windows[unit].first + len(steps)
@@ -200,10 +209,16 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                         on_events(answer.events)
                 asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_INDEX))
                 router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
-                if target_reached([statuses[i] for i in sorted(honest) if i in statuses
-                                   and i not in crashed and router.online(i, tick)],
-                                  scenario.target_blockchain_length):
+                live_honest = [statuses[i] for i in sorted(honest) if i in statuses
+                               and i not in crashed and router.online(i, tick)]
+                if target_reached(live_honest, scenario.target_blockchain_length):
                     finished, stopped_by = True, "target reached"
+                    break
+                reason = after_tick(tick, live_honest) if after_tick is not None else None
+                if not honest - set(crashed):
+                    reason = NO_HONEST_LEFT
+                if reason:
+                    stopped_by = reason
                     break
                 if scenario.tick_seconds > 0:  # pacing; changes no outcome
                     time.sleep(max(0.0, scenario.tick_seconds

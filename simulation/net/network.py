@@ -1,9 +1,10 @@
 """The network process: drives the ticks, relays every message, notices dead parties.
 
-At tick t it sends each live party ``tick(t, deliveries)`` and waits for every
-``done(t, outgoing, status)``; the outgoing messages are delivered at t + delay by the
-pure ``Router``. A party whose pipe closes, whose frame is undecodable or too large, or
-that does not answer within PARTY_TIMEOUT_SECONDS is cut off and the run goes on.
+The ticks are the shared conductor's (``conductor.conduct``: who is live, what the
+``Router`` delivers, when the run ends); this process is its host over pipes. At tick t it
+sends each live party ``tick(t, deliveries)`` and waits for every ``done(t, outgoing,
+status)``. A party whose pipe closes, whose frame is undecodable or too large, or that
+does not answer within PARTY_TIMEOUT_SECONDS is cut off and the run goes on.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from typing import Any
 
 from simulation.config import Scenario
 from simulation.net import frames
-from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
-from simulation.net.relay import (
-    Router,
-    evaluation_plan,
-    network_facts,
-    planned_behaviour,
-    target_reached,
+from simulation.net.conductor import (
+    NO_HONEST_LEFT,
+    Answer,
+    Window,
+    conduct,
+    final_plan,
+    result_of,
 )
+from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
-from simulation.node.employer import EMPLOYER_INDEX, Employer
-from simulation.node.genesis import genesis_of
-from simulation.protocol.encoding import DecodeError, sha256
+from simulation.node.employer import EMPLOYER_INDEX
+from simulation.protocol.encoding import DecodeError
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
@@ -52,14 +53,12 @@ class Party:
 class Network:
     def __init__(self, scenario: Scenario, parties: list[Party], honest: set[int],
                  launched: float | None = None, roles: dict[int, str] | None = None,
-                 employer: Employer | None = None, stop_receiver: Connection | None = None):
+                 stop_receiver: Connection | None = None):
         self.scenario = scenario
         self.roles = roles or {}
-        self.employer = employer  # the light client hears everything that is relayed
         self.launched = launched  # time.monotonic() when the parent began the run
         self.parties = parties
         self.honest = honest
-        self.router = Router.for_scenario(scenario)
         self.relayed: Counter[int] = Counter()  # messages relayed, by sender
         self.tick = -1
         self.stopped_by = ""
@@ -121,117 +120,108 @@ class Network:
                     self.cut_off(party, f"bad frame: {exc}")
         return got
 
-    def honest_statuses(self) -> list[dict[str, Any]]:
-        """The last status of every live honest employee that is online now."""
-        return [p.status for p in self.live() if p.index in self.honest
-                and self.router.online(p.index, self.tick)]
-
     def name_of(self, index: int) -> str:
         return "employer" if index == EMPLOYER_INDEX else self.parties[index].name
 
+    def unit_of(self, index: int) -> int:
+        """``conductor.Host``: every party (process) is a unit of its own."""
+        return index
+
+    def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
+        """``conductor.Host``: one tick (the conductor is asked for windows of one) to
+        every party in ``windows`` at once; a party that answers badly or not at all
+        within PARTY_TIMEOUT_SECONDS is cut off and answers None."""
+        tick = min(w.first for w in windows.values()) if windows else self.tick + 1
+        self.tick = tick
+        asked = [self.parties[index] for index in windows]
+        for party in asked:
+            self.send(party, frames.pack("tick", t=tick, msgs=windows[party.index]
+                                         .deliveries[0].get(party.index, [])))
+        frames_in = self.collect(asked, "done", time.monotonic()
+                                 + self.scenario.party_timeout_seconds, tick)
+        out: dict[int, list[dict[int, Answer | None]]] = {}
+        for party in asked:
+            out[party.index] = [{party.index: self._answer(party, frames_in.get(party.index))}]
+        return out
+
+    def _answer(self, party: Party, frame: dict[str, Any] | None) -> Answer | None:
+        if frame is None or not party.alive:
+            return None
+        outgoing, direct = frame.get("out"), frame.get("to", [])
+        if not isinstance(outgoing, list) or not all(isinstance(m, bytes) for m in outgoing):
+            self.cut_off(party, "bad frame: outgoing is not a list of bytes")
+            return None
+        if not isinstance(direct, list) or not all(
+                isinstance(d, list) and len(d) == 2 and type(d[0]) is int
+                and isinstance(d[1], bytes) for d in direct):
+            self.cut_off(party, "bad frame: direct messages are not [receiver, bytes] pairs")
+            return None
+        self.relayed[party.index] += len(outgoing) + len(direct)
+        if isinstance(frame.get("status"), dict):
+            party.status = frame["status"]
+        return Answer(tuple(outgoing), tuple((r, m) for r, m in direct), party.status)
+
+    def _stop_reason(self) -> str | None:
+        self.interrupted = stop_requested(self.stop_receiver) or ""
+        if self.interrupted:
+            log.warning("network: %s; stopping before tick %d", self.interrupted,
+                        self.tick + 1)
+            return self.interrupted
+        return None
+
+    def _after_tick(self, tick: int, statuses: list[dict[str, Any]]) -> str | None:
+        height = max((st.get("height", 0) for st in statuses), default=0)
+        if height > self.best_height:
+            self.best_height = height
+            progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
+                          tick, height + 1, len(self.live()), len(self.parties))
+        if time.monotonic() - self.started > self.scenario.max_wall_seconds:
+            log.error("network: wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
+                      self.scenario.max_wall_seconds)
+            return "MAX_WALL_SECONDS"
+        return None
+
     def run(self) -> dict[str, Any]:
         s = self.scenario
-        timeout = s.party_timeout_seconds
-        started = time.monotonic()
-        ready = self.collect(self.live(), "ready", time.monotonic() + timeout)
-        startup_seconds = time.monotonic() - (self.launched or started)
+        self.started = self.launched or time.monotonic()
+        ready = self.collect(self.live(), "ready", time.monotonic() + s.party_timeout_seconds)
+        startup_seconds = time.monotonic() - self.started
         log.info("network: %d of %d parties ready after %.1f s", len(ready),
                  len(self.parties), startup_seconds)
         run_started = time.monotonic()
-        finished = False
-        best_height = 0
-        for tick in range(s.max_ticks + 1):
-            self.interrupted = stop_requested(self.stop_receiver) or ""
-            if self.interrupted:
-                log.warning("network: %s; stopping before tick %d", self.interrupted, tick)
-                self.stopped_by = self.interrupted
-                break
-            self.tick = tick
-            tick_started = time.monotonic()
-            due = self.router.take(tick)
-            live = [p for p in self.live() if self.router.online(p.index, tick)]
-            for party in live:
-                self.send(party, frames.pack("tick", t=tick,
-                                             msgs=Router.for_party(due, party.index)))
-            if self.employer is not None:
-                asked = self.employer.step(tick, Router.for_party(due, EMPLOYER_INDEX))
-                self.router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
-            answers = self.collect(live, "done", time.monotonic() + timeout, tick)
-            for index in sorted(answers):
-                frame = answers[index]
-                outgoing, direct = frame.get("out"), frame.get("to", [])
-                party = self.parties[index]
-                if not isinstance(outgoing, list) or not all(
-                        isinstance(m, bytes) for m in outgoing):
-                    self.cut_off(party, "bad frame: outgoing is not a list of bytes")
-                    continue
-                if not isinstance(direct, list) or not all(
-                        isinstance(d, list) and len(d) == 2 and type(d[0]) is int
-                        and isinstance(d[1], bytes) for d in direct):
-                    self.cut_off(party, "bad frame: direct messages are not "
-                                        "[receiver, bytes] pairs")
-                    continue
-                self.router.submit(tick, index, outgoing, [(r, m) for r, m in direct])
-                self.relayed[index] += len(outgoing) + len(direct)
-                if isinstance(frame.get("status"), dict):
-                    party.status = frame["status"]
-            if not any(p.index in self.honest for p in self.live()):
-                log.error("network: no live honest employee is left")
-                break
-            statuses = self.honest_statuses()
-            height = max((st.get("height", 0) for st in statuses), default=0)
-            if height > best_height:
-                best_height = height
-                progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
-                              tick, height + 1, len(self.live()), len(self.parties))
-            if target_reached(statuses, s.target_blockchain_length):
-                finished = True
-                break
-            if time.monotonic() - (self.launched or started) > s.max_wall_seconds:
-                log.error("network: wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
-                          s.max_wall_seconds)
-                self.stopped_by = "MAX_WALL_SECONDS"
-                break
-            if s.tick_seconds > 0:
-                time.sleep(max(0.0, s.tick_seconds - (time.monotonic() - tick_started)))
+        self.best_height = 0
+        done = conduct(s, self, self.honest, stop_reason=self._stop_reason,
+                       max_window=1, after_tick=self._after_tick,
+                       crashed=[p.index for p in self.parties if not p.alive])
         run_seconds = time.monotonic() - run_started
-        if finished:
-            self.stopped_by = "target reached"
-        else:
-            self.stopped_by = self.stopped_by or (
-                "MAX_TICKS" if self.tick >= s.max_ticks else "no live honest employee")
+        self.tick, self.stopped_by = done.ticks, done.stopped_by
+        if done.stopped_by == NO_HONEST_LEFT:
+            log.error("network: no live honest employee is left")
+        if not done.finished:
             log.error("network: the honest employees did not converge on %d blocks by "
                       "tick %d (stopped by %s)", s.target_blockchain_length, self.tick,
                       self.stopped_by)
-        reports = self.stop()
-        return {
-            "finished": finished,
+        n = s.employees_num
+        heights = {p.index: done.statuses.get(p.index, {}).get("height", 0)
+                   for p in self.live() if p.index < n}
+        reports = self.stop(final_plan(s, self.roles, heights, done.employer))
+        result = result_of(s, done.finished, done.ticks, done.stopped_by, reports,
+                           done.employer, done.crashed, done.relayed_bytes, done.dropped,
+                           done.facts, done.in_flight)
+        result.update({
             "interrupted": bool(self.interrupted),
-            "stopped_by": self.stopped_by,
-            "employer": self.employer.report() if self.employer is not None else None,
-            "ticks": self.tick,
             "startup_seconds": startup_seconds,
             "run_seconds": run_seconds,
-            "reports": reports,
-            "in_flight": [sha256(data) for data in self.router.in_flight()],
             "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
             "failures": {p.name: p.failure for p in self.parties if p.failure},
             "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
-            "relayed_bytes": {self.name_of(i): n
-                              for i, n in sorted(self.router.bytes_sent.items())},
-            "dropped": dict(self.router.dropped),
-            **network_facts(self.router, self.tick),
-        }
+        })
+        return result
 
-    def stop(self) -> dict[str, Any]:
-        """Ask every live party for its report; the evaluators (``evaluation_plan``)
-        first evaluate their models. After an interrupt the parties get less time: the
-        person who pressed Ctrl-C is waiting."""
-        n = self.scenario.employees_num
-        plan = evaluation_plan(
-            [(p.index, planned_behaviour(self.scenario, self.roles, p.index),
-              p.status.get("height", 0)) for p in self.live() if p.index < n],
-            self.employer.tree.tip.height if self.employer is not None else None)
+    def stop(self, plan: dict[int, list[int]]) -> dict[str, Any]:
+        """Ask every live party for its report; the evaluators (``plan``) first evaluate
+        their models. After an interrupt the parties get less time: the person who
+        pressed Ctrl-C is waiting."""
         for party in self.live():
             self.send(party, frames.pack("stop", evaluate=plan.get(party.index, [])))
         timeout = self.scenario.party_timeout_seconds
@@ -250,8 +240,7 @@ def network_main(scenario: Scenario, conns: list[Connection], result_conn: Conne
     parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
     parties.append(Party(n, "users", conns[n]))
     honest = {i for i in range(n) if i not in roles}
-    employer = Employer(scenario, genesis_of(scenario))
-    network = Network(scenario, parties, honest, launched, roles, employer, stop_receiver)
+    network = Network(scenario, parties, honest, launched, roles, stop_receiver)
     try:
         result = network.run()
     except Exception:
