@@ -1,55 +1,80 @@
 """How often do two honest hardware profiles disagree? (issue 9, item 1)
 
 Trains the default task (MNIST, TF_SEED 42, 10 samples per stage) for STAGES stages with
-every computation the HARDWARE profiles offer on this machine (today: the reference
-kernels and XLA) and prints, per pair, the share of stages whose secrets differ, the share
-of per-sample losses that differ, and the largest relative difference of a loss. The
-speed profiles (fast, slow, ...) compute exactly like the reference and are not listed.
+every computation the HARDWARE profiles offer (the reference kernels, XLA, oneDNN, 4
+intra-op threads), each in a fresh Python process set up as that profile's employee is
+(oneDNN is read by TensorFlow at import), and prints, per pair, the share of stages whose
+secrets differ, the share of per-sample losses that differ, and the largest relative
+difference of a loss. The speed profiles (fast, slow, ...) compute exactly like the
+reference and are not listed.
 
     python scripts/hardware_divergence.py [--stages 20]
+    python scripts/hardware_divergence.py --computation onednn --stages 3   # one, as JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+COMPUTATIONS = ("exact", "xla", "onednn", "cpu-4threads")
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, default=20)
-    args = parser.parse_args()
 
-    from simulation.config import default_scenario
+def train(computation: str, stages: int) -> list[dict]:
+    """This process trains as ``computation``: the losses and secret of each stage."""
+    from simulation.config import (
+        INTRA_OP_THREADS_OF_COMPUTATION,
+        TF_ENVIRONMENT_OF_COMPUTATION,
+        default_scenario,
+    )
     from simulation.ml import tf_env
 
-    tf_env.configure_tf_environment()
+    tf_env.use_profile_environment(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}))
     tf_env.import_tensorflow_quietly()
     from simulation.ml.dataset import load_mnist
     from simulation.ml.keras_training import KerasTrainer
     from simulation.protocol.stages import MNIST_TRAIN_SIZE, model_id_of, samples_per_stage
 
     scenario = default_scenario()
-    mnist = load_mnist()
-    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
-    computations = {"exact": False, "xla": True}
-    results = {}
-    for name, jit in computations.items():
-        trainer = KerasTrainer(model_id_of(scenario), mnist, scenario.tf_seed, per_stage,
-                               jit_compile=jit)
-        results[name] = [trainer.result(s) for s in range(args.stages)]
-    names = list(computations)
-    print(f"{args.stages} stages of {per_stage} samples, TF_SEED {scenario.tf_seed}")
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
+    trainer = KerasTrainer(
+        model_id_of(scenario), load_mnist(), scenario.tf_seed,
+        samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch),
+        jit_compile=computation == "xla",
+        intra_op_threads=INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1))
+    return [{"losses": list(r.losses), "secret": r.secret.hex()}
+            for r in (trainer.result(s) for s in range(stages))]
+
+
+def train_elsewhere(computation: str, stages: int) -> list[dict]:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--computation",
+                          computation, "--stages", str(stages)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", type=int, default=20)
+    parser.add_argument("--computation", choices=COMPUTATIONS,
+                        help="train this one in this process and print JSON")
+    args = parser.parse_args()
+    if args.computation:
+        print(json.dumps(train(args.computation, args.stages)))
+        return
+    results = {c: train_elsewhere(c, args.stages) for c in COMPUTATIONS}
+    print(f"{args.stages} stages of the default task, one fresh process per computation")
+    for i, a in enumerate(COMPUTATIONS):
+        for b in COMPUTATIONS[i + 1:]:
             pairs = list(zip(results[a], results[b], strict=True))
-            secrets = sum(x.secret != y.secret for x, y in pairs)
-            losses = [(p, q) for x, y in pairs for p, q in zip(x.losses, y.losses,
-                                                                 strict=True)]
+            secrets = sum(x["secret"] != y["secret"] for x, y in pairs)
+            losses = [(p, q) for x, y in pairs
+                      for p, q in zip(x["losses"], y["losses"], strict=True)]
             changed = [(p, q) for p, q in losses if p != q]
             largest = max((abs(p - q) / abs(p) for p, q in changed if p), default=0.0)
             print(f"{a}/{b}: secrets differ in {secrets} of {len(pairs)} stages; "

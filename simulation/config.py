@@ -229,11 +229,19 @@ def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
 # (STAGE_TICKS x factor ticks per stage). The speeds are simulated: they change when an
 # employee has its result, not what it computes.
 HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0,
-                     "xla": 1.0}
-# Profiles that really compute differently: "xla" trains with TensorFlow's XLA compiler
-# (other kernels, other float results: FINDINGS.md). With the hash trainer, which has no
-# floats to round differently, the difference is simulated (ml.training.HashTrainer).
-COMPUTATION_OF_PROFILE = {"xla": "xla"}
+                     "xla": 1.0, "onednn": 1.0, "cpu-4threads": 1.0}
+# Profiles that really compute otherwise: "xla" trains with TensorFlow's XLA compiler,
+# "onednn" with TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=1, in a process of its
+# own: TensorFlow reads it at import), "cpu-4threads" with 4 intra-op threads instead of
+# 1. XLA and oneDNN change the float results here; 4 threads do not for this model
+# (scripts/hardware_divergence.py). With the hash trainer, which has no floats to round
+# differently, a measured difference is simulated (ml.training.SIMULATED_NOISE).
+COMPUTATION_OF_PROFILE = {"xla": "xla", "onednn": "onednn", "cpu-4threads": "cpu-4threads"}
+# What a computation changes in its process: environment variables TensorFlow reads at
+# import (such an employee starts in a fresh process, not from the fork server) ...
+TF_ENVIRONMENT_OF_COMPUTATION = {"onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
+# ... and TensorFlow's intra-op thread count (set before its first op; 1 otherwise).
+INTRA_OP_THREADS_OF_COMPUTATION = {"cpu-4threads": 4}
 EXACT = "exact"  # the computation of every other profile
 # HARDWARE="mixed": a documented mix of the reference with faster and slower machines.
 MIXED_HARDWARE = "fast:2,reference:5,slow:3,very-slow:1"
@@ -392,6 +400,13 @@ def problems(s: Scenario) -> list[str]:
             out.append(f"{name}: {exc}")
     try:
         parse_hardware(s.hardware, s.employees_num)
+        process_wide = sorted({name for name in hardware_profiles(s.hardware, s.employees_num)
+                               if COMPUTATION_OF_PROFILE.get(name) in
+                               {*TF_ENVIRONMENT_OF_COMPUTATION, *INTRA_OP_THREADS_OF_COMPUTATION}})
+        if process_wide and s.trainer == "keras" and s.backend == "ray":
+            out.append(f"HARDWARE profile(s) {', '.join(process_wide)} set TensorFlow for a "
+                       f"whole process, and a Ray shard hosts many employees: use BACKEND "
+                       f"process")
     except ValueError as exc:
         out.append(f"HARDWARE: {exc}")
     at_least("STAGE_TICKS", 0)

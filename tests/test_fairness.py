@@ -117,6 +117,31 @@ def test_the_hash_trainers_xla_noise_model():
     assert all(abs(x - y) <= XLA_RELATIVE_NOISE * abs(x) for x, y in changed)
 
 
+def test_the_hash_trainers_onednn_noise_model_and_exact_four_threads():
+    from simulation.ml.training import SIMULATED_NOISE, HashTrainer
+
+    exact = HashTrainer("m", 600).result(0)
+    onednn = HashTrainer("m", 600, computation="onednn").result(0)
+    threads = HashTrainer("m", 600, computation="cpu-4threads").result(0)
+    assert threads == exact  # measured: 4 intra-op threads change no loss
+    share, width = SIMULATED_NOISE["onednn"]
+    changed = [(x, y) for x, y in zip(exact.losses, onednn.losses, strict=True) if x != y]
+    assert share - 0.1 < len(changed) / 600 < share + 0.1
+    assert all(abs(x - y) <= width * abs(x) for x, y in changed)
+    assert onednn.model_hash != exact.model_hash
+
+
+def test_profiles_that_set_tensorflow_for_a_process_are_refused_on_ray_with_keras():
+    from simulation.config import hardware_profiles, problems
+
+    assert hardware_profiles("onednn:1,cpu-4threads:2", 4) == [
+        "onednn", "cpu-4threads", "cpu-4threads", "reference"]
+    ray = default_scenario().replace(backend="ray", hardware="onednn:1")
+    assert any("onednn set TensorFlow for a whole process" in p for p in problems(ray))
+    assert problems(ray.replace(trainer="hash")) == []
+    assert problems(default_scenario().replace(hardware="onednn:1,cpu-4threads:1")) == []
+
+
 def test_exact_verification_splits_the_honest_employees_by_hardware():
     """Three "xla" employees of 11 (simulated with the hash trainer): every honest secret
     they reveal differs from the reference hardware's, so under exact verification the

@@ -193,6 +193,7 @@ class KerasTrainer(StagedTrainer):
         label_map: LabelMap | None = None,
         learning_rate: float | None = None,
         jit_compile: bool = False,
+        intra_op_threads: int = 1,
     ):
         if per_stage < 1:
             raise ValueError(f"per_stage must be >= 1, got {per_stage}")
@@ -212,7 +213,7 @@ class KerasTrainer(StagedTrainer):
         captured = tf_env.import_tensorflow_quietly()
         if captured:
             log.debug("TensorFlow import wrote to stderr:\n%s", captured.rstrip())
-        tf_env.limit_tf_threads()
+        tf_env.limit_tf_threads(intra_op_threads)
         import keras
         import tensorflow as tf
 

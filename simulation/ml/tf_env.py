@@ -41,17 +41,33 @@ TF_ENVIRONMENT: dict[str, str] = {
 # starts (setting it here would change nothing for this process), and the training path
 # does not depend on str/bytes hash order (no iteration over sets of strings).
 
+# A HARDWARE profile's changes to TF_ENVIRONMENT for this whole process
+# (config.TF_ENVIRONMENT_OF_COMPUTATION), set by ``use_profile_environment`` before the
+# first TensorFlow import.
+_PROFILE_ENVIRONMENT: dict[str, str] = {}
+
+
+def use_profile_environment(changes: dict[str, str]) -> None:
+    """This process trains as a HARDWARE profile that changes TF_ENVIRONMENT (e.g.
+    "onednn"); call before anything imports TensorFlow."""
+    _PROFILE_ENVIRONMENT.clear()
+    _PROFILE_ENVIRONMENT.update(changes)
+    configure_tf_environment()
+
+
 def configure_tf_environment() -> None:
-    """Put ``TF_ENVIRONMENT`` into ``os.environ``. Idempotent.
+    """Put ``TF_ENVIRONMENT`` (with this process's profile changes) into ``os.environ``.
+    Idempotent.
 
     Call it before TensorFlow is imported (child processes inherit the variables).
     Raises RuntimeError if TensorFlow was already imported in this process with another
     TF_ENABLE_ONEDNN_OPTS value, or Keras with another backend: setting the variables
     now would not take effect, and training would silently differ from other processes.
     """
+    wanted = {**TF_ENVIRONMENT, **_PROFILE_ENVIRONMENT}
     if "tensorflow" in sys.modules:
         have = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-        want = TF_ENVIRONMENT["TF_ENABLE_ONEDNN_OPTS"]
+        want = wanted["TF_ENABLE_ONEDNN_OPTS"]
         if have != want:
             raise RuntimeError(
                 f"TensorFlow was imported before configure_tf_environment() with "
@@ -62,7 +78,7 @@ def configure_tf_environment() -> None:
     backend = getattr(getattr(keras, "backend", None), "backend", None)
     if callable(backend) and backend() != TF_ENVIRONMENT["KERAS_BACKEND"]:
         raise RuntimeError(f"Keras was imported with the {backend()!r} backend")
-    os.environ.update(TF_ENVIRONMENT)
+    os.environ.update(wanted)
 
 
 def import_tensorflow_quietly() -> str:
@@ -106,8 +122,9 @@ def import_tensorflow_quietly() -> str:
         return capture.read().decode("utf-8", errors="replace")
 
 
-def limit_tf_threads() -> None:
-    """Give TensorFlow one intra-op and one inter-op thread.
+def limit_tf_threads(intra_op: int = 1) -> None:
+    """Give TensorFlow one intra-op (or ``intra_op``, a HARDWARE profile) and one
+    inter-op thread.
 
     With many employee processes on 2 cores, TensorFlow's default thread pools make each
     step about 4x slower (FINDINGS.md: 7.4 ms against 1.8 ms per step). One thread per
@@ -122,12 +139,12 @@ def limit_tf_threads() -> None:
 
     threading = tf.config.threading
     if (
-        threading.get_intra_op_parallelism_threads() == 1
+        threading.get_intra_op_parallelism_threads() == intra_op
         and threading.get_inter_op_parallelism_threads() == 1
     ):
         return
     try:
-        threading.set_intra_op_parallelism_threads(1)
+        threading.set_intra_op_parallelism_threads(intra_op)
         threading.set_inter_op_parallelism_threads(1)
     except RuntimeError as exc:
         raise RuntimeError(

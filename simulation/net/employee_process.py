@@ -9,7 +9,13 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from simulation.config import Scenario, computation_of
+from simulation.config import (
+    EXACT,
+    INTRA_OP_THREADS_OF_COMPUTATION,
+    TF_ENVIRONMENT_OF_COMPUTATION,
+    Scenario,
+    computation_of,
+)
 from simulation.net import frames
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
@@ -54,9 +60,10 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: i
     """The trainer for employee ``index``, and whatever must stay alive with it."""
     if scenario.trainer == "hash":
         return hash_trainer_for(scenario)(index, behaviour), None
-    from simulation.ml.tf_env import configure_tf_environment, import_tensorflow_quietly
+    from simulation.ml.tf_env import import_tensorflow_quietly, use_profile_environment
 
-    configure_tf_environment()
+    use_profile_environment(TF_ENVIRONMENT_OF_COMPUTATION.get(
+        computation_of(scenario, index), {}))  # before TensorFlow is imported
     noise = import_tensorflow_quietly()
     if noise:
         logging.getLogger("pot.tensorflow").debug("TensorFlow start-up output: %s",
@@ -75,7 +82,9 @@ def keras_trainer(scenario: Scenario, mnist: Any, behaviour: str, index: int) ->
                         samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch),
                         label_map=label_map_for(scenario, behaviour),
                         learning_rate=scenario.learning_rate,
-                        jit_compile=computation_of(scenario, index) == "xla")
+                        jit_compile=computation_of(scenario, index) == "xla",
+                        intra_op_threads=INTRA_OP_THREADS_OF_COMPUTATION.get(
+                            computation_of(scenario, index), 1))
 
 
 def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,
@@ -83,7 +92,8 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
     ignore_interrupts()
     log_to_queue(log_queue)
     log = logging.getLogger(f"pot.E{index}")
-    if scenario.trainer == "keras" and "tensorflow" not in sys.modules:
+    if scenario.trainer == "keras" and "tensorflow" not in sys.modules \
+            and computation_of(scenario, index) not in TF_ENVIRONMENT_OF_COMPUTATION:
         log.warning("E%d: the fork server did not preload TensorFlow; start-up will be "
                     "slow", index)
     try:
@@ -93,6 +103,13 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                                  derive_keypair(scenario.seed, "employee", index))
         if behaviour != "honest":
             log.info("E%d is an adversary: %s", index, behaviour)
+        computation = computation_of(scenario, index)
+        if computation != EXACT and scenario.trainer == "keras":
+            log.info("E%d trains as hardware profile %s (pid %d, TF_ENABLE_ONEDNN_OPTS=%s, "
+                     "%d intra-op thread(s), XLA %s)", index, computation, os.getpid(),
+                     os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                     INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1),
+                     "on" if computation == "xla" else "off")
         oversized = getattr(employee, "oversized_frame", None)
         log.debug("E%d ready (pid %d)", index, os.getpid())
         conn.send_bytes(frames.pack("ready", index=index))

@@ -28,7 +28,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from simulation.config import Scenario, ScenarioError, default_scenario, flag_name, validated
+from simulation.config import (
+    TF_ENVIRONMENT_OF_COMPUTATION,
+    Scenario,
+    ScenarioError,
+    computation_of,
+    default_scenario,
+    flag_name,
+    validated,
+)
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
@@ -495,10 +503,15 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     pipes = [ctx.Pipe(duplex=True) for _ in range(n + 1)]
     result_recv, result_send = ctx.Pipe(duplex=False)
     genesis = genesis_of(scenario)
+    # An employee whose HARDWARE profile changes what TensorFlow reads at import (e.g.
+    # "onednn") starts in a fresh process (spawn): the fork server's TensorFlow is set.
+    fresh = {i for i in range(n) if scenario.trainer == "keras"
+             and computation_of(scenario, i) in TF_ENVIRONMENT_OF_COMPUTATION}
     planned = [
-        ctx.Process(target=employee_main, name=f"E{i}",
-                    args=(i, scenario, pipes[i][1], log_queue, dataset_spec,
-                          behaviour_of(roles, i)))
+        (multiprocessing.get_context("spawn") if i in fresh else ctx).Process(
+            target=employee_main, name=f"E{i}",
+            args=(i, scenario, pipes[i][1], log_queue, dataset_spec,
+                  behaviour_of(roles, i)))
         for i in range(n)
     ]
     planned.append(ctx.Process(target=users_main, name="users",
@@ -509,7 +522,11 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     try:
         for p in planned:
             _unwind_if_signalled(stop)  # the first start waits for the fork server's imports
-            p.start()
+            if p.name in {f"E{i}" for i in fresh}:
+                with interrupts_ignored_by_new_processes():  # until it ignores them itself
+                    p.start()
+            else:
+                p.start()
             processes.append(p)
     except _Interrupted:
         for a, b in pipes:  # the children started so far see EOF and exit at once
