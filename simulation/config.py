@@ -229,14 +229,18 @@ def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
 # (STAGE_TICKS x factor ticks per stage). The speeds are simulated: they change when an
 # employee has its result, not what it computes.
 HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0,
-                     "xla": 1.0, "onednn": 1.0, "cpu-4threads": 1.0}
+                     "xla": 1.0, "onednn": 1.0, "cpu-4threads": 1.0, "tf32": 1.0}
 # Profiles that really compute otherwise: "xla" trains with TensorFlow's XLA compiler,
 # "onednn" with TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=1, in a process of its
 # own: TensorFlow reads it at import), "cpu-4threads" with 4 intra-op threads instead of
 # 1. XLA and oneDNN change the float results here; 4 threads do not for this model
 # (scripts/hardware_divergence.py). With the hash trainer, which has no floats to round
-# differently, a measured difference is simulated (ml.training.SIMULATED_NOISE).
-COMPUTATION_OF_PROFILE = {"xla": "xla", "onednn": "onednn", "cpu-4threads": "cpu-4threads"}
+# differently, a measured difference is simulated (ml.training.SIMULATED_NOISE). "tf32"
+# (reduced-precision matrix products, as TensorFlow runs them on NVIDIA Ampere GPUs) is
+# beyond this CPU-only machine: hash trainer only, simulated.
+COMPUTATION_OF_PROFILE = {"xla": "xla", "onednn": "onednn", "cpu-4threads": "cpu-4threads",
+                          "tf32": "tf32"}
+SIMULATED_ONLY = {"tf32"}  # computations with no real training here
 # What a computation changes in its process: environment variables TensorFlow reads at
 # import (such an employee starts in a fresh process, not from the fork server) ...
 TF_ENVIRONMENT_OF_COMPUTATION = {"onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
@@ -403,6 +407,11 @@ def problems(s: Scenario) -> list[str]:
         process_wide = sorted({name for name in hardware_profiles(s.hardware, s.employees_num)
                                if COMPUTATION_OF_PROFILE.get(name) in
                                {*TF_ENVIRONMENT_OF_COMPUTATION, *INTRA_OP_THREADS_OF_COMPUTATION}})
+        simulated_only = sorted({name for name in hardware_profiles(s.hardware, s.employees_num)
+                                 if COMPUTATION_OF_PROFILE.get(name) in SIMULATED_ONLY})
+        if simulated_only and s.trainer == "keras":
+            out.append(f"HARDWARE profile(s) {', '.join(simulated_only)} need a GPU this "
+                       f"machine does not have: with TRAINER hash they are simulated")
         if process_wide and s.trainer == "keras" and s.backend == "ray":
             out.append(f"HARDWARE profile(s) {', '.join(process_wide)} set TensorFlow for a "
                        f"whole process, and a Ray shard hosts many employees: use BACKEND "

@@ -146,7 +146,8 @@ LEARNING_RATE = 0.001
 # otherwise at factor 1: xla (TensorFlow's XLA compiler), onednn (TensorFlow's oneDNN
 # kernels, in a process of its own), cpu-4threads (4 intra-op threads); XLA and oneDNN
 # give other float results, 4 threads none here; with the hash trainer a measured noise
-# model stands in. Employees not listed run the reference. "mixed" is
+# model stands in; tf32 (GPU reduced-precision products) exists with the hash trainer
+# only, as an assumed noise model. Employees not listed run the reference. "mixed" is
 # fast:2,reference:5,slow:3,very-slow:1 scaled to EMPLOYEES_NUM. A factor is the time
 # per stage relative to the reference (see STAGE_TICKS).
 HARDWARE = ""

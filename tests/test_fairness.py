@@ -131,6 +131,23 @@ def test_the_hash_trainers_onednn_noise_model_and_exact_four_threads():
     assert onednn.model_hash != exact.model_hash
 
 
+def test_the_tf32_profile_is_simulated_only_and_says_so():
+    from simulation.config import problems
+    from simulation.ml.training import SIMULATED_NOISE, HashTrainer
+
+    keras = default_scenario().replace(hardware="tf32:2")
+    assert any("tf32 need a GPU this machine does not have" in p for p in problems(keras))
+    assert problems(keras.replace(trainer="hash")) == []
+    exact = HashTrainer("m", 200).result(0)
+    tf32 = HashTrainer("m", 200, computation="tf32").result(0)
+    _, width = SIMULATED_NOISE["tf32"]
+    assert all(x != y and abs(x - y) <= width * abs(x)
+               for x, y in zip(exact.losses, tf32.losses, strict=True) if x)
+    _, s = _run(hardware="tf32:2", max_ticks=40)
+    assert s["training"]["computations"] == {"exact": 9, "tf32": 2}
+    assert s["training"]["disagreement_simulated"] is True
+
+
 def test_profiles_that_set_tensorflow_for_a_process_are_refused_on_ray_with_keras():
     from simulation.config import hardware_profiles, problems
 
