@@ -136,6 +136,27 @@ def test_sigterm_with_real_training_leaves_no_process_and_no_shared_memory(tmp_p
 
 
 @pytest.mark.tf
+def test_ctrl_c_also_ends_an_employee_started_in_a_fresh_process(tmp_path):
+    """HARDWARE onednn starts that employee with spawn, outside the fork server: Ctrl-C to
+    the whole group still ends the run as interrupted, with no traceback from the spawned
+    process and nothing left behind."""
+    process = start_main(tmp_path, "--employees-num", "4", "--hardware", "onednn:1",
+                         "--target-blockchain-length", "1000", "--max-ticks", "100000",
+                         "--tick-seconds", "0.01")
+    wait_for_log(tmp_path, "E0 trains as hardware profile onednn")
+    wait_for_log(tmp_path, "longest honest chain has 2 blocks")
+    os.killpg(process.pid, signal.SIGINT)
+    out, err, seconds = finish(process, timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["stopped_by"] == "interrupted by SIGINT"
+    assert results["employees_reporting"] == [f"E{i}" for i in range(4)]
+    assert_nothing_left(process.pid)
+    assert_no_shared_memory_left(tmp_path / "run.log")
+
+
+@pytest.mark.tf
 def test_sigint_during_start_up_ends_cleanly(tmp_path):
     process = start_main(tmp_path, "--employees-num", "4")
     time.sleep(1.5)  # the fork server and the MNIST loader are starting
