@@ -148,3 +148,26 @@ def test_a_unit_without_honest_employees_steps_one_tick_per_call():
     host = LocalHost(scenario, list(lazy.values()), Users(scenario, genesis_of(scenario)))
     steps = host.advance({0: Window(0, [{i: [] for i in lazy} for _ in range(3)])})[0]
     assert len(steps) == 1
+
+
+def test_the_watch_logs_progress_and_stops_a_run_after_max_wall_seconds(caplog):
+    """The process and Ray backends pass ``conductor.Watch`` as ``after_tick``."""
+    import logging
+    import time
+
+    from simulation.net.conductor import Watch
+
+    scenario = default_scenario().replace(trainer="hash")
+    employees = build_employees(scenario, genesis_of(scenario), hash_trainer_for(scenario))
+    host = LocalHost(scenario, employees, Users(scenario, genesis_of(scenario)))
+    with caplog.at_level(logging.INFO):
+        done = conduct(scenario, host, range(11),
+                       after_tick=Watch(scenario, time.monotonic(), lambda: (12, 12)))
+    assert done.finished
+    assert "longest honest chain has 6 blocks (live 12/12)" in caplog.text
+    hurried = scenario.replace(max_wall_seconds=1.0)
+    employees = build_employees(hurried, genesis_of(hurried), hash_trainer_for(hurried))
+    host = LocalHost(hurried, employees, Users(hurried, genesis_of(hurried)))
+    done = conduct(hurried, host, range(11),
+                   after_tick=Watch(hurried, time.monotonic() - 5, lambda: (12, 12)))
+    assert (done.finished, done.stopped_by, done.ticks) == (False, "MAX_WALL_SECONDS", 0)

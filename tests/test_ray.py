@@ -209,6 +209,19 @@ def _ray_processes() -> set[int]:
 
 
 @pytest.mark.ray
+def test_the_wall_clock_guard_stops_a_ray_run_too(tmp_path):
+    from simulation.net import runner
+
+    scenario = default_scenario().replace(
+        trainer="hash", backend="ray", tick_seconds=0.05, max_wall_seconds=4.0,
+        log_file=str(tmp_path / "r.log"))
+    outcome = runner.run(scenario, quiet=True)
+    assert outcome.summary["stopped_by"] == "MAX_WALL_SECONDS"
+    assert outcome.exit_code == 1 and not outcome.summary["finished"]
+    assert "wall-clock guard" in (tmp_path / "r.log").read_text()
+
+
+@pytest.mark.ray
 def test_ctrl_c_leaves_no_ray_process_behind(tmp_path):
     before = _ray_processes()
     child = subprocess.Popen(

@@ -11,12 +11,14 @@ timeouts."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from simulation.config import Scenario
+from simulation.net.logs import PROGRESS_LOGGER
 from simulation.net.relay import (
     Router,
     evaluation_plan,
@@ -32,6 +34,8 @@ from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
 
 NO_HONEST_LEFT = "no live honest employee"
+log = logging.getLogger("pot.network")
+progress = logging.getLogger(PROGRESS_LOGGER)
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,31 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,
                      [sha256(data) for data in router.in_flight()])
+
+
+class Watch:
+    """An ``after_tick`` for a driver: logs the longest honest chain each time it grows
+    (the console's progress lines) and stops the run once MAX_WALL_SECONDS have passed
+    since ``started`` (time.monotonic()). ``live``: (live parties, all parties)."""
+
+    def __init__(self, scenario: Scenario, started: float,
+                 live: Callable[[], tuple[int, int]]):
+        self.scenario = scenario
+        self.started = started
+        self.live = live
+        self.best_height = 0
+
+    def __call__(self, tick: int, statuses: list[dict[str, Any]]) -> str | None:
+        height = max((st.get("height", 0) for st in statuses), default=0)
+        if height > self.best_height:
+            self.best_height = height
+            progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
+                          tick, height + 1, *self.live())
+        if time.monotonic() - self.started > self.scenario.max_wall_seconds:
+            log.error("wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
+                      self.scenario.max_wall_seconds)
+            return "MAX_WALL_SECONDS"
+        return None
 
 
 def final_plan(scenario: Scenario, roles: dict[int, str], heights: dict[int, int],

@@ -21,12 +21,13 @@ from simulation.net import frames
 from simulation.net.conductor import (
     NO_HONEST_LEFT,
     Answer,
+    Watch,
     Window,
     conduct,
     final_plan,
     result_of,
 )
-from simulation.net.logs import PROGRESS_LOGGER, log_to_queue
+from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
@@ -36,7 +37,6 @@ log = logging.getLogger("pot.network")
 PROCESS_GONE = "pipe closed (process gone)"
 # Wall seconds the parties get for their reports when the run was interrupted.
 INTERRUPTED_STOP_SECONDS = 15.0
-progress = logging.getLogger(PROGRESS_LOGGER)
 
 
 @dataclass
@@ -169,18 +169,6 @@ class Network:
             return self.interrupted
         return None
 
-    def _after_tick(self, tick: int, statuses: list[dict[str, Any]]) -> str | None:
-        height = max((st.get("height", 0) for st in statuses), default=0)
-        if height > self.best_height:
-            self.best_height = height
-            progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
-                          tick, height + 1, len(self.live()), len(self.parties))
-        if time.monotonic() - self.started > self.scenario.max_wall_seconds:
-            log.error("network: wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
-                      self.scenario.max_wall_seconds)
-            return "MAX_WALL_SECONDS"
-        return None
-
     def run(self) -> dict[str, Any]:
         s = self.scenario
         self.started = self.launched or time.monotonic()
@@ -189,9 +177,9 @@ class Network:
         log.info("network: %d of %d parties ready after %.1f s", len(ready),
                  len(self.parties), startup_seconds)
         run_started = time.monotonic()
-        self.best_height = 0
+        watch = Watch(s, self.started, lambda: (len(self.live()), len(self.parties)))
         done = conduct(s, self, self.honest, stop_reason=self._stop_reason,
-                       max_window=1, after_tick=self._after_tick,
+                       max_window=1, after_tick=watch,
                        crashed=[p.index for p in self.parties if not p.alive])
         run_seconds = time.monotonic() - run_started
         self.tick, self.stopped_by = done.ticks, done.stopped_by

@@ -28,6 +28,7 @@ from simulation.net import frames
 from simulation.net.conductor import (
     Answer,
     UsersParty,
+    Watch,
     Window,
     conduct,
     final_plan,
@@ -227,8 +228,9 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
             for event in events:
                 log.log(event.level, event.text)
 
+        watch = Watch(scenario, started, lambda: (n + 1 - len(host.failed), n + 1))
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
-                       log_events, stop_reason)
+                       log_events, stop_reason, after_tick=watch)
         live = {i: status["height"] for i, status in done.statuses.items()
                 if i not in done.crashed}
         reports = host.reports(final_plan(scenario, roles, live, done.employer))
