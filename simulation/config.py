@@ -228,8 +228,10 @@ def parse_churn(text: str, employees: int) -> dict[int, list[tuple[int, int]]]:
 # HARDWARE profiles: name -> time an employee needs per stage, relative to the reference
 # (STAGE_TICKS x factor ticks per stage). The speeds are simulated: they change when an
 # employee has its result, not what it computes.
-HARDWARE_PROFILES = {"reference": 1.0, "fast": 0.5, "slow": 2.0, "very-slow": 4.0,
-                     "xla": 1.0, "onednn": 1.0, "cpu-4threads": 1.0, "tf32": 1.0}
+HARDWARE_PROFILES = {"reference": 1.0, "cpu-1thread": 1.0, "fast": 0.5, "slow": 2.0,
+                     "very-slow": 4.0, "xla": 1.0, "onednn": 1.0, "cpu-4threads": 1.0,
+                     "tf32": 1.0}
+# "cpu-1thread" is another name of the reference (one intra-op thread, no XLA, no oneDNN).
 # Profiles that really compute otherwise: "xla" trains with TensorFlow's XLA compiler,
 # "onednn" with TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=1, in a process of its
 # own: TensorFlow reads it at import), "cpu-4threads" with 4 intra-op threads instead of

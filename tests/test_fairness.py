@@ -149,10 +149,14 @@ def test_the_tf32_profile_is_simulated_only_and_says_so():
 
 
 def test_profiles_that_set_tensorflow_for_a_process_are_refused_on_ray_with_keras():
-    from simulation.config import hardware_profiles, problems
+    from simulation.config import EXACT, computation_of, hardware_profiles, problems
 
     assert hardware_profiles("onednn:1,cpu-4threads:2", 4) == [
         "onednn", "cpu-4threads", "cpu-4threads", "reference"]
+    # The issue's own example: cpu-1thread is the reference under another name.
+    example = default_scenario().replace(hardware="cpu-1thread:6,cpu-4threads:3,xla:2")
+    assert problems(example) == []
+    assert [computation_of(example, i) for i in (0, 6, 9)] == [EXACT, "cpu-4threads", "xla"]
     ray = default_scenario().replace(backend="ray", hardware="onednn:1")
     assert any("onednn set TensorFlow for a whole process" in p for p in problems(ray))
     assert problems(ray.replace(trainer="hash")) == []
