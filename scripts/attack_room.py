@@ -65,9 +65,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--stages", type=int, default=40)
     parser.add_argument("--figure-only", action="store_true")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "studies"),
+                        help="folder of attack_room/ and attack_room.png (default: "
+                             "%(default)s)")
     args = parser.parse_args()
-    out = os.path.join(ROOT, "docs", "studies", "attack_room")
-    figure_path = os.path.join(ROOT, "docs", "studies", "attack_room.png")
+    out = os.path.join(args.out, "attack_room")
+    figure_path = os.path.join(args.out, "attack_room.png")
     if args.figure_only:
         rows, room_rows = (read_csv(os.path.join(out, name))
                            for name in ("attack_room.csv", "room.csv"))

@@ -142,14 +142,14 @@ ITERATIONS_PER_EPOCH = 6000
 LEARNING_RATE = 0.001
 
 # Hardware profiles of the employees, in index order, as "profile:count,...": reference
-# (factor 1), fast (0.5), slow (2), very-slow (4), xFACTOR, or a profile that computes
-# otherwise at factor 1: xla (TensorFlow's XLA compiler), onednn (TensorFlow's oneDNN
-# kernels, in a process of its own), cpu-4threads (4 intra-op threads); XLA and oneDNN
-# give other float results, 4 threads none here; with the hash trainer a measured noise
-# model stands in; tf32 (GPU reduced-precision products) exists with the hash trainer
-# only, as an assumed noise model. Employees not listed run the reference. "mixed" is
-# fast:2,reference:5,slow:3,very-slow:1 scaled to EMPLOYEES_NUM. A factor is the time
-# per stage relative to the reference (see STAGE_TICKS).
+# (factor 1; also named cpu-1thread), fast (0.5), slow (2), very-slow (4), xFACTOR, or a
+# profile that computes otherwise at factor 1: xla (TensorFlow's XLA compiler), onednn
+# (TensorFlow's oneDNN kernels, in a process of its own), cpu-4threads (4 intra-op
+# threads); XLA and oneDNN give other float results, 4 threads none here; with the hash
+# trainer a measured noise model stands in; tf32 (GPU reduced-precision products) exists
+# with the hash trainer only, as an assumed noise model. Employees not listed run the
+# reference. "mixed" is fast:2,reference:5,slow:3,very-slow:1 scaled to EMPLOYEES_NUM. A
+# factor is the time per stage relative to the reference (see STAGE_TICKS).
 HARDWARE = ""
 
 # Ticks the reference hardware needs to train one stage: an employee with factor f may
