@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The hardware study of the README (issue 9): 11 employees with real Keras training, N of
+# them on hardware that computes otherwise (XLA, oneDNN) or with 4 intra-op threads,
+# under the exact verification of PROTOCOL.md, 400 ticks, 10 seeds (about 15 minutes on
+# 2 cores). Resumes where it stopped when run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m simulation.sweep --jobs 2 --quiet --seeds 10 --out docs/studies/hardware \
+    --max-ticks 400 \
+    --set HARDWARE=xla:1,xla:3,xla:6,onednn:1,onednn:3,onednn:6,cpu-4threads:3
