@@ -5,9 +5,8 @@ the ``Router`` delivers to it (and the users), collects what they send, steps th
 employer's light client, and ends the run when the target is reached
 (``relay.target_reached``); when every message takes at least L ticks, one exchange with
 the host covers L ticks. Where the employee state machines live is the host's business:
-in this process (``lockstep``) or in Ray actors (``ray_backend``). The multi-process
-network (``network``) drives the same Router and end condition over pipes, with its own
-timeouts."""
+in this process (``lockstep``), in one OS process each behind pipes (``network``, one tick
+per exchange, with its timeouts and cut-offs) or in Ray actors (``ray_backend``)."""
 
 from __future__ import annotations
 
