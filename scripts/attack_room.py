@@ -41,23 +41,12 @@ import argparse
 import csv
 import os
 import statistics
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from keras_task import ROOT, keras_task
 
 TOLERANCES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 EPSILONS = (1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 HELD_OUT = slice(59000, 60000)  # the attacker's own images (not used by the first stages)
-
-
-def accuracy(trainer, mnist, np, scale) -> float:
-    correct = 0
-    for start in range(0, len(mnist.x_test), 1000):
-        x = scale[mnist.x_test[start:start + 1000]]
-        correct += int(np.sum(trainer._predict_classes(x).numpy()
-                              == mnist.y_test[start:start + 1000]))
-    return correct / len(mnist.x_test)
 
 
 def main() -> None:
@@ -78,31 +67,16 @@ def main() -> None:
         figure(rows, room_rows, figure_path, args)
         return
 
-    from simulation.config import default_scenario
-    from simulation.experiments.sweep import t_interval, wilson_interval
-    from simulation.ml import tf_env
-
-    tf_env.configure_tf_environment()
-    tf_env.import_tensorflow_quietly()
-    tf_env.limit_tf_threads()  # before the first op, as every trainer has it
+    task = keras_task()
     import numpy as np
     import tensorflow as tf
 
-    from simulation.ml.dataset import load_mnist
+    from simulation.experiments.sweep import t_interval, wilson_interval
     from simulation.ml.keras_training import _PIXEL_SCALE, KerasTrainer
-    from simulation.protocol.stages import (
-        MNIST_TRAIN_SIZE,
-        model_id_of,
-        samples_per_stage,
-        stage_id,
-        tolerant_secret,
-    )
+    from simulation.protocol.stages import stage_id, tolerant_secret
 
-    scenario = default_scenario()
-    mnist = load_mnist()
-    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
+    mnist, per_stage, mid = task.mnist, task.per_stage, task.model_id
     assert per_stage * args.stages <= HELD_OUT.start, "the stages would reach the held-out"
-    mid = model_id_of(scenario)
     x_attack = tf.constant(_PIXEL_SCALE[mnist.x_train[HELD_OUT]])
     y_attack = tf.constant(mnist.y_train[HELD_OUT].astype(np.int32))
     cross_entropy = tf.keras.losses.SparseCategoricalCrossentropy()
@@ -141,7 +115,7 @@ def main() -> None:
                 resets += 1
                 chosen = 0.0
             steps.append(chosen)
-        taken = honest_accuracy - accuracy(attacker, mnist, np, _PIXEL_SCALE)
+        taken = honest_accuracy - attacker.current_accuracy()
         return {"tf_seed": tf_seed, "tolerance": tol, "stages": args.stages,
                 "accuracy_taken": round(taken, 4),
                 "median_epsilon": statistics.median(steps[1:]) if len(steps) > 1 else 0.0,
@@ -154,7 +128,7 @@ def main() -> None:
         for stage in range(args.stages):
             honest_losses.append(honest._run_stage(stage)[0])
             honest_states.append(honest._full_state())
-        honest_accuracy = accuracy(honest, mnist, np, _PIXEL_SCALE)
+        honest_accuracy = honest.current_accuracy()
         for tol in TOLERANCES:
             adaptive_rows.append(adaptive(tf_seed, tol, honest_losses, honest_states,
                                           honest_accuracy))
@@ -169,7 +143,7 @@ def main() -> None:
                                       == tolerant_secret(sid, honest_losses[stage], tol))
                 if stage < args.stages - 1:  # the last weights are never checked
                     push(attacker, epsilon)
-            taken = honest_accuracy - accuracy(attacker, mnist, np, _PIXEL_SCALE)
+            taken = honest_accuracy - attacker.current_accuracy()
             for tol in TOLERANCES:
                 rows.append({"tf_seed": tf_seed, "epsilon": epsilon, "tolerance": tol,
                              "stages": args.stages, "stages_accepted": accepted[tol],

@@ -20,33 +20,21 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from keras_task import keras_task
 
 COMPUTATIONS = ("exact", "xla", "onednn", "cpu-4threads")
 
 
 def train(computation: str, stages: int) -> list[dict]:
     """This process trains as ``computation``: the losses and secret of each stage."""
-    from simulation.config import (
-        INTRA_OP_THREADS_OF_COMPUTATION,
-        TF_ENVIRONMENT_OF_COMPUTATION,
-        default_scenario,
-    )
-    from simulation.ml import tf_env
+    from simulation.config import INTRA_OP_THREADS_OF_COMPUTATION, TF_ENVIRONMENT_OF_COMPUTATION
 
-    tf_env.use_profile_environment(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}))
-    tf_env.import_tensorflow_quietly()
-    from simulation.ml.dataset import load_mnist
+    threads = INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1)
+    task = keras_task(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}), threads)
     from simulation.ml.keras_training import KerasTrainer
-    from simulation.protocol.stages import MNIST_TRAIN_SIZE, model_id_of, samples_per_stage
 
-    scenario = default_scenario()
-    trainer = KerasTrainer(
-        model_id_of(scenario), load_mnist(), scenario.tf_seed,
-        samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch),
-        jit_compile=computation == "xla",
-        intra_op_threads=INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1))
+    trainer = KerasTrainer(task.model_id, task.mnist, task.scenario.tf_seed, task.per_stage,
+                           jit_compile=computation == "xla", intra_op_threads=threads)
     return [{"losses": list(r.losses), "secret": r.secret.hex()}
             for r in (trainer.result(s) for s in range(stages))]
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from keras_task import ROOT, keras_task
 
 TOLERANCES = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 POISON_RATES = (0.1, 0.5)
@@ -33,27 +31,13 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=40)
     args = parser.parse_args()
 
-    from simulation.config import default_scenario
+    task = keras_task()
     from simulation.experiments.sweep import wilson_interval
-    from simulation.ml import tf_env
-
-    tf_env.configure_tf_environment()
-    tf_env.import_tensorflow_quietly()
-    from simulation.ml.dataset import load_mnist
     from simulation.ml.keras_training import KerasTrainer
     from simulation.node.adversaries import poison_labels
-    from simulation.protocol.stages import (
-        MNIST_TRAIN_SIZE,
-        model_id_of,
-        samples_per_stage,
-        stage_id,
-        tolerant_secret,
-    )
+    from simulation.protocol.stages import stage_id, tolerant_secret
 
-    scenario = default_scenario()
-    mnist = load_mnist()
-    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
-    mid = model_id_of(scenario)
+    scenario, mnist, per_stage, mid = task.scenario, task.mnist, task.per_stage, task.model_id
     kinds = {"xla": {"jit_compile": True}}
     kinds.update({f"poisoned {rate:g}": {"label_map": poison_labels(scenario.seed, rate)}
                   for rate in POISON_RATES})

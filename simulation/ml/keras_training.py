@@ -302,16 +302,20 @@ class KerasTrainer(StagedTrainer):
         """
         weights = self.weights_after(stage)
         current = self._snapshots[len(self._results) - 1]  # the model's weights now
-        x_test = self._mnist.x_test
-        correct = 0
         try:
             self._model.set_weights(weights)
-            for start in range(0, len(x_test), EVAL_BATCH):
-                x = _PIXEL_SCALE[x_test[start : start + EVAL_BATCH]]
-                predicted = self._predict_classes(x).numpy()
-                correct += int(np.sum(predicted == self._mnist.y_test[start : start + EVAL_BATCH]))
+            return self.current_accuracy()
         finally:
             self._model.set_weights(current)
+
+    def current_accuracy(self) -> float:
+        """Accuracy on the 10000 test images of the model's weights as they are now."""
+        x_test = self._mnist.x_test
+        correct = 0
+        for start in range(0, len(x_test), EVAL_BATCH):
+            x = _PIXEL_SCALE[x_test[start : start + EVAL_BATCH]]
+            predicted = self._predict_classes(x).numpy()
+            correct += int(np.sum(predicted == self._mnist.y_test[start : start + EVAL_BATCH]))
         return correct / len(x_test)
 
     # --- internals --------------------------------------------------------------------------

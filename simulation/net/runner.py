@@ -507,6 +507,7 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     # "onednn") starts in a fresh process (spawn): the fork server's TensorFlow is set.
     fresh = {i for i in range(n) if scenario.trainer == "keras"
              and computation_of(scenario, i) in TF_ENVIRONMENT_OF_COMPUTATION}
+    spawned = {f"E{i}" for i in fresh}
     planned = [
         (multiprocessing.get_context("spawn") if i in fresh else ctx).Process(
             target=employee_main, name=f"E{i}",
@@ -522,7 +523,7 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     try:
         for p in planned:
             _unwind_if_signalled(stop)  # the first start waits for the fork server's imports
-            if p.name in {f"E{i}" for i in fresh}:
+            if p.name in spawned:
                 with interrupts_ignored_by_new_processes():  # until it ignores them itself
                     p.start()
             else:
