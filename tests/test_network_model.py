@@ -311,3 +311,10 @@ def test_the_process_backend_gives_the_same_run_under_split_loss_churn_and_bandw
     for key in ("propagation_p90_ticks", "stale_blocks", "block_requests", "blocks_served",
                 "copies_dropped", "finality_p50_ticks"):
         assert outcome.summary["network"][key] == lockstep["network"][key], key
+
+
+def test_a_hash_trainer_summary_says_why_it_has_no_accuracy_instead_of_none():
+    _, s = _summary(adversaries="poisoned:6")
+    accuracy_lines = [line for line in render(s).splitlines() if "accuracy" in line]
+    assert len(accuracy_lines) == 3 and not any("None" in line for line in accuracy_lines)
+    assert "(test accuracy none: hash trainer)" in accuracy_lines[-1]

@@ -430,6 +430,13 @@ def _training(employees: dict[str, Any], honest: list[str], computations: dict[s
     }
 
 
+def _or_none(accuracy: float | None, trainer: str) -> str:
+    """A test accuracy for a summary line, or why there is none (never a bare None)."""
+    if accuracy is not None:
+        return str(accuracy)
+    return "none: hash trainer" if trainer == "hash" else "none: not evaluated"
+
+
 def render(summary: dict[str, Any]) -> str:
     """The console summary."""
     lines = ["", "=== PoT run summary ==="]
@@ -521,13 +528,15 @@ def render(summary: dict[str, Any]) -> str:
         if branch:
             lines.append(f"Poisoned branch ({branch['reference_employee']}): "
                          f"{branch['chain_length']} blocks, {branch['blocks_per_tick']} "
-                         f"blocks per tick, model accuracy {branch['model_test_accuracy']}")
+                         f"blocks per tick, model accuracy "
+                         f"{_or_none(branch['model_test_accuracy'], model['trainer'])}")
     employer = summary["employer"]
     if employer:
         lines.append(f"Employer (light client): chain of {employer['chain_length']} blocks, "
                      f"{employer['poisoned_blocks']} poisoned; takes the "
                      f"{employer['model_source']} model after stage {employer['model_stage']}"
-                     f" (test accuracy {employer['model_test_accuracy']})")
+                     f" (test accuracy "
+                     f"{_or_none(employer['model_test_accuracy'], model['trainer'])})")
     if summary["cut_off"]:
         lines.append(f"Cut off: {summary['cut_off']}")
     if summary.get("failures"):
