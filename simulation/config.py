@@ -39,11 +39,15 @@ class Scenario:
     tick_seconds: float
     max_ticks: int
     round_timeout_ticks: int
+    tick_window: int
+    max_header_declarations: int
+    open_rules: str
     party_timeout_seconds: float
     max_wall_seconds: float
     adversaries: str
     poison_rate: float
     crash_at_tick: int
+    grind_tries_per_tick: int
     double_spend_probability: float
     replay_probability: float
     genesis_stake: int
@@ -78,7 +82,38 @@ VERIFICATIONS = ("exact", "tolerant")
 BACKENDS = ("process", "ray")
 # 240 employees ran here; 250 failed in multiprocessing's fork server ("too many fds").
 MAX_PROCESS_EMPLOYEES = 240
-BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash")
+BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash",
+              "sybil", "grinder", "poisoned-grinder", "flooder", "splitter", "backdater",
+              "junk-filler", "selfish")
+# Behaviours that train on the poisoned data (and so collude: they accept each other's
+# training); reports call their training "poisoned".
+POISONED_TRAINING = ("poisoned", "poisoned-grinder")
+# The hardening rules (protocol.rules), by the names OPEN_RULES takes.
+RULE_NAMES = ("members", "tick-window", "lottery-kernel", "draw", "header-cap",
+              "fork-evidence", "bounded-state", "personal-secrets", "roy-rules", "tie-break",
+              "stage-time", "chain-id")
+
+
+def training_of(behaviour: str) -> str:
+    """The training a behaviour's model comes from: "poisoned" for the poisoned kinds,
+    otherwise the behaviour itself."""
+    return "poisoned" if behaviour in POISONED_TRAINING else behaviour
+
+
+def parse_open_rules(text: str) -> frozenset[str]:
+    """ "members,draw" -> {"members", "draw"}; "all" -> every rule; "" -> none.
+    ValueError says what is wrong."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if names == ["all"]:
+        return frozenset(RULE_NAMES)
+    for name in names:
+        if name not in RULE_NAMES:
+            hint = " (\"all\" stands alone)" if name == "all" else ""
+            raise ValueError(f"unknown rule {name!r}{hint} (known: {', '.join(RULE_NAMES)}, "
+                             f"or all)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a rule is listed twice in {text!r}")
+    return frozenset(names)
 
 
 def _count(name: str, number: str) -> int:
@@ -431,6 +466,16 @@ def problems(s: Scenario) -> list[str]:
     if not 0 < s.poison_rate <= 1:
         out.append(f"POISON_RATE must lie in (0, 1], got {s.poison_rate}")
     at_least("CRASH_AT_TICK", 0)
+    at_least("GRIND_TRIES_PER_TICK", 1)
+    at_least("TICK_WINDOW", 1)
+    if s.max_header_declarations < s.employer_confidence:
+        out.append(f"MAX_HEADER_DECLARATIONS ({s.max_header_declarations}) is below "
+                   f"EMPLOYER_CONFIDENCE ({s.employer_confidence}): no header could carry "
+                   f"enough declarations")
+    try:
+        parse_open_rules(s.open_rules)
+    except ValueError as exc:
+        out.append(f"OPEN_RULES: {exc}")
     try:
         counts = parse_adversaries(s.adversaries)
     except ValueError as exc:

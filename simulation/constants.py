@@ -74,6 +74,21 @@ MAX_TICKS = 2000
 # block-header lottery again for the same stage (covers a silent or crashed Roy).
 ROUND_TIMEOUT_TICKS = 20
 
+# A declaration's or header's tick may lie at most this many ticks before the
+# receiver's tick when it arrives, and a block's at most this many ticks after its
+# header's: nobody can search old ticks for lottery wins (rules tick-window, roy-rules).
+TICK_WINDOW = 20
+
+# At most this many training declarations in one block header (rule header-cap).
+MAX_HEADER_DECLARATIONS = 64
+
+# Hardening rules to leave open, to measure what each protects (see the README's
+# protocol section): a comma list of members, tick-window, lottery-kernel, draw,
+# header-cap, fork-evidence, bounded-state, personal-secrets, roy-rules, tie-break,
+# stage-time, chain-id; or "all", the protocol before them (November 2026), bit for bit.
+# "" = every rule in force.
+OPEN_RULES = ""
+
 # Wall-clock seconds the network waits for one party to answer a tick before it treats
 # that party as dead and cuts it off.
 PARTY_TIMEOUT_SECONDS = 120.0
@@ -89,7 +104,13 @@ MAX_WALL_SECONDS = 1800.0
 # secret), forger (sends forged signatures, commitments, lottery wins and future ticks),
 # equivocator (two different headers or blocks for one round), withholder (never signs
 # or wraps), spammer (malformed, unknown and oversized frames), crash (its process exits
-# at CRASH_AT_TICK). Empty: every employee is honest.
+# at CRASH_AT_TICK); and the attacks the hardening rules close: sybil (declares and
+# authors through fresh keys), grinder (chooses ticks and its blocks to bias the next
+# draws), poisoned-grinder (poisoned, plus every grinding the rules allow: the strongest
+# poisoning attacker), flooder (floods declarations), splitter (sends each half of the
+# network another block for one header), backdater (does not train; copies a revealed
+# secret into a backdated declaration), junk-filler (signed messages on invented blocks),
+# selfish (withholds its blocks, releases them against a rival). Empty: all honest.
 ADVERSARIES = ""
 
 # Share of each stage's training labels a poisoned employee changes (y -> (y+1) mod 10).
@@ -97,6 +118,11 @@ POISON_RATE = 0.5
 
 # Tick at which a "crash" adversary's process exits.
 CRASH_AT_TICK = 10
+
+# Hash tries per tick of each grinding adversary (sybil, grinder, poisoned-grinder,
+# flooder, selfish): lottery kernels, stakeholder draws, keys or blocks it tries. It
+# bounds the search so that a run stays fast; a real attacker could try more.
+GRIND_TRIES_PER_TICK = 2000
 
 # Probability that an issued transfer is followed by a double spend (another transfer
 # with the same nonce) from the same user.

@@ -19,7 +19,7 @@ from simulation.node.users import Users
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockRecord, BlockTree
 from simulation.protocol.encoding import KeyPair, derive_keypair, sha256
-from simulation.protocol.ledger import Genesis, payouts
+from simulation.protocol.ledger import Genesis, payouts, selection_order
 from simulation.protocol.messages import (
     BH,
     TD,
@@ -32,14 +32,19 @@ from simulation.protocol.messages import (
     signing_bytes,
     stakeholder_bytes,
 )
+from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
     StageResult,
     model_id,
     samples_per_stage,
+    secret_rule,
     stage_id,
 )
 from simulation.protocol.validation import Context, check_block, stakeholders_of
+
+# "Now" of a hand-built world: late enough that no crafted tick lies in the future.
+WORLD_NOW = 10_000
 
 # A network small enough for a test: 4 employees, K = 3, 3 declarations per header.
 SMALL = dict(
@@ -55,10 +60,11 @@ SMALL = dict(
     max_ticks=2000,
     seed=1,
     log_file="unused.log",
+    # The hand-built world crafts messages at any tick (WORLD_NOW is "now"): its tick
+    # window covers them all. test_hardening.py checks the window itself.
+    tick_window=WORLD_NOW + 1,
 )
 
-# "Now" of a hand-built world: late enough that no crafted tick lies in the future.
-WORLD_NOW = 10_000
 OTHER_HASH = sha256(b"a block nobody has")
 OTHER_SECRET = sha256(b"a secret from poisoned training")
 
@@ -133,8 +139,10 @@ class World:
         self._by_public = {k.public: k for k in [*self.employees, *self.users, self.outsider]}
         self.trainer = hash_trainer(self.scenario)
         self.tree = BlockTree(self.genesis)
+        self.rules = rules_of(self.scenario)
         self.ctx = Context(self.scenario, self.model_id, self.genesis, self.tree,
-                           self.trainer.result, now=WORLD_NOW)
+                           self.trainer.result, now=WORLD_NOW,
+                           personal_secret=self.personal_secret)
 
     # Lookups
 
@@ -152,6 +160,16 @@ class World:
     def own(self, stage: int) -> StageResult:
         return self.trainer.result(stage)
 
+    def personal_secret(self, stage: int, author: bytes) -> bytes:
+        """Rule personal-secrets: ``author``'s secret for ``stage`` (honest training)."""
+        return secret_rule(self.scenario)(stage_id(self.model_id, stage),
+                                          self.own(stage).losses, author)
+
+    def commit_secret(self, stage: int, author: bytes) -> bytes:
+        """What an honest declaration by ``author`` commits to under the world's rules."""
+        return self.personal_secret(stage, author) if self.rules.personal_secrets \
+            else self.own(stage).secret
+
     def sid(self, parent: bytes | None = None) -> str:
         return stage_id(self.model_id, self.record(parent).height)
 
@@ -168,7 +186,8 @@ class World:
         coinstake = self.scenario.td_coinstake if kind == TD else self.scenario.bh_coinstake
         tick = record.tick if start is None else start
         while True:
-            kernel = lottery.kernel(kind, keys.public, record.hash, sid, tick)
+            kernel = lottery.kernel(kind, keys.public, record.hash, sid, tick,
+                                    bind_parent=not self.rules.lottery_kernel)
             if lottery.wins(kernel, coinstake) == win:
                 return tick
             tick += 1
@@ -177,9 +196,13 @@ class World:
 
     def tx(self, sender: int, receiver: int, amount: int, nonce: int) -> Transaction:
         return Transaction.create(self.users[sender], self.users[receiver].public, amount,
-                                  nonce)
+                                  nonce, chain=self.ctx.chain_id())
 
-    def td(self, author: int, parent: bytes | None = None, *, tick: int | None = None,
+    def author_keys(self, author: int | KeyPair) -> KeyPair:
+        return self.employees[author] if isinstance(author, int) else author
+
+    def td(self, author: int | KeyPair, parent: bytes | None = None, *,
+           tick: int | None = None,
            start: int | None = None, **overrides: Any) -> TrainingDeclaration:
         record = self.record(parent)
         own = self.own(record.height)
@@ -187,17 +210,18 @@ class World:
             tick = self.lottery_tick(TD, author, record.hash, start=start)
         fields: dict[str, Any] = dict(
             model_id=self.model_id, stage_id=stage_id(self.model_id, record.height),
-            parent=record.hash, tick=tick, model_hash=own.model_hash, secret=own.secret,
+            parent=record.hash, tick=tick, model_hash=own.model_hash,
+            secret=self.commit_secret(record.height, self.author_keys(author).public),
             coinstake=self.scenario.td_coinstake,
         )
         fields.update(overrides)
-        return TrainingDeclaration.create(self.employees[author], **fields)
+        return TrainingDeclaration.create(self.author_keys(author), **fields)
 
     def declarations(self, authors: Iterable[int], parent: bytes | None = None,
                      **overrides: Any) -> list[TrainingDeclaration]:
         return [self.td(a, parent, **overrides) for a in authors]
 
-    def bh(self, author: int, parent: bytes | None = None, *,
+    def bh(self, author: int | KeyPair, parent: bytes | None = None, *,
            tds: Sequence[TrainingDeclaration] | None = None, tick: int | None = None,
            **overrides: Any) -> BlockHeader:
         """A valid header by employee ``author``; by default it carries the declarations
@@ -210,14 +234,20 @@ class World:
         if tick is None:
             start = max([record.tick, *(td.tick for td in tds)])
             tick = self.lottery_tick(BH, author, record.hash, start=start)
+        # An overridden secret stands for a training of its own (poisoners): under the
+        # rule personal-secrets every declarer's revealed secret is then that one too.
+        personal = None
+        if self.rules.personal_secrets:
+            personal = {td.author: overrides.get("secret") or
+                        self.personal_secret(record.height, td.author) for td in tds}
         fields: dict[str, Any] = dict(
             model_id=self.model_id, stage_id=stage_id(self.model_id, record.height),
             height=record.height + 1, parent=record.hash, tick=tick,
             secret=self.own(record.height).secret, declarations=list(tds),
-            coinstake=self.scenario.bh_coinstake,
+            coinstake=self.scenario.bh_coinstake, personal_secrets=personal,
         )
         fields.update(overrides)
-        return BlockHeader.create(self.employees[author], **fields)
+        return BlockHeader.create(self.author_keys(author), **fields)
 
     def stakeholders(self, header: BlockHeader) -> list[bytes]:
         chosen = stakeholders_of(header, self.record(header.parent).ledger, self.genesis,
@@ -237,8 +267,13 @@ class World:
     def wrap(self, header: BlockHeader, transactions: Sequence[Transaction] = (), *,
              tick: int | None = None, author: KeyPair | None = None,
              signatures: Sequence[StakeholderSignature] | None = None,
-             payouts: Sequence[tuple[bytes, int]] | None = None) -> WrappedBlock:
+             payouts: Sequence[tuple[bytes, int]] | None = None,
+             keep_order: bool = False) -> WrappedBlock:
+        """Roy's block; its transactions in Roy's selection order (rule roy-rules)
+        unless ``keep_order``."""
         roy = author if author is not None else self.keys(self.stakeholders(header)[-1])
+        if not keep_order:
+            transactions = sorted(transactions, key=selection_order)
         return WrappedBlock.create(
             roy, header=header,
             signatures=list(signatures if signatures is not None else self.ss(header)),

@@ -57,11 +57,11 @@ class CountingHost(LocalHost):
         return out
 
 
-def _conducted(scenario, units, max_window=None):
+def _conducted(scenario, units, max_window=None, after_tick=None):
     employees = build_employees(scenario, genesis_of(scenario), hash_trainer_for(scenario))
     host = CountingHost(scenario, employees, Users(scenario, genesis_of(scenario)), units)
     done = conduct(scenario, host, [e.index for e in employees if e.behaviour == "honest"],
-                   max_window=max_window)
+                   max_window=max_window, after_tick=after_tick)
     return done, host, employees
 
 
@@ -117,17 +117,27 @@ def test_some_runs_end_inside_a_window_and_units_stop_there():
             inside += 1
         heights = {e.index: e.tree.tip.height for e in employees}
         assert {i: s["height"] for i, s in done.statuses.items()} == heights
+        # No employee was stepped past the run's last tick (a unit that stopped early
+        # waits until the run has gone past the tick it stopped at).
+        assert {e.now for e in employees} == {done.ticks}, seed
     assert inside > 0
 
 
 def test_windows_cut_the_exchanges_by_the_smallest_delay():
     scenario = default_scenario().replace(trainer="hash", latency="constant:5")
     one_tick, single, _ = _conducted(scenario, units=2, max_window=1)
-    windowed, host, _ = _conducted(scenario, units=2)
+    at_target: list[int] = []  # ticks at which some honest employee held the target
+
+    def watch(tick, statuses):
+        if any(s["height"] + 1 >= scenario.target_blockchain_length for s in statuses):
+            at_target.append(tick)
+
+    windowed, host, _ = _conducted(scenario, units=2, after_tick=watch)
     assert windowed.ticks == one_tick.ticks
     assert single.exchanges == one_tick.ticks + 1
-    # Units stop early only near the end, when their honest employees reach the target.
-    assert host.exchanges <= (windowed.ticks + 1) / 5 + 10
+    # A unit steps single ticks only once its honest employees could end the run, that
+    # is, once one of them holds the target: the other exchanges take whole windows.
+    assert host.exchanges <= (windowed.ticks + 1) / 5 + 2 * len(at_target) + 1
     assert host.exchanges < single.exchanges / 3
 
 

@@ -58,7 +58,8 @@ def _run(**changes):
 
 
 def test_an_employee_declares_only_after_its_hardware_finished_the_stage():
-    run, _ = _run(hardware="fast:3,very-slow:3", stage_ticks=8, target_blockchain_length=8)
+    run, _ = _run(hardware="fast:3,very-slow:3", stage_ticks=8, target_blockchain_length=8,
+                  seed=3)  # a seed where the very slow declare at all
     assert run.finished
     waits = {}
     for employee in run.employees:
@@ -87,7 +88,8 @@ def test_fairness_section_adds_up():
     f = s["fairness"]
     assert sum(e["reward_share"] for e in f["employees"].values()) == pytest.approx(1, abs=1e-4)
     assert sum(e["compute_share"] for e in f["employees"].values()) == pytest.approx(1, abs=1e-4)
-    assert sum(e["blocks_trained"] for e in f["employees"].values()) == 11
+    assert sum(e["blocks_trained"] for e in f["employees"].values()) == \
+        s["chain"]["length"] - 1
     assert 0 <= f["gini_rewards"] < 1 and 1 <= f["nakamoto_coefficient"] <= 11
     assert f["gini_rewards"] == pytest.approx(gini(list(s["rewards"].values())), abs=1e-5)
 

@@ -32,7 +32,7 @@ def samples():
     tx = world.tx(0, 1, 7, 0)
     header = world.bh(0)
     signatures = world.ss(header)
-    block = world.wrap(header, [tx, world.tx(2, 3, 1, 0)])
+    block = world.wrap(header, [tx, world.tx(2, 3, 1, 0)], keep_order=True)
     return world, {"TX": tx, "TD": header.declarations[0], "BH": header,
                    "SS": signatures[0], "WB": block}
 
@@ -106,11 +106,34 @@ def test_every_missing_field_is_rejected(kind):
     message = sample(kind)
     for name in message.wire:
         wire = {k: v for k, v in message.wire.items() if k != name}
+        if name in OPTIONAL_FIELDS.get(kind, ()):
+            # Optional in the schema: the receiver's rules decide (chain-id,
+            # personal-secrets; test_hardening.py), so it still parses.
+            assert parse_message(wire_bytes(wire)).kind == kind
+            continue
         with pytest.raises(DecodeError) as info:
             parse_message(wire_bytes(wire))
         reason = str(info.value)
         assert (f"missing fields ['{name}']" in reason if name != "kind"
                 else "unknown message kind" in reason), reason
+
+
+OPTIONAL_FIELDS = {"TX": ("chain",), "BH": ("pts",)}
+
+
+def test_the_samples_carry_the_optional_fields():
+    """So that the schema tests above and below exercise them."""
+    for kind, names in OPTIONAL_FIELDS.items():
+        assert all(name in sample(kind).wire for name in names), kind
+
+
+def test_personal_secrets_must_match_the_declarations_one_to_one():
+    header = sample("BH")
+    for secrets in ([], header.wire["pts"] + [header.wire["pts"][0]]):
+        with pytest.raises(DecodeError, match="one secret per declaration"):
+            parse_message(wire_bytes({**header.wire, "pts": secrets}))
+    with pytest.raises(DecodeError, match="pts must be 32 bytes"):
+        parse_message(wire_bytes({**header.wire, "pts": [b"short"] * len(header.wire["tds"])}))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -274,7 +297,10 @@ def test_altering_any_field_breaks_the_signature(kind):
     for name, value in message.wire.items():
         if name in ("sig", "kind"):
             continue
-        changed = altered(message, **{name: same_type_change(value)})
+        change = same_type_change(value)
+        if name in ("pts", "tds"):  # one secret per declaration: keep the count
+            change = [same_type_change(value[0]), *value[1:]]
+        changed = altered(message, **{name: change})
         assert not changed.signature_valid(), name
         # It still parses: only the signature can tell.
         assert parse_message(changed.to_bytes()) == changed
@@ -356,7 +382,8 @@ def test_nested_alterations_break_the_outer_signature():
 def test_commitment_is_a_signature_over_the_stage_and_secret():
     world = World()
     td = world.td(1)
-    secret = world.own(0).secret
+    secret = world.commit_secret(0, td.author)  # rule personal-secrets: its own
+    assert secret != world.own(0).secret and not td.commitment_valid(world.own(0).secret)
     assert td.commitment_valid(secret)
     assert not td.commitment_valid(OTHER_SECRET)
     assert verify(td.author, td.commitment, b"PoT-commit" + td.stage_id.encode() + secret)

@@ -21,6 +21,7 @@ from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.messages import MAX_LOCATOR, BlockRequest, parse_message
 from simulation.report.propagation import finality
 from simulation.report.reporting import render, summarize
+from simulation.report.self_check import self_check
 
 
 def _summary(**changes):
@@ -211,27 +212,33 @@ def test_a_malformed_block_request_is_rejected_and_the_node_goes_on():
 
 # --- Whole networks ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [2, 4, 5, 12, 13])
 def test_after_a_partition_heals_every_honest_employee_holds_one_chain(seed):
+    """Seeds at which both sides build blocks of their own while split (a header needs
+    all its stakeholders on its side, so at some seeds one side builds nothing)."""
     run, s = _summary(seed=seed, partitions="0-4|5-10@20:160")
     assert run.finished and run.ticks > 160  # it cannot end while split
     assert s["agreement"]["all_honest_agree"], s["agreement"]
     assert len({e.tree.tip_hash for e in run.employees}) == 1
     assert run.employer.tree.tip_hash == run.employees[0].tree.tip_hash
     assert s["network"]["copies_dropped"]["partition"] > 0
-    # Both sides built on their own during the split; one side's blocks went stale.
-    produced = {e.index: {r.hash for r in e.tree.records.values()} for e in run.employees}
-    assert s["network"]["stale_blocks"] > 0 or produced[0] == produced[5]
-    assert s["self_check"] if "self_check" in s else True
+    # Both sides built on their own during the split: one side's blocks went stale.
+    index = {e.keys.public: e.index for e in run.employees}
+    roys = {index[r.block.author] < 5 for e in run.employees for r in e.tree.records.values()
+            if r.block is not None and 20 <= r.tick < 160}
+    assert roys == {True, False}, "only one side built blocks during the split"
+    assert s["network"]["stale_blocks"] > 0
+    s["exit_codes"] = {n: 0 for n in [*s["employees_reporting"], "network"]}
+    assert self_check(s) == []
 
 
 def test_a_split_that_heals_really_converges_through_catch_up():
-    """Seed 1: both sides grow their own branch while split; after healing, the side that
+    """Seed 2: both sides grow their own branch while split; after healing, the side that
     lost learns the winning branch by block requests (the messages that built on it name
     blocks it never received) and reorganises."""
-    run, s = _summary(seed=1, partitions="0-4|5-10@20:160")
+    run, s = _summary(seed=2, partitions="0-4|5-10@20:160")
     assert s["network"]["block_requests"] > 0 and s["network"]["blocks_served"] > 0
-    assert "reorganisation" in "".join(e.text for e in _summary_events(seed=1))
+    assert "reorganisation" in "".join(e.text for e in _summary_events(seed=2))
 
 
 def _summary_events(seed):

@@ -74,9 +74,9 @@ def test_blocks_take_the_network_delay_to_spread(delay):
 
 
 def test_stale_blocks_are_the_forks_lost_and_bytes_add_up():
-    """Seed 2 of the default hash scenario forks once: one block is orphaned. The bytes
+    """Seed 6 of the default hash scenario forks once: one block is orphaned. The bytes
     the employees count for their broadcasts are what the network relayed for them."""
-    summary, run = _summary(seed=2)
+    summary, run = _summary(seed=6)
     net = summary["network"]
     assert summary["forks"] == 1
     assert net["stale_blocks"] == 1 and net["fork_depths"] == {"1": 1}

@@ -210,9 +210,11 @@ def test_a_poisoned_branch_a_block_ahead_of_the_employer_is_still_judged():
     """Found by the POISON_RATE study (seed 15, 0.1, 6 of 11 poisoned): the run ended
     while the poisoned branch's newest block was in flight to the employer, the honest
     evaluator trained only up to the employer's stage, and the branch's last block had
-    no honest secret to be compared with: poisoned_branch.poisoned_blocks was null."""
+    no honest secret to be compared with: poisoned_branch.poisoned_blocks was null.
+    (The case as found, under the protocol of the time: OPEN_RULES=all.)"""
     scenario = default_scenario().replace(trainer="hash", seed=15, poison_rate=0.1,
-                                          adversaries="poisoned:6", log_file="unused.log")
+                                          adversaries="poisoned:6", log_file="unused.log",
+                                          open_rules="all")
     run = run_lockstep(scenario)
     summary = summarize(scenario, genesis_of(scenario), network_result(run),
                         assign_adversaries(scenario), 1.0)

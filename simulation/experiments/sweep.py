@@ -79,9 +79,11 @@ RUN_COLUMNS = [
     "model_accuracy", "honest_model_accuracy", "transactions_issued",
     "transactions_included", "propagation_p50_ticks", "propagation_p90_ticks",
     "stale_rate", "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
-    "block_requests", "gini_rewards", "nakamoto_coefficient", "self_check_failures",
-    "run_id",
+    "block_requests", "gini_rewards", "nakamoto_coefficient", "attack_tries",
+    "attack_found", "attack_ground", "self_check_failures", "run_id",
 ]
+# The adversaries' own counts (results' "attack" section), added up over behaviours.
+ATTACK_MEASURES = ("attack_tries", "attack_found", "attack_ground")
 NETWORK_MEASURES = ("propagation_p50_ticks", "propagation_p90_ticks", "stale_rate",
                     "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
                     "block_requests")
@@ -90,7 +92,7 @@ MEASURES = (
     "ticks", "wall_seconds", "chain_length", "forks", "honest_poisoned_blocks",
     "employer_chain_length", "employer_poisoned_blocks", "model_accuracy",
     "honest_model_accuracy", "transactions_included", *NETWORK_MEASURES,
-    *FAIRNESS_MEASURES,
+    *FAIRNESS_MEASURES, *ATTACK_MEASURES,
 )
 PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
 SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
@@ -450,8 +452,19 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
         "transactions_included": _dig(res, "transactions", "included"),
         **{m: _dig(res, "network", m) for m in NETWORK_MEASURES},
         **{m: _dig(res, "fairness", m) for m in FAIRNESS_MEASURES},
+        **_attack_counts(res),
         "self_check_failures": failures_text,
     }
+
+
+def _attack_counts(results: dict[str, Any] | None) -> dict[str, Any]:
+    """attack_tries, attack_found, attack_ground: summed over the adversaries'
+    behaviours; blank for results without an attack section (older runs)."""
+    attack = _dig(results, "attack")
+    if not isinstance(attack, dict):
+        return {m: None for m in ATTACK_MEASURES}
+    return {m: sum(int(c.get(m.removeprefix("attack_"), 0)) for c in attack.values()
+                   if isinstance(c, dict)) for m in ATTACK_MEASURES}
 
 
 def _failure_text(failure: Any) -> str:

@@ -187,9 +187,11 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
         resume = {unit: first for unit in deliveries}  # the next tick each unit steps
         done_to = first - 1  # ticks taken in order so far
         while done_to < last and stopped_by == "MAX_TICKS":
+            # A unit that stopped early at tick s goes on only once the ticks up to s
+            # are taken and the run did not end there (else it could step past the end).
             windows = {unit: Window(start, [deliveries[unit].get(t, {})
                                             for t in range(start, last + 1)])
-                       for unit, start in resume.items() if start <= last}
+                       for unit, start in resume.items() if start <= min(last, done_to + 1)}
             for unit, steps in (host.advance(windows) if windows else {}).items():
                 for offset, answers in enumerate(steps):
                     answered[windows[unit].first + offset].update(answers)

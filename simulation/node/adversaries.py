@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from simulation.config import Scenario, computation_of, parse_adversaries
+from simulation.config import POISONED_TRAINING, Scenario, computation_of, parse_adversaries
 from simulation.ml.training import HashTrainer, LabelMap
 from simulation.node.employee import DEBUG, INFO, Employee, Ready, short
 from simulation.protocol import lottery
@@ -68,7 +68,7 @@ def poison_labels(seed: int, rate: float) -> LabelMap:
 
 
 def label_map_for(scenario: Scenario, behaviour: str) -> LabelMap | None:
-    if behaviour == "poisoned":
+    if behaviour in POISONED_TRAINING:
         return poison_labels(scenario.seed, scenario.poison_rate)
     return None
 
@@ -156,11 +156,9 @@ class EquivocatorEmployee(Employee):
         if len(declarations) <= self.scenario.employer_confidence or not others:
             return
         fewer = [td for td in declarations if td is not others[-1]]
-        twin = BlockHeader.create(
-            self.keys, model_id=bh.model_id, stage_id=bh.stage_id, height=bh.height,
-            parent=bh.parent, tick=bh.tick, secret=bh.secret, declarations=fewer,
-            coinstake=bh.coinstake,
-        )
+        stage = bh.height - 1
+        twin = self._make_header(bh.parent, stage, bh.stage_id, self._own_stage(stage),
+                                 bh.tick, declarations=fewer)
         self.sent["equivocating " + twin.kind] += 1
         self._out.append(twin.to_bytes())
         self._log(INFO, f"equivocates: second header {short(twin.hash)} for the same win")
@@ -229,9 +227,22 @@ STRATEGIES: dict[str, type[Employee]] = {
 }
 
 
+def strategy_of(behaviour: str) -> type[Employee]:
+    if behaviour in STRATEGIES:
+        return STRATEGIES[behaviour]
+    from simulation.node import attacks  # the attacks build on these strategies
+
+    return {"sybil": attacks.SybilEmployee, "grinder": attacks.GrinderEmployee,
+            "poisoned-grinder": attacks.PoisonedGrinderEmployee,
+            "flooder": attacks.FlooderEmployee, "splitter": attacks.SplitterEmployee,
+            "backdater": attacks.BackdaterEmployee,
+            "junk-filler": attacks.JunkFillerEmployee,
+            "selfish": attacks.SelfishEmployee}[behaviour]
+
+
 def make_employee(behaviour: str, index: int, scenario: Scenario, genesis: Genesis,
                   trainer: Trainer, keys: KeyPair) -> Employee:
-    employee = STRATEGIES[behaviour](index, scenario, genesis, trainer, keys)
+    employee = strategy_of(behaviour)(index, scenario, genesis, trainer, keys)
     employee.behaviour = behaviour
     return employee
 

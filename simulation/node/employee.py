@@ -43,6 +43,7 @@ from simulation.protocol.messages import (
     WrappedBlock,
     parse_message,
 )
+from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
     Context,
@@ -51,12 +52,20 @@ from simulation.protocol.validation import (
     check_declaration,
     check_header,
     check_stakeholder_signature,
+    header_key,
+    round_kernel,
 )
 
 DEBUG, INFO, WARNING = 10, 20, 30  # logging levels, without importing logging here
 UNPARSED = "??"  # message kind for bytes that did not parse
 MAX_CATCH_UP_BLOCKS = 32  # blocks in one answer to a block request
 MAX_MISSING = 64  # unknown blocks remembered at once (a forger can name any number)
+# Rule bounded-state: what one peer can make this node remember, and how often it may
+# ask; the oldest entry of a peer over its bound is evicted.
+MAX_MISSING_PER_PEER = 8
+MAX_ORPHANS_PER_PEER = 16
+MAX_REQUESTS_PER_PEER = 8  # block requests answered per peer per ROUND_TIMEOUT_TICKS
+MAX_INVALID_REMEMBERED = 4096  # rejected blocks whose children are rejected unasked
 EMPLOYER_PARTY = -1  # the light client's party index (node.employer.EMPLOYER_INDEX)
 
 
@@ -118,7 +127,9 @@ class Employee:
         self.model_id = genesis.model_id
         self.names = Names(genesis, derive_keypair(scenario.seed, "employer", 0).public)
         self.tree = BlockTree(genesis)
-        self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage)
+        self.rules = rules_of(scenario)
+        self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage,
+                           personal_secret=self._personal_secret)
         self.now = -1
         self.tip_since = 0  # tick at which the current tip was adopted
         # HARDWARE and STAGE_TICKS: ticks this employee needs per stage, and the tick at
@@ -129,6 +140,7 @@ class Employee:
         self.stage_started: dict[int, int] = {}
         self._secret_rule = secret_rule(scenario)
         self.trained: list[StageResult] = []
+        self._personal: dict[tuple[int, bytes], bytes] = {}  # (stage, author) -> secret
         # Round state, keyed by parent block hash.
         self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
         self.declared: dict[tuple[bytes, bytes], bytes] = {}  # (author, parent) -> TD hash
@@ -151,7 +163,11 @@ class Employee:
         self.missing: dict[bytes, tuple[int, bytes]] = {}
         self.requested: dict[bytes, int] = {}
         self.answered: dict[tuple[bytes, bytes], int] = {}
-        self.invalid_blocks: set[bytes] = set()  # blocks rejected on a rule, not asked for
+        self.request_ticks: dict[bytes, list[int]] = {}  # requester -> ticks answered
+        # Blocks rejected on a rule, not asked for (a dict as an ordered set: the rule
+        # bounded-state forgets the oldest).
+        self.invalid_blocks: dict[bytes, None] = {}
+        self.fork_evidence = 0  # second blocks for one header, kept as fork candidates
         self.served_blocks = 0
         # Counters for the report.
         self.sent: Counter[str] = Counter()
@@ -159,6 +175,7 @@ class Employee:
         self.arrived: dict[bytes, int] = {}  # block hash -> tick it entered this tree
         self.accepted: Counter[str] = Counter()
         self.rejected: dict[str, Counter[str]] = defaultdict(Counter)
+        self.attack: Counter[str] = Counter()  # an adversary's own counts (grinding ...)
         self._out: list[bytes] = []
         self._direct: list[tuple[int, bytes]] = []
         self._events: list[LogEvent] = []
@@ -241,13 +258,28 @@ class Employee:
                              f"model {short(result.model_hash)}")
         return self.trained[stage]
 
+    def _personal_secret(self, stage: int, author: bytes) -> bytes:
+        """Rule personal-secrets: ``author``'s secret for ``stage``, from this employee's
+        own losses (the same as the author's, if both trained honestly)."""
+        key = (stage, author)
+        if key not in self._personal:
+            self._personal[key] = self._secret_rule(stage_id(self.model_id, stage),
+                                                    self._own_stage(stage).losses, author)
+        return self._personal[key]
+
+    def _commit_secret(self, stage: int, own: StageResult) -> bytes:
+        """The secret this employee's declaration commits to."""
+        if self.rules.personal_secrets:
+            return self._personal_secret(stage, self.keys.public)
+        return own.secret
+
     # --- Handlers -----------------------------------------------------------------------
 
     def _on_transaction(self, tx: Transaction) -> None:
         if tx.hash in self.seen_transactions:
             raise Rejected("duplicate transaction")
         self.seen_transactions.add(tx.hash)
-        problem = transaction_static_problem(tx)
+        problem = transaction_static_problem(tx, self.ctx.chain_id())
         if problem is not None:
             raise Rejected(problem)
         if tx.nonce < self.tree.tip.ledger.next_nonce(tx.sender):
@@ -275,8 +307,7 @@ class Employee:
             raise Rejected("duplicate header")
         self._note_if_missing(bh)
         check_header(self.ctx, bh)
-        win = (bh.author, bh.parent, bh.tick)
-        first = self.header_for_win.setdefault(win, bh.hash)
+        first = self.header_for_win.setdefault(header_key(self.scenario, bh), bh.hash)
         if first != bh.hash:
             self.equivocations += 1
             raise Rejected("equivocation: second header for the same lottery win")
@@ -327,13 +358,16 @@ class Employee:
         if wb.hash in self.tree or wb.hash in self.tree.orphans:
             raise Rejected("duplicate block")
         if wb.parent in self.invalid_blocks:
-            self.invalid_blocks.add(wb.hash)
+            self._remember_invalid(wb.hash)
             raise Rejected("parent block is invalid")
         if wb.parent not in self.tree:
+            if self.rules.members and wb.author not in self.ctx.members:
+                raise Rejected("author is not an employee")
             if not wb.signature_valid():
                 raise Rejected("bad signature")
             self._note_missing(wb.parent, wb.author)
-            if not self.tree.add_orphan(wb):
+            limit = MAX_ORPHANS_PER_PEER if self.rules.bounded_state else None
+            if not self.tree.add_orphan(wb, per_author=limit):
                 raise Rejected("orphan pool full")
             self._log(INFO, f"holds orphan block {short(wb.hash)} until parent "
                             f"{short(wb.parent)} arrives")
@@ -346,7 +380,15 @@ class Employee:
         first = self.block_for_header.get(wb.header.hash)
         if first is not None and first != wb.hash:
             self.equivocations += 1
-            raise Rejected("equivocation: second block for the same header")
+            if not self.rules.fork_evidence:
+                raise Rejected("equivocation: second block for the same header")
+            # Rule fork-evidence: both are valid blocks; keeping both as fork candidates
+            # lets the longest chain decide, where rejecting the second split for good
+            # those who had seen the other first.
+            self.fork_evidence += 1
+            self._log(INFO, f"evidence against Roy {self.names(wb.author)}: block "
+                            f"{short(wb.hash)} is a second block for header "
+                            f"{short(wb.header.hash)}; kept as a fork candidate")
         self._accept(wb, f" at height {wb.height}")
         self._append(wb, ledger)
 
@@ -354,13 +396,21 @@ class Employee:
 
     def _note_if_missing(self, message: TrainingDeclaration | BlockHeader) -> None:
         """A signed round message on a block this node lacks: that block exists."""
-        if message.parent not in self.tree and message.signature_valid():
+        if message.parent in self.tree or (self.rules.members
+                                           and message.author not in self.ctx.members):
+            return
+        if message.signature_valid():
             self._note_missing(message.parent, message.author)
+
+    def _remember_invalid(self, block_hash: bytes) -> None:
+        self.invalid_blocks[block_hash] = None
+        if self.rules.bounded_state and len(self.invalid_blocks) > MAX_INVALID_REMEMBERED:
+            del self.invalid_blocks[next(iter(self.invalid_blocks))]
 
     def _discard_descendants(self, block_hash: bytes) -> None:
         """An invalid block makes every block built on it invalid: drop the orphans that
         wait for it, and never ask for any of them."""
-        self.invalid_blocks.add(block_hash)
+        self._remember_invalid(block_hash)
         for orphan in self.tree.take_orphans_of(block_hash):
             self._reject(WB, "parent block is invalid", orphan)
             self._discard_descendants(orphan.hash)
@@ -373,6 +423,14 @@ class Employee:
         known = self.missing.get(block_hash)
         if known is not None:
             self.missing[block_hash] = (known[0], peer)  # ask the latest author
+        elif self.rules.bounded_state:
+            # Each peer fills only its own share: a peer that names invented blocks
+            # evicts its own oldest claim, never another peer's.
+            claims = [h for h, (_, p) in self.missing.items() if p == peer]
+            if len(claims) >= MAX_MISSING_PER_PEER:
+                del self.missing[claims[0]]
+                self.requested.pop(claims[0], None)
+            self.missing[block_hash] = (self.now, peer)
         elif len(self.missing) < MAX_MISSING:
             self.missing[block_hash] = (self.now, peer)
 
@@ -382,6 +440,11 @@ class Employee:
         their children, which on a congested network only adds traffic): one request to
         the last author that built on it, repeated (to the then latest author) every
         ROUND_TIMEOUT_TICKS while it stays unknown."""
+        timeout = self.scenario.round_timeout_ticks
+        if self.rules.bounded_state:  # records of answered requests expire
+            self.answered = {k: t for k, t in self.answered.items() if self.now - t < timeout}
+            self.request_ticks = {p: kept for p, ticks in self.request_ticks.items()
+                                  if (kept := [t for t in ticks if self.now - t < timeout])}
         for block_hash, (since, peer) in list(self.missing.items()):
             if block_hash in self.tree.orphans:  # arrived, but its parent has not
                 del self.missing[block_hash]
@@ -389,6 +452,8 @@ class Employee:
                 continue
             if block_hash in self.tree or block_hash in self.invalid_blocks:
                 del self.missing[block_hash]
+                if self.rules.bounded_state:
+                    self.requested.pop(block_hash, None)
                 continue
             if self.now - since < self.scenario.round_timeout_ticks:
                 continue
@@ -419,6 +484,11 @@ class Employee:
         last = self.answered.get((rq.author, rq.want))
         if last is not None and self.now - last < self.scenario.round_timeout_ticks:
             raise Rejected("repeated request")
+        if self.rules.bounded_state:
+            answered = self.request_ticks.setdefault(rq.author, [])
+            if len(answered) >= MAX_REQUESTS_PER_PEER:
+                raise Rejected("request rate limit exceeded")
+            answered.append(self.now)
         self.answered[(rq.author, rq.want)] = self.now
         record = self.tree.get(rq.want)
         if record is None or record.block is None:
@@ -490,7 +560,10 @@ class Employee:
         sid = stage_id(self.model_id, stage)
         own = self._own_stage(stage)
         started = self.stage_started.setdefault(stage, self.now)
-        if self.now - started >= self.stage_ticks:  # its hardware has finished the stage
+        # Its hardware has finished the stage (and, rule stage-time, no declaration may
+        # come sooner after the parent than the fastest hardware could train it).
+        if self.now - started >= self.stage_ticks and (
+                not self.rules.stage_time or self.now >= tip.tick + self.ctx.min_stage_ticks):
             if tip.hash not in self.my_declaration:
                 self._try_declare(tip.hash, sid, own)
             if tip.hash in self.my_declaration:
@@ -505,16 +578,27 @@ class Employee:
         if self.now - self.tip_since < self.scenario.round_timeout_ticks:
             return
         tip = self.tree.tip
-        lowest = min(h for h, r in self.tree.records.items() if r.height == tip.height)
+        lowest = min((h for h, r in self.tree.records.items() if r.height == tip.height),
+                     key=self._tie_key)
         if lowest == tip.hash:
             return
         self._log(INFO, f"round stalled since tick {self.tip_since}: moves from tip "
                         f"{short(tip.hash)} to its equal-height sibling {short(lowest)}")
         self._on_tip_change(self.tree.switch_tip(lowest))
 
+    def _tie_key(self, block_hash: bytes) -> tuple[bytes, bytes]:
+        """The order of a stalled tie: the lowest block hash, or under the rule tie-break
+        the lowest lottery kernel of the block's header (its author could not choose it;
+        Roy can grind the block hash)."""
+        block = self.tree.records[block_hash].block
+        if not self.rules.tie_break or block is None:
+            return b"", block_hash
+        return round_kernel(self.scenario, BH, block.header), block_hash
+
     def _lottery(self, kind: str, parent: bytes, sid: str, coinstake: int) -> bool:
         """This tick's one try for ``kind`` in the round on ``parent``."""
-        kernel = lottery.kernel(kind, self.keys.public, parent, sid, self.now)
+        kernel = lottery.kernel(kind, self.keys.public, parent, sid, self.now,
+                                bind_parent=not self.rules.lottery_kernel)
         won = lottery.wins(kernel, coinstake)
         self._log(DEBUG, f"{kind} lottery {sid} tick {self.now}: "
                          f"{lottery.leading_zero_bits(kernel)} zero bits of "
@@ -523,11 +607,13 @@ class Employee:
         return won
 
     def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
-        if not self._lottery(TD, parent, sid, self.scenario.td_coinstake):
-            return
+        if self._lottery(TD, parent, sid, self.scenario.td_coinstake):
+            self._declare(parent, sid, own, self.now)
+
+    def _declare(self, parent: bytes, sid: str, own: StageResult, tick: int) -> None:
         td = TrainingDeclaration.create(
-            self.keys, model_id=self.model_id, stage_id=sid, parent=parent, tick=self.now,
-            model_hash=own.model_hash, secret=own.secret,
+            self.keys, model_id=self.model_id, stage_id=sid, parent=parent, tick=tick,
+            model_hash=own.model_hash, secret=self._commit_secret(own.stage, own),
             coinstake=self.scenario.td_coinstake,
         )
         self.my_declaration[parent] = td
@@ -547,16 +633,40 @@ class Employee:
         if last is not None:
             self._log(INFO, f"round timeout: no block on {short(parent)} since its header "
                             f"at tick {last}, tries again")
-        bh = BlockHeader.create(
-            self.keys, model_id=self.model_id, stage_id=sid, height=stage + 1,
-            parent=parent, tick=self.now, secret=own.secret,
-            declarations=list(declarations.values()), coinstake=self.scenario.bh_coinstake,
-        )
+        bh = self._make_header(parent, stage, sid, own, self.now)
         self.my_header_tick[parent] = self.now
         self._publish_header(bh)
 
+    def _header_declarations(self, parent: bytes) -> list[TrainingDeclaration]:
+        """The declarations a header on ``parent`` carries: all this employee holds, or
+        under the rule header-cap its own and then the oldest, MAX_HEADER_DECLARATIONS
+        in all."""
+        held = list(self.declarations[parent].values())
+        cap = self.scenario.max_header_declarations
+        if not self.rules.header_cap or len(held) <= cap:
+            return held
+        me = self.keys.public
+        held.sort(key=lambda td: (td.author != me, td.tick, td.author))
+        return held[:cap]
+
+    def _make_header(self, parent: bytes, stage: int, sid: str, own: StageResult, tick: int,
+                     keys: KeyPair | None = None,
+                     declarations: list[TrainingDeclaration] | None = None) -> BlockHeader:
+        """This employee's header (or, for an attacker, one under ``keys``)."""
+        if declarations is None:
+            declarations = self._header_declarations(parent)
+        revealed = None
+        if self.rules.personal_secrets:
+            revealed = {td.author: self._personal_secret(stage, td.author)
+                        for td in declarations}
+        return BlockHeader.create(
+            keys or self.keys, model_id=self.model_id, stage_id=sid, height=stage + 1,
+            parent=parent, tick=tick, secret=own.secret, declarations=declarations,
+            coinstake=self.scenario.bh_coinstake, personal_secrets=revealed,
+        )
+
     def _publish_header(self, bh: BlockHeader) -> None:
-        self.header_for_win.setdefault((bh.author, bh.parent, bh.tick), bh.hash)
+        self.header_for_win.setdefault(header_key(self.scenario, bh), bh.hash)
         self._broadcast(bh, f"at height {bh.height} with {len(bh.declarations)} declarations")
         self._take_header(bh)
 
@@ -565,15 +675,19 @@ class Employee:
         if height in self.wrapped_heights:
             return
         k = self.scenario.stakeholders_num
+        # Rule roy-rules: a block's tick lies at most TICK_WINDOW after its header's.
+        late = self.now - self.scenario.tick_window if self.rules.roy_rules else None
         ready = [(self.headers[h].tick, h) for h in self.roy_of
-                 if self.headers[h].height == height and len(self.signatures[h]) == k - 1]
+                 if self.headers[h].height == height and len(self.signatures[h]) == k - 1
+                 and (late is None or self.headers[h].tick >= late)]
         if not ready:
             return
         _, h = min(ready)
         self.wrapped_heights.add(height)
         self._wrap(self.headers[h])
 
-    def _build_block(self, header: BlockHeader, limit: int) -> WrappedBlock:
+    def _build_block(self, header: BlockHeader, limit: int, tick: int | None = None
+                     ) -> WrappedBlock:
         stakeholders = self.header_stakeholders[header.hash]
         parent = self.tree.records[header.parent]
         transactions = select_transactions(parent.ledger, self.mempool.values(), limit)
@@ -582,7 +696,8 @@ class Employee:
         return WrappedBlock.create(
             self.keys, header=header,
             signatures=[self.signatures[header.hash][pk] for pk in stakeholders[:-1]],
-            transactions=transactions, payouts=rewards, tick=self.now,
+            transactions=transactions, payouts=rewards,
+            tick=self.now if tick is None else tick,
         )
 
     def _wrap(self, header: BlockHeader) -> None:
@@ -649,6 +764,8 @@ class Employee:
             "chain": chain,
             "forks": self.tree.forks,
             "equivocations": self.equivocations,
+            "fork_evidence": self.fork_evidence,
+            "attack": dict(self.attack),
             # [hash, parent, height, trainer's employee index, revealed secret, tick it
             # entered this tree, the block's own tick] per block but genesis; the first
             # two positions are what older readers use.

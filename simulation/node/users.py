@@ -15,12 +15,15 @@ from simulation.config import Scenario
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.messages import Transaction
+from simulation.protocol.rules import rules_of
 
 
 class Users:
     def __init__(self, scenario: Scenario, genesis: Genesis):
         self.scenario = scenario
         self.keys = [derive_keypair(scenario.seed, "user", i) for i in range(scenario.users_num)]
+        # Rule chain-id: transfers name the chain they are for.
+        self.chain = genesis.hash if rules_of(scenario).chain_id else None
         self.accounts = [k.public for k in self.keys]
         self.spendable = [genesis.ledger.balance(pk) for pk in self.accounts]
         self.nonces = [0] * scenario.users_num
@@ -64,7 +67,7 @@ class Users:
                ) -> bytes:
         receiver = self.rng.choice([i for i in range(len(self.accounts)) if i != sender])
         tx = Transaction.create(self.keys[sender], self.accounts[receiver], amount,
-                                self.nonces[sender])
+                                self.nonces[sender], chain=self.chain)
         self.nonces[sender] += 1
         self.issued.append({"hash": tx.hash, "sender": sender, "receiver": receiver,
                             "amount": amount, "nonce": tx.nonce, "tick": tick,

@@ -145,11 +145,18 @@ class BlockTree:
     def canonical(self) -> list[BlockRecord]:
         return [self.records[h] for h in self.path(self.tip_hash)]
 
-    def add_orphan(self, block: WrappedBlock) -> bool:
-        """Keep a block whose parent is unknown; False when the pool is full."""
+    def add_orphan(self, block: WrappedBlock, per_author: int | None = None) -> bool:
+        """Keep a block whose parent is unknown; False when the pool is full. With
+        ``per_author`` (rule bounded-state) each block author (Roy) holds at most that
+        many orphans, its oldest evicted for a new one, and the pool is never full for
+        anybody else."""
         if block.hash in self.orphans:
             return True
-        if len(self.orphans) >= MAX_ORPHANS:
+        if per_author is not None:
+            own = [h for h, b in self.orphans.items() if b.author == block.author]
+            if len(own) >= per_author:
+                del self.orphans[own[0]]
+        elif len(self.orphans) >= MAX_ORPHANS:
             return False
         self.orphans[block.hash] = block
         return True

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 from simulation.protocol.encoding import derive_keypair, encode, sha256
 from simulation.protocol.messages import Transaction
@@ -58,8 +59,12 @@ class Ledger:
         return Ledger(balances, nonces)
 
 
-def transaction_static_problem(tx: Transaction) -> str | None:
-    """Rules that hold on any ledger: signature, amount, distinct parties."""
+def transaction_static_problem(tx: Transaction, chain: bytes | None = None) -> str | None:
+    """Rules that hold on any ledger: signature, amount, distinct parties and, when
+    ``chain`` is given (rule chain-id: the genesis hash), the chain it names."""
+    if chain is not None and tx.chain != chain:
+        return "transaction for another chain" if tx.chain is not None else \
+            "transaction names no chain"
     if tx.amount < 1:
         return "amount below 1"
     if tx.sender == tx.receiver:
@@ -67,6 +72,11 @@ def transaction_static_problem(tx: Transaction) -> str | None:
     if not tx.signature_valid():
         return "bad signature"
     return None
+
+
+def selection_order(tx: Transaction) -> tuple[int, bytes, bytes]:
+    """The order of Roy's selection, which the rule roy-rules checks a block against."""
+    return tx.nonce, tx.sender, tx.hash
 
 
 def select_transactions(
@@ -77,7 +87,7 @@ def select_transactions(
     chosen: list[Transaction] = []
     balances = dict(ledger.balances)
     nonces = dict(ledger.nonces)
-    for tx in sorted(candidates, key=lambda t: (t.nonce, t.sender, t.hash)):
+    for tx in sorted(candidates, key=selection_order):
         if len(chosen) >= limit:
             break
         if Ledger(balances, nonces).transaction_problem(tx) is not None:
@@ -125,7 +135,7 @@ class Genesis:
     users: tuple[bytes, ...]
     ledger: Ledger
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
         allocation = sorted(self.ledger.balances.items())
         return sha256(

@@ -1,7 +1,9 @@
 """The PoS waiting mechanism: one lottery try per message kind, author, round and tick.
 
-The kernel is SHA-256(kind || author || parent hash || id_s || tick), with the parts
-joined as a canonical CBOR array so that no two different inputs share bytes. A try wins
+The kernel is SHA-256(kind || author || id_s || tick), with the parts joined as a
+canonical CBOR array so that no two different inputs share bytes. PROTOCOL.md's kernel
+also holds the parent block's hash; the rule lottery-kernel drops it, since the parent's
+Roy can grind that hash (OPEN_RULES=lottery-kernel puts it back). A try wins
 when the kernel, read as a big-endian 256-bit number, is below the coinstake c. For a
 power of two c = 2**(256-d) that is exactly "at least d leading zero bits", the rule of
 PROTOCOL.md; other coinstakes get the same rule with a finer threshold.
@@ -16,8 +18,12 @@ from simulation.protocol.encoding import encode, sha256
 KERNEL_BITS = 256
 
 
-def kernel(kind: str, author: bytes, parent: bytes, stage_id: str, tick: int) -> bytes:
-    return sha256(b"PoT-lottery" + encode([kind, author, parent, stage_id, tick]))
+def kernel(kind: str, author: bytes, parent: bytes, stage_id: str, tick: int,
+           bind_parent: bool = True) -> bytes:
+    """The lottery kernel; ``bind_parent`` False under the rule lottery-kernel."""
+    parts = [kind, author, parent, stage_id, tick] if bind_parent else \
+        [kind, author, stage_id, tick]
+    return sha256(b"PoT-lottery" + encode(parts))
 
 
 def wins(kernel_bytes: bytes, coinstake: int) -> bool:

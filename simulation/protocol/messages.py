@@ -113,8 +113,15 @@ class Transaction(Message):
     def nonce(self) -> int:
         return int(self.wire["nonce"])
 
+    @property
+    def chain(self) -> bytes | None:
+        """The genesis hash of the chain it is for (rule chain-id), or None."""
+        value = self.wire.get("chain")
+        return None if value is None else bytes(value)
+
     @classmethod
-    def create(cls, keys: KeyPair, receiver: bytes, amount: int, nonce: int) -> Transaction:
+    def create(cls, keys: KeyPair, receiver: bytes, amount: int, nonce: int,
+               chain: bytes | None = None) -> Transaction:
         wire = {
             "kind": TX,
             "sender": keys.public,
@@ -122,6 +129,8 @@ class Transaction(Message):
             "amount": amount,
             "nonce": nonce,
         }
+        if chain is not None:
+            wire["chain"] = chain
         return cls(_sign(keys, wire))
 
 
@@ -206,6 +215,13 @@ class BlockHeader(RoundMessage):
     def declarations(self) -> tuple[TrainingDeclaration, ...]:
         return tuple(TrainingDeclaration(w) for w in self.wire["tds"])
 
+    @property
+    def personal_secrets(self) -> tuple[bytes, ...] | None:
+        """Rule personal-secrets: each declarer's personal secret, in declaration order
+        (None without the rule)."""
+        value = self.wire.get("pts")
+        return None if value is None else tuple(bytes(v) for v in value)
+
     @classmethod
     def create(
         cls,
@@ -219,7 +235,10 @@ class BlockHeader(RoundMessage):
         secret: bytes,
         declarations: list[TrainingDeclaration],
         coinstake: int,
+        personal_secrets: dict[bytes, bytes] | None = None,
     ) -> BlockHeader:
+        """``personal_secrets``: declarer -> its personal secret (rule personal-secrets),
+        revealed in the order of the (sorted) declarations."""
         ordered = sorted(declarations, key=lambda td: td.author)
         wire = {
             "kind": BH,
@@ -233,6 +252,8 @@ class BlockHeader(RoundMessage):
             "tds": [td.wire for td in ordered],
             "coinstake": coinstake,
         }
+        if personal_secrets is not None:
+            wire["pts"] = [personal_secrets[td.author] for td in ordered]
         return cls(_sign(keys, wire))
 
 
@@ -342,15 +363,16 @@ AnyMessage = (
 # --- Schema check of untrusted input ----------------------------------------------------
 
 
-def _expect_map(value: Any, kind: str, keys: frozenset[str]) -> dict[str, Any]:
+def _expect_map(value: Any, kind: str, keys: frozenset[str],
+                optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"{kind}: not a map")
     if value.get("kind") != kind:
         raise DecodeError(f"{kind}: kind field is {value.get('kind')!r}")
     present = frozenset(value)
-    if present != keys:
+    if present - optional != keys:
         missing = sorted(keys - present)
-        extra = sorted(present - keys)
+        extra = sorted(present - keys - optional)
         raise DecodeError(f"{kind}: missing fields {missing}, unknown fields {extra}")
     return value
 
@@ -395,9 +417,11 @@ _RQ_KEYS = frozenset({"kind", "author", "want", "locator", "tick", "sig"})
 
 
 def _check_tx(value: Any) -> Transaction:
-    m = _expect_map(value, TX, _TX_KEYS)
+    m = _expect_map(value, TX, _TX_KEYS, frozenset({"chain"}))
     _bytes_field(m, "sender", 32, TX)
     _bytes_field(m, "receiver", 32, TX)
+    if "chain" in m:
+        _bytes_field(m, "chain", 32, TX)
     _uint_field(m, "amount", TX)
     _uint_field(m, "nonce", TX)
     _bytes_field(m, "sig", 64, TX)
@@ -419,7 +443,7 @@ def _check_td(value: Any) -> TrainingDeclaration:
 
 
 def _check_bh(value: Any) -> BlockHeader:
-    m = _expect_map(value, BH, _BH_KEYS)
+    m = _expect_map(value, BH, _BH_KEYS, frozenset({"pts"}))
     _bytes_field(m, "author", 32, BH)
     _text_field(m, "id_m", BH)
     _text_field(m, "id_s", BH)
@@ -427,8 +451,15 @@ def _check_bh(value: Any) -> BlockHeader:
     _bytes_field(m, "parent", 32, BH)
     _uint_field(m, "tick", BH)
     _bytes_field(m, "ts", 32, BH)
-    for td in _list_field(m, "tds", BH):
+    tds = _list_field(m, "tds", BH)
+    for td in tds:
         _check_td(td)
+    if "pts" in m:
+        secrets = _list_field(m, "pts", BH)
+        if len(secrets) != len(tds):
+            raise DecodeError("BH: pts must hold one secret per declaration")
+        for secret in secrets:
+            _bytes_field({"pts": secret}, "pts", 32, BH)
     _uint_field(m, "coinstake", BH)
     _bytes_field(m, "sig", 64, BH)
     return BlockHeader(m)

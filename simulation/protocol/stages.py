@@ -57,9 +57,11 @@ def float32_bytes(value: float) -> bytes:
     return struct.pack(">f", value)
 
 
-def training_secret(sid: str, losses: Sequence[float]) -> bytes:
-    """h_0 = SHA-256(id_s); h_i = SHA-256(float32_be(l_i) || h_{i-1}); ts = h_B."""
-    h = hashlib.sha256(sid.encode()).digest()
+def training_secret(sid: str, losses: Sequence[float], author: bytes = b"") -> bytes:
+    """h_0 = SHA-256(id_s); h_i = SHA-256(float32_be(l_i) || h_{i-1}); ts = h_B. With an
+    ``author`` (rule personal-secrets) the chain starts from h_0 = SHA-256(id_s || author):
+    that author's personal secret, which only somebody who has the losses can compute."""
+    h = hashlib.sha256(sid.encode() + author).digest()
     for loss in losses:
         h = hashlib.sha256(float32_bytes(loss) + h).digest()
     return h
@@ -70,22 +72,29 @@ def quantized_loss(loss: float, tolerance: float) -> int:
     return math.floor(loss / tolerance + 0.5)
 
 
-def tolerant_secret(sid: str, losses: Sequence[float], tolerance: float) -> bytes:
+def tolerant_secret(sid: str, losses: Sequence[float], tolerance: float,
+                    author: bytes = b"") -> bytes:
     """VERIFICATION="tolerant": the hash chain of ``training_secret`` over the quantized
     losses, h_i = SHA-256(int64_be(round(l_i / TOLERANCE)) || h_{i-1}), so that training
     whose losses differ by float rounding far below TOLERANCE gives the same secret (unless
-    a loss lies within that rounding of a quantization boundary)."""
-    h = hashlib.sha256(sid.encode()).digest()
+    a loss lies within that rounding of a quantization boundary). ``author`` as in
+    ``training_secret``."""
+    h = hashlib.sha256(sid.encode() + author).digest()
     for loss in losses:
         h = hashlib.sha256(quantized_loss(loss, tolerance).to_bytes(8, "big", signed=True)
                            + h).digest()
     return h
 
 
-def secret_rule(scenario: Scenario) -> Callable[[str, Sequence[float]], bytes]:
-    """How this scenario's employees derive a stage's secret from its losses."""
+SecretRule = Callable[[str, Sequence[float], bytes], bytes]
+
+
+def secret_rule(scenario: Scenario) -> SecretRule:
+    """How this scenario's employees derive a stage's secret from its losses:
+    ``rule(sid, losses, author)``, author b"" for the stage's (shared) secret."""
     if scenario.verification == "tolerant":
-        return lambda sid, losses: tolerant_secret(sid, losses, scenario.tolerance)
+        return lambda sid, losses, author=b"": tolerant_secret(sid, losses,
+                                                              scenario.tolerance, author)
     return training_secret
 
 

@@ -1,28 +1,44 @@
 """The rules a receiver checks, one function per message kind.
 
 Each function raises ``Rejected(reason)`` for the first rule the message breaks. The
-order is cheap structural checks first, then signatures, then the checks that need the
-receiver's own training (which trains the stage if it has not yet).
+order is cheap structural checks first (membership before anything that costs a
+signature check, so a flood from unknown keys is cheap to refuse), then signatures, then
+the checks that need the receiver's own training (which trains the stage if it has not
+yet). The hardening rules (``protocol.rules``) are applied where the scenario has them in
+force; each check names its rule.
+
+``live``: a declaration or header that arrives on its own is checked against the tick
+window; one inside a header or block (which may be old: a block fetched by catch-up)
+is not, since its window was checked by those who received it live.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simulation.config import Scenario
+from simulation.config import Scenario, parse_hardware
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockRecord, BlockTree
-from simulation.protocol.follow_the_coin import draw_stakeholders
-from simulation.protocol.ledger import Genesis, Ledger, payouts, transaction_static_problem
+from simulation.protocol.follow_the_coin import draw_by_race, draw_seed, draw_stakeholders
+from simulation.protocol.ledger import (
+    Genesis,
+    Ledger,
+    payouts,
+    selection_order,
+    transaction_static_problem,
+)
 from simulation.protocol.messages import (
     BH,
     TD,
     BlockHeader,
+    RoundMessage,
     StakeholderSignature,
     TrainingDeclaration,
     WrappedBlock,
 )
+from simulation.protocol.rules import Rules, rules_of, slot_of
 from simulation.protocol.stages import StageResult, stage_id
 
 
@@ -45,6 +61,17 @@ class Context:
     own_stage: Callable[[int], StageResult] | None
     now: int = 0
     valid_declarations: set[bytes] = field(default_factory=set)  # TD hashes checked
+    # Rule personal-secrets: (stage, author) -> that author's personal secret computed
+    # from one's own training (None for a light client).
+    personal_secret: Callable[[int, bytes], bytes] | None = None
+    rules: Rules = field(init=False)
+    members: frozenset[bytes] = field(init=False)  # the genesis employees' keys
+    min_stage_ticks: int = field(init=False)  # rule stage-time: the fastest stage
+
+    def __post_init__(self) -> None:
+        self.rules = rules_of(self.scenario)
+        self.members = frozenset(self.genesis.employees)
+        self.min_stage_ticks = min_stage_ticks(self.scenario)
 
     def stakeholders(self, header: BlockHeader) -> list[bytes] | None:
         parent = self.tree.get(header.parent)
@@ -52,25 +79,70 @@ class Context:
             return None
         return stakeholders_of(header, parent.ledger, self.genesis, self.scenario)
 
+    def chain_id(self) -> bytes | None:
+        """The chain a transaction must name (rule chain-id), or None."""
+        return self.genesis.hash if self.rules.chain_id else None
+
+
+def min_stage_ticks(scenario: Scenario) -> int:
+    """Ticks the fastest hardware of the scenario needs per stage (rule stage-time)."""
+    fastest = min(parse_hardware(scenario.hardware, scenario.employees_num), default=1.0)
+    return math.ceil(scenario.stage_ticks * fastest)
+
+
+def kernel_of(scenario: Scenario, kind: str, author: bytes, parent: bytes, sid: str,
+              tick: int) -> bytes:
+    """The lottery kernel of a try under the scenario's rules (lottery-kernel)."""
+    return lottery.kernel(kind, author, parent, sid, tick,
+                          bind_parent=not rules_of(scenario).lottery_kernel)
+
+
+def round_kernel(scenario: Scenario, kind: str, message: RoundMessage) -> bytes:
+    """The lottery kernel of a declaration or header under the scenario's rules."""
+    return kernel_of(scenario, kind, message.author, message.parent, message.stage_id,
+                     message.tick)
+
+
+def stakeholders_for(scenario: Scenario, genesis: Genesis, parent_ledger: Ledger,
+                     author: bytes, parent: bytes, sid: str, tick: int) -> list[bytes] | None:
+    """The stakeholders a header by ``author`` on ``parent`` at ``tick`` would draw."""
+    stakes = [(pk, parent_ledger.balance(pk)) for pk in genesis.employees]
+    if rules_of(scenario).draw:
+        seed = draw_seed(genesis.hash, sid, slot_of(scenario, tick), author)
+        return draw_by_race(seed, stakes, scenario.stakeholders_num)
+    return draw_stakeholders(kernel_of(scenario, BH, author, parent, sid, tick), stakes,
+                             scenario.stakeholders_num)
+
 
 def stakeholders_of(
     header: BlockHeader, parent_ledger: Ledger, genesis: Genesis, scenario: Scenario
 ) -> list[bytes] | None:
-    seed = lottery.kernel(BH, header.author, header.parent, header.stage_id, header.tick)
-    stakes = [(pk, parent_ledger.balance(pk)) for pk in genesis.employees]
-    return draw_stakeholders(seed, stakes, scenario.stakeholders_num)
+    return stakeholders_for(scenario, genesis, parent_ledger, header.author, header.parent,
+                            header.stage_id, header.tick)
 
 
-def _round_checks(
-    ctx: Context, kind: str, message: TrainingDeclaration | BlockHeader, coinstake: int
-) -> BlockRecord:
-    """Rules a TD and a BH share: model, coinstake, tick, parent, stage, lottery."""
+def header_key(scenario: Scenario, header: BlockHeader) -> tuple[bytes, bytes, int]:
+    """What one lottery win allows one header for: (author, parent, slot) under the rule
+    draw (a second header in the slot could only try the same draw again), else
+    (author, parent, tick)."""
+    when = slot_of(scenario, header.tick) if rules_of(scenario).draw else header.tick
+    return header.author, header.parent, when
+
+
+def _round_checks(ctx: Context, kind: str, message: TrainingDeclaration | BlockHeader,
+                  coinstake: int, live: bool) -> BlockRecord:
+    """Rules a TD and a BH share: author, model, coinstake, tick, parent, stage, lottery."""
+    rules = ctx.rules
+    if rules.members and message.author not in ctx.members:
+        raise Rejected("author is not an employee")
     if message.model_id != ctx.model_id:
         raise Rejected("wrong model id")
     if message.coinstake != coinstake:
         raise Rejected("coinstake differs from the network's")
     if message.tick > ctx.now:
         raise Rejected("tick in the future")
+    if rules.tick_window and live and message.tick < ctx.now - ctx.scenario.tick_window:
+        raise Rejected("tick older than the tick window")
     parent = ctx.tree.get(message.parent)
     if parent is None:
         raise Rejected("unknown parent block")
@@ -78,18 +150,19 @@ def _round_checks(
         raise Rejected("stage does not match the parent block")
     if message.tick < parent.tick:
         raise Rejected("tick before its parent block")
-    kernel = lottery.kernel(kind, message.author, message.parent, message.stage_id,
-                            message.tick)
-    if not lottery.wins(kernel, coinstake):
+    if rules.stage_time and kind == TD and message.tick < parent.tick + ctx.min_stage_ticks:
+        raise Rejected("declared sooner than the fastest hardware trains a stage")
+    if not lottery.wins(round_kernel(ctx.scenario, kind, message), coinstake):
         raise Rejected("lottery not won")
     return parent
 
 
-def check_declaration(ctx: Context, td: TrainingDeclaration) -> BlockRecord:
+def check_declaration(ctx: Context, td: TrainingDeclaration, live: bool = True
+                      ) -> BlockRecord:
     """A TD is valid when it won its lottery, is signed, and (checked here already, as an
     honest receiver knows ts for the stage) its model hash and commitment match the
     receiver's own training."""
-    parent = _round_checks(ctx, TD, td, ctx.scenario.td_coinstake)
+    parent = _round_checks(ctx, TD, td, ctx.scenario.td_coinstake, live)
     if td.hash in ctx.valid_declarations:
         return parent
     if not td.signature_valid():
@@ -102,38 +175,49 @@ def check_declaration(ctx: Context, td: TrainingDeclaration) -> BlockRecord:
     # so the model hash is informational; the (quantized) secret is the check.
     if ctx.scenario.verification == "exact" and td.model_hash != own.model_hash:
         raise Rejected("model hash differs from own training")
-    if not td.commitment_valid(own.secret):
+    secret = own.secret
+    if ctx.rules.personal_secrets and ctx.personal_secret is not None:
+        secret = ctx.personal_secret(parent.height, td.author)
+    if not td.commitment_valid(secret):
         raise Rejected("commitment does not match own training secret")
     ctx.valid_declarations.add(td.hash)
     return parent
 
 
-def check_header(ctx: Context, bh: BlockHeader) -> BlockRecord:
-    parent = _round_checks(ctx, BH, bh, ctx.scenario.bh_coinstake)
+def check_header(ctx: Context, bh: BlockHeader, live: bool = True) -> BlockRecord:
+    parent = _round_checks(ctx, BH, bh, ctx.scenario.bh_coinstake, live)
     if bh.height != parent.height + 1:
         raise Rejected("height is not parent height + 1")
     tds = bh.declarations
     authors = [td.author for td in tds]
     if len(tds) < ctx.scenario.employer_confidence:
         raise Rejected("too few training declarations")
+    if ctx.rules.header_cap and len(tds) > ctx.scenario.max_header_declarations:
+        raise Rejected("more declarations than MAX_HEADER_DECLARATIONS")
     if authors != sorted(set(authors)):
         raise Rejected("declarations not from distinct authors in order")
     if bh.author not in authors:
         raise Rejected("author has no declaration in the header")
+    revealed = bh.personal_secrets
+    if ctx.rules.personal_secrets and revealed is None:
+        raise Rejected("no personal secrets revealed")
+    if not ctx.rules.personal_secrets and revealed is not None:
+        raise Rejected("personal secrets where the rules have none")
     if not bh.signature_valid():
         raise Rejected("bad signature")
-    for td in tds:
+    for position, td in enumerate(tds):
         if td.parent != bh.parent or td.stage_id != bh.stage_id:
             raise Rejected("declaration for another round")
         if td.tick > bh.tick:
             raise Rejected("declaration newer than the header")
-        if not td.commitment_valid(bh.secret):
+        secret = bh.secret if revealed is None else revealed[position]
+        if not td.commitment_valid(secret):
             raise Rejected("commitment does not verify against the revealed secret")
     if ctx.own_stage is not None and bh.secret != ctx.own_stage(parent.height).secret:
         raise Rejected("revealed secret differs from own training")
     for td in tds:
         try:
-            check_declaration(ctx, td)
+            check_declaration(ctx, td, live=False)
         except Rejected as inner:
             raise Rejected(f"invalid declaration: {inner.reason}") from None
     return parent
@@ -154,11 +238,13 @@ def check_block(ctx: Context, wb: WrappedBlock) -> Ledger:
         raise Rejected("tick in the future")
     header = wb.header
     try:
-        parent = check_header(ctx, header)
+        parent = check_header(ctx, header, live=False)
     except Rejected as inner:
         raise Rejected(f"invalid header: {inner.reason}") from None
     if wb.tick < header.tick:
         raise Rejected("block older than its header")
+    if ctx.rules.roy_rules and wb.tick > header.tick + ctx.scenario.tick_window:
+        raise Rejected("block more than TICK_WINDOW ticks after its header")
     stakeholders = stakeholders_of(header, parent.ledger, ctx.genesis, ctx.scenario)
     if stakeholders is None:
         raise Rejected("too few employees hold stake to draw stakeholders")
@@ -174,10 +260,14 @@ def check_block(ctx: Context, wb: WrappedBlock) -> Ledger:
     transactions = wb.transactions
     if len(transactions) > ctx.scenario.max_block_transactions:
         raise Rejected("too many transactions")
+    chain = ctx.chain_id()
     for tx in transactions:
-        problem = transaction_static_problem(tx)
+        problem = transaction_static_problem(tx, chain)
         if problem is not None:
             raise Rejected(f"invalid transaction: {problem}")
+    if ctx.rules.roy_rules and [selection_order(t) for t in transactions] != sorted(
+            selection_order(t) for t in transactions):
+        raise Rejected("transactions not in the selection order")
     expected = payouts(header.height, header.author, stakeholders, ctx.scenario.trainer_share)
     if list(wb.payouts) != expected:
         raise Rejected("coinbase payouts differ from the reward rule")

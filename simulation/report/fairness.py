@@ -44,7 +44,9 @@ def fairness(rewards: dict[str, int], chain: list[dict[str, Any]],
     """``rewards``: coinbase earned per employee name; ``chain``: the reference chain's
     entries (``trainer`` is an employee index); ``speed_factors``: name -> the profile's
     factor (time per stage relative to the reference hardware)."""
-    names = list(rewards)
+    # Employees only: a key no employee holds (an "outsider", a Sybil's) earns rewards
+    # that count in the totals, but it has no hardware.
+    names = [n for n in rewards if n.startswith("E")]
     speeds = {n: 1 / speed_factors.get(n, 1.0) for n in names}
     total_speed = sum(speeds.values())
     total_rewards = sum(rewards.values())

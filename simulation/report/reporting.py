@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import EXACT, Scenario, computation_of, parse_hardware
+from simulation.config import EXACT, Scenario, computation_of, parse_hardware, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.report.fairness import fairness
@@ -69,8 +69,8 @@ def summarize(
         {
             "height": b["height"],
             "hash": b["hash"].hex(),
-            "trainer": f"E{b['trainer']}" if "trainer" in b else None,
-            "roy": f"E{b['roy']}" if "roy" in b else None,
+            "trainer": _party(b["trainer"]) if "trainer" in b else None,
+            "roy": _party(b["roy"]) if "roy" in b else None,
             "tick": b["tick"],
             "transactions": len(b.get("transactions", [])),
             "declarations": b.get("declarations", 0),
@@ -109,7 +109,7 @@ def summarize(
     # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
     # secrets differ from it without any poisoning.
     honest_secrets = _secrets(employees, exact_honest or honest_names)
-    poisoned_names = [f"E{i}" for i, b in roles.items() if b == "poisoned"
+    poisoned_names = [f"E{i}" for i, b in roles.items() if training_of(b) == "poisoned"
                       and f"E{i}" in employees]
     poisoned_secrets = _secrets(employees, poisoned_names)
     accuracies = {"honest": _accuracies(employees, honest_names),
@@ -162,6 +162,7 @@ def summarize(
                     "regions": result.get("regions")},
         "blocks": known,
         "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
+        "attack": _attack(employees, roles),
         "honest": {
             "employees": len(honest),
             "poisoned_blocks": _poisoned_blocks(chain_entries, honest_secrets),
@@ -209,6 +210,25 @@ def summarize(
         "users_reported": users_reported,
         "scenario": scenario.knobs(),
     }
+
+
+OUTSIDER = "outsider"  # a key no employee holds (rule members open: a Sybil's)
+
+
+def _party(index: int) -> str:
+    """An employee's name from its index in a report; -1 is a key no employee holds."""
+    return f"E{index}" if index >= 0 else OUTSIDER
+
+
+def _attack(employees: dict[str, Any], roles: dict[int, str]) -> dict[str, dict[str, int]]:
+    """The adversaries' own counts (hash tries of their searches, what they found ...),
+    added up per behaviour."""
+    out: dict[str, Counter[str]] = {}
+    for index, behaviour in sorted(roles.items()):
+        counts = (employees.get(f"E{index}") or {}).get("attack") or {}
+        if counts:
+            out.setdefault(behaviour, Counter()).update(counts)
+    return {b: dict(sorted(c.items())) for b, c in sorted(out.items())}
 
 
 def _secrets(employees: dict[str, Any], names: list[str]) -> list[bytes]:
@@ -378,10 +398,10 @@ def _coins(reference: dict[str, Any] | None, genesis: Genesis,
         return dict(rewards), balances
     for block in reference["chain"]:
         for account, amount in block.get("payouts", []):
-            rewards[names.get(account, account.hex()[:8])] += amount
+            rewards[names.get(account, f"{OUTSIDER}:{account.hex()[:8]}")] += amount
     for account, amount in reference["balances"]:
-        balances[names.get(account, account.hex()[:8])] = amount
-    order = sorted(balances, key=lambda n: (n[0], int(n[1:]) if n[1:].isdigit() else 0))
+        balances[names.get(account, f"{OUTSIDER}:{account.hex()[:8]}")] = amount
+    order = sorted(balances, key=lambda n: (n[0], int(n[1:]) if n[1:].isdigit() else 0, n))
     return dict(rewards), {n: balances[n] for n in order}
 
 
@@ -522,6 +542,9 @@ def render(summary: dict[str, Any]) -> str:
     if summary["adversaries"]:
         roles = ", ".join(f"{n} {b}" for n, b in summary["adversaries"].items())
         lines.append(f"Adversaries: {roles}")
+        for behaviour, counts in (summary.get("attack") or {}).items():
+            lines.append(f"Attack of the {behaviour}: " + ", ".join(
+                f"{what} {n}" for what, n in counts.items()))
         lines.append(f"Honest chain: {summary['honest']['poisoned_blocks']} poisoned blocks, "
                      f"{summary['honest']['blocks_per_tick']} blocks per tick")
         branch = summary["poisoned_branch"]

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simulation.config import training_of
 from simulation.protocol.ledger import coinbase
 
 # Adversaries that leave the run on purpose, and the exit codes their processes may have.
@@ -139,7 +140,7 @@ def _figures(s: dict[str, Any], log_file: str | None) -> list[str]:
         if keras and employer["model_source"] in ("honest", "poisoned"):
             need("employer.model_test_accuracy (a model was delivered)",
                  employer["model_test_accuracy"], _is_number)
-    poisoned = [n for n, b in s["adversaries"].items() if b == "poisoned"
+    poisoned = [n for n, b in s["adversaries"].items() if training_of(b) == "poisoned"
                 and n in s["employees_reporting"]]
     branch = s["poisoned_branch"]
     if poisoned and not isinstance(branch, dict):
