@@ -10,6 +10,11 @@ reference and are not listed.
 
     python scripts/hardware_divergence.py [--stages 20]
     python scripts/hardware_divergence.py --computation onednn --stages 3   # one, as JSON
+    python scripts/hardware_divergence.py --noise-model --stages 100
+
+With --noise-model it writes simulation/ml/measured_divergence.py instead: for XLA and
+oneDNN against the reference, the share of per-sample losses that differ and every
+signed difference measured, from which the hash trainer draws its noise.
 """
 
 from __future__ import annotations
@@ -35,8 +40,12 @@ def train(computation: str, stages: int) -> list[dict]:
 
     trainer = KerasTrainer(task.model_id, task.mnist, task.scenario.tf_seed, task.per_stage,
                            jit_compile=computation == "xla", intra_op_threads=threads)
-    return [{"losses": list(r.losses), "secret": r.secret.hex()}
-            for r in (trainer.result(s) for s in range(stages))]
+    results = [trainer.result(s) for s in range(stages)]
+    import tensorflow as tf
+
+    in_effect = tf.config.threading.get_intra_op_parallelism_threads()
+    return [{"losses": list(r.losses), "secret": r.secret.hex(),
+             "intra_op_threads": in_effect} for r in results]
 
 
 def train_elsewhere(computation: str, stages: int) -> list[dict]:
@@ -46,14 +55,55 @@ def train_elsewhere(computation: str, stages: int) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+NOISE_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "simulation",
+                            "ml", "measured_divergence.py")
+SIMULATED = ("xla", "onednn")  # the computations the hash trainer simulates from these
+
+
+def write_noise_model(stages: int) -> None:
+    reference = train_elsewhere("exact", stages)
+    import tensorflow as tf  # noqa: F401 - only for its version in the header
+
+    lines = ['"""Measured divergence of honest hardware from the reference computation, the',
+             "hash trainer's noise model (ml.training). Written by",
+             f"`python scripts/hardware_divergence.py --noise-model --stages {stages}`",
+             f"(TensorFlow {tf.__version__}, the default task): for each computation, the "
+             "per-sample",
+             "losses compared, how many differed, and each differing loss's signed",
+             "difference (other - reference), to 3 significant digits. Differences, not",
+             "ratios: the largest ratios belong to losses near 0 and their differences are as",
+             'small as the others (float32 rounding inside the loss, not of the loss)."""',
+             "", "MEASURED: dict[str, dict[str, object]] = {"]
+    for computation in SIMULATED:
+        other = train_elsewhere(computation, stages)
+        pairs = [(p, q) for x, y in zip(reference, other, strict=True)
+                 for p, q in zip(x["losses"], y["losses"], strict=True)]
+        changes = [float(f"{q - p:.3g}") for p, q in pairs if p != q]
+        lines.append(f'    "{computation}": {{"losses": {len(pairs)}, "changed": '
+                     f'{len(changes)}, "differences": (')
+        for start in range(0, len(changes), 8):
+            lines.append("        " + ", ".join(repr(v) for v in changes[start:start + 8])
+                         + ",")
+        lines.append("    )},")
+    lines.append("}")
+    with open(NOISE_MODULE, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    print(f"wrote {os.path.normpath(NOISE_MODULE)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=20)
     parser.add_argument("--computation", choices=COMPUTATIONS,
                         help="train this one in this process and print JSON")
+    parser.add_argument("--noise-model", action="store_true",
+                        help="write simulation/ml/measured_divergence.py")
     args = parser.parse_args()
     if args.computation:
         print(json.dumps(train(args.computation, args.stages)))
+        return
+    if args.noise_model:
+        write_noise_model(args.stages)
         return
     results = {c: train_elsewhere(c, args.stages) for c in COMPUTATIONS}
     print(f"{args.stages} stages of the default task, one fresh process per computation")

@@ -141,12 +141,16 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
     assert reports == network_result(reference)["reports"]  # the users' too
 
 
-ray = pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")
+@pytest.fixture
+def ray():
+    """The ``ray`` module, for the tests that run the Ray backend: skipped without
+    requirements-ray.txt (the tests above run either way)."""
+    return pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("trainer", ["hash", "keras"])
-def test_ray_gives_the_process_backends_run(tmp_path, trainer):
+@pytest.mark.parametrize("trainer", ["hash", pytest.param("keras", marks=pytest.mark.tf)])
+def test_ray_gives_the_process_backends_run(tmp_path, trainer, ray):
     from simulation.net import runner
 
     changes = dict(trainer=trainer, employees_num=5, target_blockchain_length=4, seed=3)
@@ -170,7 +174,7 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer):
 
 
 @pytest.mark.ray
-def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch):
+def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch, ray):
     """A head and a worker node on this machine (ray.cluster_utils.Cluster), one CPU
     each, bound to 127.0.0.1: the two shards land on different nodes and the run ends
     on the lockstep's tip."""
@@ -209,7 +213,7 @@ def _ray_processes() -> set[int]:
 
 
 @pytest.mark.ray
-def test_the_wall_clock_guard_stops_a_ray_run_too(tmp_path):
+def test_the_wall_clock_guard_stops_a_ray_run_too(tmp_path, ray):
     from simulation.net import runner
 
     scenario = default_scenario().replace(
@@ -222,7 +226,7 @@ def test_the_wall_clock_guard_stops_a_ray_run_too(tmp_path):
 
 
 @pytest.mark.ray
-def test_ctrl_c_leaves_no_ray_process_behind(tmp_path):
+def test_ctrl_c_leaves_no_ray_process_behind(tmp_path, ray):
     before = _ray_processes()
     child = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--backend", "ray", "--trainer", "hash",
@@ -244,7 +248,7 @@ def test_ctrl_c_leaves_no_ray_process_behind(tmp_path):
 
 
 @pytest.mark.ray
-def test_joining_no_cluster_is_a_clear_error_and_nothing_runs(tmp_path, monkeypatch):
+def test_joining_no_cluster_is_a_clear_error_and_nothing_runs(tmp_path, monkeypatch, ray):
     from simulation.net import runner
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

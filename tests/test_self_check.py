@@ -193,6 +193,45 @@ def test_the_summary_of_a_run_cut_short_names_the_failed_party(good):
     assert "Failed: " + honest_name(good) + ": RuntimeError" in shown
 
 
+def _reports_of(scenario, changes: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The summary of a real lockstep run whose network result ``changes`` altered, as a
+    lost or corrupted report would; self-checked as main.py does."""
+    result = network_result(run_lockstep(scenario))
+    changes(result)
+    summary = summarize(scenario, genesis_of(scenario), result, assign_adversaries(scenario),
+                        1.0)
+    summary["exit_codes"] = {n: 0 for n in [*summary["employees_reporting"], "network"]}
+    return summary
+
+
+HONEST_RUN = default_scenario().replace(trainer="hash", employees_num=5,
+                                        target_blockchain_length=4, log_file="unused.log")
+
+
+def test_honest_reports_with_different_secrets_fail_the_check_through_the_summary():
+    def other_secret(result):
+        secrets = result["reports"]["E2"]["secrets"]
+        secrets[1] = bytes(32)
+
+    summary = _reports_of(HONEST_RUN, other_secret)
+    assert summary["training"]["secrets_identical"] is False
+    assert [f.check for f in self_check(summary)] == ["training"]
+    assert self_check(_reports_of(HONEST_RUN, lambda result: None)) == []
+
+
+def test_an_honest_report_without_secrets_fails_the_check_instead_of_passing_as_none():
+    def lost(result):
+        result["reports"]["E3"]["secrets"] = []
+
+    summary = _reports_of(HONEST_RUN, lost)
+    assert summary["training"]["secrets_identical"] is None
+    assert summary["training"]["employees_without_secrets"] == ["E3"]
+    failures = self_check(summary)
+    assert [(f.check, f.detail) for f in failures] == [
+        ("training", "the honest employees' training could not be compared: E3 reported "
+                     "no secret")]
+
+
 def test_a_run_stopped_before_its_first_tick_is_summarised():
     """The network was asked to stop before tick 0 (a signal during start-up): its last
     tick is -1. The summary used to divide by the ticks run (zero) and crash."""

@@ -47,6 +47,11 @@ TF_ENVIRONMENT: dict[str, str] = {
 _PROFILE_ENVIRONMENT: dict[str, str] = {}
 
 
+# Set by the test suite (tests/conftest.py) for a test not marked ``tf``: TensorFlow
+# must then not be imported, here or in a process the test starts.
+FORBIDDEN_BY_TEST = "POT_TEST_WITHOUT_TENSORFLOW"
+
+
 def use_profile_environment(changes: dict[str, str]) -> None:
     """This process trains as a HARDWARE profile that changes TF_ENVIRONMENT (e.g.
     "onednn"); call before anything imports TensorFlow."""
@@ -99,6 +104,10 @@ def import_tensorflow_quietly() -> str:
     configure_tf_environment()
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return ""
+    forbidden_by = os.environ.get(FORBIDDEN_BY_TEST)
+    if forbidden_by:
+        raise RuntimeError(f"TensorFlow imported for {forbidden_by}, a test not marked tf "
+                           f"(tests/conftest.py)")
     sys.stderr.flush()
     saved_fd = os.dup(2)
     with tempfile.TemporaryFile() as capture:

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from simulation.ml.measured_divergence import MEASURED
 from simulation.protocol.stages import (
     MNIST_TRAIN_SIZE,
     StageResult,
@@ -22,19 +23,27 @@ from simulation.protocol.stages import (
 
 # (stage, dataset indices of the stage, their true labels) -> the labels to train on.
 LabelMap = Callable[[int, Any, Any], Any]
-# The hash trainer's stand-in for hardware that computes otherwise, a noise model
-# (labelled "simulated" in the results): computation -> (share of per-sample losses that
-# change, relative width of the change); the weights (the model hash) differ after every
-# stage. Measured with real Keras: XLA changed 364 of 600 losses in FINDINGS.md, each by
-# less than 1e-6 relative; oneDNN 117 of 200 (20 stages) by at most 4.6e-6
-# (scripts/hardware_divergence.py). 4 intra-op threads changed none: no noise. TF32
-# (GPU matrix products with a 10-bit mantissa, relative rounding 2**-11 = 4.9e-4 per
-# product) is not measured here (no GPU): an assumption, every loss changed by up to
-# 1e-3 relative.
-XLA_CHANGED_SHARE = 364 / 600
-XLA_RELATIVE_NOISE = 1e-6
-SIMULATED_NOISE = {"xla": (XLA_CHANGED_SHARE, XLA_RELATIVE_NOISE), "onednn": (117 / 200, 9.2e-6),
-                   "tf32": (1.0, 2e-3)}
+# The hash trainer's stand-in for hardware that computes otherwise (labelled
+# "simulated" in the results): for XLA and oneDNN the divergence measured with real Keras
+# (ml.measured_divergence, written by scripts/hardware_divergence.py --noise-model): a
+# loss changes with the measured share, by one of the measured differences (drawn by
+# hash); the weights (the model hash) differ after every stage. 4 intra-op
+# threads changed no loss: no noise. TF32 (GPU matrix products with a 10-bit mantissa,
+# relative rounding 2**-11 = 4.9e-4 per product) cannot be measured here (no GPU): an
+# assumption, every loss changed by up to 1e-3 relative.
+TF32_RELATIVE_NOISE = 2e-3  # the width of the assumed uniform change: +-1e-3
+
+
+def _measured(computation: str) -> tuple[float, tuple[float, ...]]:
+    entry = MEASURED[computation]
+    return entry["changed"] / entry["losses"], tuple(entry["differences"])  # type: ignore
+
+
+# computation -> (share of losses that change, the differences to draw from)
+SIMULATED_NOISE: dict[str, tuple[float, tuple[float, ...]]] = {
+    "xla": _measured("xla"), "onednn": _measured("onednn")}
+ASSUMED_NOISE = {"tf32": (1.0, TF32_RELATIVE_NOISE)}  # share, width of a uniform change
+SIMULATED_COMPUTATIONS = (*SIMULATED_NOISE, *ASSUMED_NOISE)
 
 
 class StagedTrainer:
@@ -65,7 +74,7 @@ class HashTrainer(StagedTrainer):
     def __init__(self, model_id: str, per_stage: int, labels: Sequence[int] | None = None,
                  label_map: LabelMap | None = None, computation: str = "exact"):
         self.model_id = model_id
-        self.computation = computation  # "exact", or one of SIMULATED_NOISE (or exact)
+        self.computation = computation  # "exact", or one of SIMULATED_COMPUTATIONS
         self.per_stage = per_stage
         self._labels = labels  # None: label of sample i is i % 10
         self._label_map = label_map
@@ -91,20 +100,29 @@ class HashTrainer(StagedTrainer):
             ).digest()
             raw = int.from_bytes(self._state[:4], "big") / 2**32 * 3.0
             if self.computation in SIMULATED_NOISE:
-                share, width = SIMULATED_NOISE[self.computation]
-                draw = hashlib.sha256(b"PoT-" + self.computation.encode() + self._state
-                                      ).digest()
-                if int.from_bytes(draw[:4], "big") / 2**32 < share:
-                    u = int.from_bytes(draw[4:8], "big") / 2**32
-                    raw *= 1 + width * (u - 0.5)
+                raw += self._change(self._state)
+            elif self.computation in ASSUMED_NOISE:
+                raw *= 1 + self._change(self._state)
             losses.append(struct.unpack(">f", struct.pack(">f", raw))[0])
         model_hash = self._state
-        if self.computation in SIMULATED_NOISE:
+        if self.computation in SIMULATED_COMPUTATIONS:
             model_hash = hashlib.sha256(b"PoT-" + self.computation.encode() + b"-weights"
                                         + self._state).digest()
         self._results.append(
             StageResult(s, tuple(losses), training_secret(sid, losses), model_hash)
         )
+
+    def _change(self, state: bytes) -> float:
+        """This computation's change of one loss (0 when it leaves it as it is): a
+        measured difference, or for an assumed model a relative change."""
+        draw = hashlib.sha256(b"PoT-" + self.computation.encode() + state).digest()
+        u = int.from_bytes(draw[:4], "big") / 2**32
+        v = int.from_bytes(draw[4:8], "big")
+        if self.computation in SIMULATED_NOISE:
+            share, changes = SIMULATED_NOISE[self.computation]
+            return changes[v % len(changes)] if u < share else 0.0
+        share, width = ASSUMED_NOISE[self.computation]
+        return width * (v / 2**32 - 0.5) if u < share else 0.0
 
     def test_accuracy(self, stage: int) -> float:
         # Not a model: a stand-in number that still depends on the stage's state.

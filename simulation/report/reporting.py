@@ -412,6 +412,9 @@ def _training(employees: dict[str, Any], honest: list[str], computations: dict[s
     how often different computations disagreed, and how long training took (stage 0
     includes building the training function)."""
     stages = min((len(employees[n]["secrets"]) for n in honest), default=0)
+    # Every reporting honest employee trained stage 0 at its first tick: one with no
+    # secret at all means its report lost them, and nothing could be compared.
+    without = [n for n in honest if not employees[n]["secrets"]]
     groups: dict[str, list[str]] = {}
     for name in honest:
         groups.setdefault(computations.get(name, EXACT), []).append(name)
@@ -440,6 +443,7 @@ def _training(employees: dict[str, Any], honest: list[str], computations: dict[s
     return {
         "stages_compared": stages,
         "secrets_identical": identical if stages else None,
+        "employees_without_secrets": without,
         "computations": {c: len(g) for c, g in sorted(groups.items())},
         # Share of the compared stages whose secrets differ between two computations;
         # with the hash trainer the "xla" difference is a noise model, not measured.

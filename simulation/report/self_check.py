@@ -173,9 +173,16 @@ def _transactions(s: dict[str, Any], log_file: str | None) -> list[str]:
 
 
 def _training(s: dict[str, Any], log_file: str | None) -> list[str]:
-    if s["training"]["secrets_identical"] is False:
+    training = s["training"]
+    if training["secrets_identical"] is False:
         return ["honest employees derived different secrets or model hashes for the same "
                 "stage (training is not deterministic across them)"]
+    honest = [n for n in s["employees_reporting"] if n not in s["adversaries"]]
+    if honest and training["secrets_identical"] is not True:
+        without = training.get("employees_without_secrets") or []
+        why = f"{', '.join(without)} reported no secret" if without else \
+            "no stage was compared"
+        return [f"the honest employees' training could not be compared: {why}"]
     return []
 
 
