@@ -51,8 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     4 the simulator failed (a bug, or the results could not be written at the end);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
     args = build_parser().parse_args(argv)
-    from simulation.net.runner import RunAborted, default_run_dir, run
-
+    try:
+        # Inside the try: a module that fails to import is a bug of the simulator (exit
+        # 4), not a run that did not converge (Python's own exit 1).
+        from simulation.net.runner import RunAborted, default_run_dir, run
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        print("error: the simulator failed to load (the traceback above is a bug to "
+              "report); nothing ran", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     try:
         scenario = scenario_from_args(args)
         run_dir, unique = args.run_dir, False

@@ -78,8 +78,11 @@ SCENARIOS = [
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_windows_give_the_tick_by_tick_run(changes, seed):
     scenario = default_scenario().replace(trainer="hash", seed=seed, **changes)
-    one_tick, single, _ = _conducted(scenario, units=1, max_window=1)
-    windowed, host, _ = _conducted(scenario, units=3)
+    one_tick, single, by_tick = _conducted(scenario, units=1, max_window=1)
+    windowed, host, by_window = _conducted(scenario, units=3)
+    # Every employee ends in the same state: its whole report (chain, tree, counters,
+    # mempool, balances, secrets), adversaries and crashed ones included.
+    assert [e.report() for e in by_window] == [e.report() for e in by_tick]
     assert windowed.ticks == one_tick.ticks
     assert windowed.finished == one_tick.finished
     assert windowed.crashed == one_tick.crashed

@@ -9,7 +9,7 @@ from simulation.config import default_scenario, parse_hardware, problems
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
-from simulation.report.fairness import gini, nakamoto_coefficient
+from simulation.report.fairness import fairness, gini, nakamoto_coefficient
 from simulation.report.reporting import summarize
 
 
@@ -25,6 +25,33 @@ def test_nakamoto_coefficient_is_the_fewest_holding_more_than_half():
     assert nakamoto_coefficient({"a": 6, "b": 3, "c": 1}) == 1
     assert nakamoto_coefficient({"a": 1, "b": 1, "c": 1, "d": 1}) == 3
     assert nakamoto_coefficient({"a": 0}) is None
+
+
+def test_fairness_groups_by_speed_factor_exactly():
+    """By hand: E0 and E1 fast (0.5), E2 reference, E3 very slow (4); E0 trained two
+    blocks, E2 one, E3 one; an outsider's key (a Sybil's) earned coins but has no
+    hardware: its coins count in the shares' total only."""
+    rewards = {"E0": 600, "E1": 100, "E2": 200, "E3": 50, "outsider:ab12cd34": 50}
+    chain = [{"height": 0}, {"trainer": 0}, {"trainer": 2}, {"trainer": 0},
+             {"trainer": 3}, {"trainer": -1}]
+    factors = {"E0": 0.5, "E1": 0.5, "E2": 1.0, "E3": 4.0}
+    f = fairness(rewards, chain, factors)
+    # speeds 2, 2, 1, 0.25: total 5.25
+    assert f["by_speed_factor"] == {
+        "0.5": {"employees": 2, "compute_share": round(4 / 5.25, 5), "reward_share": 0.7,
+                "blocks_share": 0.5},
+        "1": {"employees": 1, "compute_share": round(1 / 5.25, 5), "reward_share": 0.2,
+              "blocks_share": 0.25},
+        "4": {"employees": 1, "compute_share": round(0.25 / 5.25, 5), "reward_share": 0.05,
+              "blocks_share": 0.25}}
+    assert f["employees"]["E0"] == {"speed_factor": 0.5, "compute_share": round(2 / 5.25, 5),
+                                    "reward_share": 0.6, "blocks_trained": 2}
+    assert f["nakamoto_coefficient"] == 2  # E0's 2 of 4 employee blocks is not > half
+    assert f["gini_rewards"] == round(gini([600, 100, 200, 50]), 5)
+    empty = fairness({"E0": 0, "E1": 0}, [{"height": 0}], {})
+    assert empty["gini_rewards"] is None and empty["nakamoto_coefficient"] is None
+    assert empty["by_speed_factor"]["1"]["reward_share"] is None
+    assert empty["by_speed_factor"]["1"]["blocks_share"] is None
 
 
 def test_hardware_forms():

@@ -367,3 +367,17 @@ def test_a_bug_in_the_simulator_exits_4_with_its_traceback(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "RuntimeError: injected bug" in err and "Traceback" in err
     assert err.strip().splitlines()[-1].startswith("error: the simulator failed")
+
+
+def test_a_module_that_fails_to_import_exits_4_not_1(monkeypatch, capsys):
+    """Found by a study: while a module of the simulator could not be imported (a half
+    written edit), every run of a sweep exited 1, "did not converge", with no results;
+    the sweep recorded 122 such runs as real outcomes. An import failure is a bug of the
+    simulator: exit 4, said so."""
+    import main
+
+    monkeypatch.setitem(sys.modules, "simulation.net.runner", None)  # import fails
+    assert main.main(["--trainer", "hash", "--no-run-dir"]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ModuleNotFoundError" in err
+    assert err.strip().splitlines()[-1].startswith("error: the simulator failed to load")

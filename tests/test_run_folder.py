@@ -179,6 +179,38 @@ def test_pictures_are_drawn_from_the_summary(poisoned_majority, tmp_path, caplog
         assert lane > 0 or block["on_chain"] or not block["seen_by_honest"]
 
 
+def colour_pixels(path, colour: str) -> int:
+    """Pixels of a PNG within 2% of ``colour`` ("#rrggbb") in every channel."""
+    import matplotlib.image
+    import numpy as np
+
+    image = matplotlib.image.imread(str(path))[..., :3]
+    target = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int((np.abs(image - target).max(axis=-1) < 0.02).sum())
+
+
+def test_the_pictures_draw_what_the_summary_says(poisoned_majority, tmp_path):
+    """Not only a PNG header: the poisoned blocks are drawn in the poisoned colour, and
+    the same summary with every block honest draws none of it; the poisoned employees'
+    reward bars likewise."""
+    _, _, summary = poisoned_majority
+    assert any(b.get("poisoned") for b in summary["blocks"])
+    (tmp_path / "as run").mkdir()
+    (tmp_path / "honest").mkdir()
+    pictures.draw_all(summary, str(tmp_path / "as run"))
+    cleaned = json.loads(json.dumps(summary))
+    for block in cleaned["blocks"]:
+        block["poisoned"] = False
+    cleaned["adversaries"] = {}
+    pictures.draw_all(cleaned, str(tmp_path / "honest"))
+    for name in ("block_tree.png", "rewards.png"):
+        assert colour_pixels(tmp_path / "as run" / name, pictures.POISONED) > 100, name
+        assert colour_pixels(tmp_path / "honest" / name, pictures.POISONED) == 0, name
+    # the blocks that were poisoned are drawn honest instead
+    assert colour_pixels(tmp_path / "honest" / "block_tree.png", pictures.HONEST) > \
+        colour_pixels(tmp_path / "as run" / "block_tree.png", pictures.HONEST)
+
+
 def test_the_accuracy_picture_shows_both_branches(poisoned_majority, tmp_path):
     _, _, summary = poisoned_majority
     keras = json.loads(json.dumps(summary))
@@ -188,7 +220,13 @@ def test_the_accuracy_picture_shows_both_branches(poisoned_majority, tmp_path):
     keras["poisoned_branch"]["accuracy_by_stage"] = [{"stage": 0, "accuracy": 0.15}]
     keras["employer"].update(model_stage=0, model_test_accuracy=0.15)
     assert pictures.draw_accuracy(keras, str(tmp_path / "accuracy.png"))
-    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    # the honest (reference) line and the poisoned branch's line are both drawn
+    assert colour_pixels(tmp_path / "accuracy.png", pictures.REFERENCE) > 200
+    assert colour_pixels(tmp_path / "accuracy.png", pictures.POISONED) > 100
+    keras["poisoned_branch"]["accuracy_by_stage"] = []
+    assert pictures.draw_accuracy(keras, str(tmp_path / "honest_only.png"))
+    assert colour_pixels(tmp_path / "honest_only.png", pictures.POISONED) < \
+        colour_pixels(tmp_path / "accuracy.png", pictures.POISONED)
 
 
 def test_a_picture_that_fails_is_a_warning(tmp_path, monkeypatch, caplog):

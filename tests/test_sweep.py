@@ -153,6 +153,51 @@ def test_wilson_interval_known_values() -> None:
         wilson_interval(3, 2)
 
 
+def test_wilson_interval_is_scipys_over_a_grid_of_counts() -> None:
+    """Every k of every n up to 60 (most of them asymmetric around k/n), against
+    scipy.stats.binomtest(...).proportion_ci(method="wilson")."""
+    from scipy import stats
+
+    for n in range(1, 61):
+        for k in range(n + 1):
+            theirs = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+            low, high = wilson_interval(k, n)
+            assert low == pytest.approx(theirs.low, abs=1e-9), (k, n)
+            assert high == pytest.approx(theirs.high, abs=1e-9), (k, n)
+
+
+@pytest.mark.parametrize("k, n, quoted", [
+    (1, 20, (0.01, 0.24)), (14, 20, (0.48, 0.85)), (4, 20, (0.08, 0.42)),
+    (17, 20, (0.64, 0.95)), (0, 1110, (0.0, 0.0034)), (19, 1000, (0.012, 0.029)),
+    (2, 1000, (0.0005, 0.007)), (983, 1000, (0.973, 0.989)), (8, 10, (0.49, 0.94)),
+    (6, 10, (0.31, 0.83)),
+])
+def test_the_wilson_intervals_the_readme_quotes(k, n, quoted) -> None:
+    """Each bound as the README prints it (to its own number of decimals)."""
+    for bound, printed in zip(wilson_interval(k, n), quoted, strict=True):
+        places = len(f"{printed}".split(".")[1])
+        assert round(bound, places) == pytest.approx(printed, abs=1e-12), (k, n)
+
+
+def test_t_interval_is_scipys_for_small_and_skewed_samples() -> None:
+    import random
+
+    from scipy import stats
+
+    rng = random.Random(7)
+    samples = [[1.0, 2.0], [0.0, 0.0, 10.0], [68.0, 75.0, 62.0, 70.0, 59.0]]
+    samples += [[rng.expovariate(0.01) for _ in range(n)] for n in (2, 3, 5, 8, 13, 20, 40)]
+    for values in samples:
+        mean = sum(values) / len(values)
+        theirs = stats.t.interval(0.95, len(values) - 1, loc=mean,
+                                  scale=stats.sem(values))
+        assert t_interval(values) == pytest.approx(theirs, rel=1e-12, abs=1e-12)
+        theirs90 = stats.t.interval(0.90, len(values) - 1, loc=mean, scale=stats.sem(values))
+        assert t_interval(values, 0.90) == pytest.approx(theirs90, rel=1e-12, abs=1e-12)
+    assert t_interval([5.0]) is None and t_interval([]) is None
+    assert t_interval([3.0, 3.0, 3.0]) == (3.0, 3.0)
+
+
 def test_wilson_interval_holds_its_rate_exactly_at_the_extremes() -> None:
     # Computed naively, 12 of 12 gives an upper bound of 0.9999999999999999 and 9 of 9
     # a lower bound of 3e-17 for 0 of 9: the rate fell outside its own interval.
@@ -228,7 +273,9 @@ def test_summarize_rows_when_every_run_failed() -> None:
 
 def test_row_from_results_never_crashes_on_missing_keys() -> None:
     empty = row_from_results({}, 1)
-    assert empty["self_check_passed"] is True  # no self_check key: the exit code decides
+    assert empty["self_check_passed"] is False  # not checked: not passed
+    assert row_from_results({"self_check": {"passed": True}}, 0)["self_check_passed"] is True
+    assert row_from_results({"self_check": {"passed": "yes"}}, 0)["self_check_passed"] is False
     assert empty["ticks"] is None and empty["employer_poisoned"] is None
     none = row_from_results(None, 3)
     assert none["self_check_passed"] is False and none["chain_length"] is None

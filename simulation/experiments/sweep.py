@@ -421,12 +421,9 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
     A missing key is a blank cell, never an error: older or partial results lack some."""
     res = results if isinstance(results, dict) else None
     passed = _dig(res, "self_check", "passed")
-    if res is None:
-        self_check_passed = False
-    elif isinstance(_dig(res, "self_check"), dict) and "passed" in res["self_check"]:
-        self_check_passed = bool(passed)
-    else:
-        self_check_passed = exit_code in (0, 1)
+    # main.py checks every run it summarises: results that say nothing of the check (or
+    # nothing at all) were not checked, and a run not checked has not passed.
+    self_check_passed = passed is True
     failures = _dig(res, "self_check", "failures")
     if isinstance(failures, list):
         failures_text = "; ".join(_failure_text(f) for f in failures)
