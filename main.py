@@ -9,6 +9,15 @@ def _exit_before_start(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+_EARLY_SIGNALS: list[int] = []  # SIGINT / SIGTERM received after parsing, before the run
+
+
+def _record_signal(signum: int, frame: object) -> None:
+    # Record only: the run reads it at its first safe point and ends as interrupted, with
+    # its results marked so (a handler that raised here broke the start-up).
+    _EARLY_SIGNALS.append(signum)
+
+
 if __name__ == "__main__":
     # First of all, before the imports below take their time: until the runner installs
     # its own handlers nothing has started, so a SIGINT or SIGTERM simply ends main.py
@@ -51,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     4 the simulator failed (a bug, or the results could not be written at the end);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
     args = build_parser().parse_args(argv)
+    # From here on a signal is a request to stop the run: it ends with exit 130 / 143 and,
+    # with --results, a results file marked interrupted, whenever it comes.
+    if _is_main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _record_signal)
+    from simulation.net.shutdown import signal_point
+
+    signal_point("parsed")
     try:
         # Inside the try: a module that fails to import is a bug of the simulator (exit
         # 4), not a run that did not converge (Python's own exit 1).
@@ -68,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         elif run_dir is None:
             run_dir, unique = default_run_dir(scenario.seed), True
         outcome = run(scenario, results_path=args.results, quiet=args.quiet,
-                      run_dir=run_dir or None, unique_run_dir=unique)
+                      run_dir=run_dir or None, unique_run_dir=unique,
+                      early_signal=lambda: _EARLY_SIGNALS[0] if _EARLY_SIGNALS else None)
     except ScenarioError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -82,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
               "the run's figures are lost", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
     return outcome.exit_code
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ does not answer within PARTY_TIMEOUT_SECONDS is cut off and the run goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -223,6 +224,7 @@ def network_main(scenario: Scenario, conns: list[Connection], result_conn: Conne
                  stop_receiver: Connection | None = None) -> None:
     ignore_interrupts()
     log_to_queue(log_queue)
+    log.debug("network ready (pid %d)", os.getpid())
     n = scenario.employees_num
     parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
     parties.append(Party(n, "users", conns[n]))

@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ from simulation.net.shutdown import (
     StopRequest,
     exit_code_for_signal,
     interrupts_ignored_by_new_processes,
+    signal_point,
 )
 from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
@@ -64,8 +66,9 @@ from simulation.report.self_check import as_report, self_check
 
 log = logging.getLogger("pot.runner")
 # Wall seconds the parent waits for the network's result after asking it to stop, and
-# for each child to exit, before it kills what is left.
-STOP_GRACE_SECONDS = 25.0
+# for each child to exit, before it kills what is left. (The tests shorten the first with
+# POT_TEST_STOP_GRACE_SECONDS, to see the kill without waiting 25 s.)
+STOP_GRACE_SECONDS = float(os.environ.get("POT_TEST_STOP_GRACE_SECONDS", "25.0"))
 JOIN_SECONDS = 10.0
 # Where main.py puts a run's folder unless told otherwise (relative to the working
 # directory), and the files a run writes there (stale ones of an earlier run in a folder
@@ -215,11 +218,14 @@ def rerun_command(scenario: Scenario) -> str:
 
 
 def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
-        run_dir: str | None = None, unique_run_dir: bool = False) -> RunOutcome:
+        run_dir: str | None = None, unique_run_dir: bool = False,
+        early_signal: Callable[[], int | None] | None = None) -> RunOutcome:
     """Run one scenario end to end. Raises ScenarioError (invalid scenario, unwritable
     output, a run folder that cannot be created) before any process starts, RunAborted
     when MNIST is missing. ``run_dir``: the run folder (None: none); ``unique_run_dir``:
-    add a suffix when it exists already (make_run_dir)."""
+    add a suffix when it exists already (make_run_dir); ``early_signal``: a SIGINT or
+    SIGTERM the caller received before the run's own handlers were installed (main.py),
+    which then stops the run at its first safe point."""
     validated(scenario)
     found = output_problems(scenario, results_path)
     if scenario.backend == "ray":
@@ -238,19 +244,23 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
             reason = exc.strerror or str(exc)
             raise ScenarioError([f"--run-dir {run_dir!r} cannot be created: {reason}"]
                                 ) from None
+    signal_point("validated")
     try:
-        return _run(scenario, results_path, quiet, folder)
+        return _run(scenario, results_path, quiet, folder, early_signal)
     except RunAborted:
         _remove_empty(created)
         raise
 
 
 def _run(scenario: Scenario, results_path: str | None, quiet: bool,
-         folder: str | None) -> RunOutcome:
+         folder: str | None, early_signal: Callable[[], int | None] | None = None
+         ) -> RunOutcome:
     wall_started = time.monotonic()
     ctx = multiprocessing.get_context("forkserver")
     stop = StopRequest(ctx)
     previous = _install_signal_handlers(stop)
+    if early_signal is not None and stop.signalled is None:
+        stop.signalled = early_signal()
     dataset_spec = None
     shared = None
     processes: list[Any] = []
@@ -266,12 +276,14 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         if not on_ray:
             with interrupts_ignored_by_new_processes():  # the fork server and its children
                 multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
+            signal_point("fork-server")
 
         roles = assign_adversaries(scenario)
         log_queue = ctx.Queue()
         listener = start_listener(log_queue, scenario.log_file, quiet,
                                   scenario.target_blockchain_length)
         log_to_queue(log_queue)
+        signal_point("logging")
         try:
             _unwind_if_signalled(stop)
             if on_ray:
@@ -279,8 +291,11 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
             else:
                 if scenario.trainer == "keras":
                     dataset_spec, shared = _load_mnist()
+                    signal_point("mnist")
+                    _unwind_if_signalled(stop)
                 result = _start_and_wait(ctx, scenario, log_queue, dataset_spec, roles,
                                          wall_started, stop, processes)
+            signal_point("result")
         except _Interrupted as exc:
             stop.requested = exc.signum
             log.warning("interrupted by %s during start-up", signal.Signals(exc.signum).name)
@@ -529,6 +544,8 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
             else:
                 p.start()
             processes.append(p)
+            if len(processes) == 1:
+                signal_point("children")
     except _Interrupted:
         for a, b in pipes:  # the children started so far see EOF and exit at once
             a.close()
@@ -542,6 +559,7 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     result_send.close()
     stop.close_receiver()
     log.info("started %d employees, the users and the network", n)
+    signal_point("network")
     network = processes[-1]
     # The network itself bounds the run by MAX_TICKS and PARTY_TIMEOUT_SECONDS per tick;
     # this loop catches a network process that died or hung, and an interrupt that the

@@ -12,6 +12,7 @@ frame before it exits, so the summary can say which party died of what.
 
 from __future__ import annotations
 
+import os
 import signal
 import traceback
 from collections.abc import Iterator
@@ -30,6 +31,28 @@ EXIT_SELF_CHECK_FAILED = 3
 EXIT_INTERNAL_ERROR = 4
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FAILURE_TEXT_BYTES = 4000  # the tail of a traceback that travels in a failed frame
+
+
+# For the tests of what a signal at each moment of a run leaves (tests/test_faults.py):
+# with POT_TEST_SIGNAL_AT=PHASE or PHASE:group in its environment, main.py sends SIGINT to
+# itself (or to its whole process group, as a terminal's Ctrl-C does) when it reaches
+# PHASE, so that the signal lands exactly there, whatever the machine's speed.
+SIGNAL_AT = "POT_TEST_SIGNAL_AT"
+PHASES = ("parsed", "validated", "fork-server", "logging", "mnist", "children", "network",
+          "result")
+
+
+def signal_point(phase: str) -> None:
+    """A named moment of main.py's run (PHASES); see SIGNAL_AT."""
+    wanted = os.environ.get(SIGNAL_AT)
+    if not wanted:
+        return
+    name, _, how = wanted.partition(":")
+    if name == phase:
+        if how == "group":
+            os.killpg(0, signal.SIGINT)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def exit_code_for_signal(signum: int) -> int:
