@@ -71,7 +71,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from simulation.experiments.sweep import t_interval, wilson_interval
+    from simulation.experiments.statistics import t_interval, wilson_interval
     from simulation.ml.keras_training import _PIXEL_SCALE, KerasTrainer
     from simulation.protocol.stages import stage_id, tolerant_secret
 

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulation.experiments.sweep import t_interval  # noqa: E402
+from simulation.experiments.statistics import t_interval  # noqa: E402
 
 STUDY = ROOT / "docs" / "studies" / "fairness"
 

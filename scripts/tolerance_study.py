@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     task = keras_task()
-    from simulation.experiments.sweep import wilson_interval
+    from simulation.experiments.statistics import wilson_interval
     from simulation.ml.keras_training import KerasTrainer
     from simulation.node.adversaries import poison_labels
     from simulation.protocol.stages import stage_id, tolerant_secret

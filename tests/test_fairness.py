@@ -172,7 +172,7 @@ def test_the_simulated_xla_disagrees_under_tolerance_as_real_xla_did():
     import csv
     from pathlib import Path
 
-    from simulation.experiments.sweep import wilson_interval
+    from simulation.experiments.statistics import wilson_interval
     from simulation.ml.training import HashTrainer
     from simulation.protocol.stages import stage_id, tolerant_secret
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from simulation.experiments import sweep
+from simulation.experiments.statistics import t_interval, wilson_interval
 from simulation.experiments.sweep import (
     SweepError,
     expand_values,
@@ -21,8 +22,6 @@ from simulation.experiments.sweep import (
     parse_seeds,
     row_from_results,
     summarize_rows,
-    t_interval,
-    wilson_interval,
 )
 
 # --- values and knobs ---------------------------------------------------------------------

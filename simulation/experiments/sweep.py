@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from simulation import config
+from simulation.experiments.statistics import flag, number, t_interval, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[2]  # simulation/experiments/sweep.py
 MAIN_SCRIPT = ROOT / "main.py"  # a module attribute so that tests can stand in a fake
@@ -69,7 +70,6 @@ NOT_SETTABLE = {"SEED": "give seeds with --seeds", "LOG_FILE": "every run gets i
 MAX_RANGE_VALUES = 10_000
 MAX_RUNS = 100_000  # a typo such as 0..100000 should fail, not queue a year of runs
 MAX_ERRORS_SHOWN = 30
-Z95 = 1.959963985
 
 # runs.csv: the varied knobs come first, then these.
 RUN_COLUMNS = [
@@ -216,9 +216,9 @@ def value_sort_key(value: Any) -> tuple[Any, ...]:
     """Numbers numerically, other text in natural order (poisoned:2 before poisoned:10)."""
     text = "" if value is None else str(value).strip()
     try:
-        number = float(text)
-        if not math.isnan(number):
-            return (0, number, ())
+        numeric = float(text)
+        if not math.isnan(numeric):
+            return (0, numeric, ())
     except ValueError:
         pass
     try:
@@ -600,62 +600,6 @@ def load_records(runs_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-# --- Statistics (pure) --------------------------------------------------------------------
-
-
-def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval of k successes in n trials; None for n = 0. Unlike the
-    normal approximation it stays inside [0, 1] and is not empty at k = 0 or k = n,
-    which are the common cases here (the employer was never / always poisoned)."""
-    if n <= 0:
-        return None
-    if not 0 <= k <= n:
-        raise ValueError(f"k={k} is outside 0..{n}")
-    p = k / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At k = 0 and k = n the bound is exactly p; floating point can miss it by 1e-17,
-    # which would leave the rate just outside its own interval.
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return low, high
-
-
-def t_interval(values: Sequence[float], confidence: float = 0.95
-               ) -> tuple[float, float] | None:
-    """Student-t interval of the mean; None below two values (no spread to estimate)."""
-    n = len(values)
-    if n < 2:
-        return None
-    from scipy import stats  # imported here: scipy is slow to import and only used now
-
-    mean = statistics.fmean(values)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values)
-    half /= math.sqrt(n)
-    return mean - half, mean + half
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _flag(value: Any) -> bool | None:
-    """A boolean cell, typed (row files) or as CSV text; None when blank."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower() if value is not None else ""
-    return {"true": True, "1": True, "false": False, "0": False}.get(text)
-
-
 def rows_sort_key(varied: Sequence[str]) -> Any:
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
         values = tuple(value_sort_key(row.get(k)) for k in varied)
@@ -673,25 +617,25 @@ def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
         groups.setdefault(key, []).append(row)
     points = []
     for group in groups.values():
-        passed = [r for r in group if _flag(r.get("self_check_passed")) is True]
+        passed = [r for r in group if flag(r.get("self_check_passed")) is True]
         point: dict[str, Any] = {k: group[0].get(k) for k in varied}
         point["n"] = len(group)
         point["n_self_check_failed"] = len(group) - len(passed)
         for measure in MEASURES:
-            values = [v for r in passed if (v := _number(r.get(measure))) is not None]
+            values = [v for r in passed if (v := number(r.get(measure))) is not None]
             interval = t_interval(values)
             point[f"{measure}_mean"] = statistics.fmean(values) if values else None
             point[f"{measure}_sd"] = statistics.stdev(values) if len(values) > 1 else None
             point[f"{measure}_ci95_low"] = interval[0] if interval else None
             point[f"{measure}_ci95_high"] = interval[1] if interval else None
         flags: dict[str, list[bool]] = {
-            "finished": [f for r in passed if (f := _flag(r.get("finished"))) is not None],
+            "finished": [f for r in passed if (f := flag(r.get("finished"))) is not None],
             "employer_poisoned": [f for r in passed
-                                  if (f := _flag(r.get("employer_poisoned"))) is not None],
+                                  if (f := flag(r.get("employer_poisoned"))) is not None],
             "honest_chain_poisoned": [
                 v > 0 for r in passed
-                if (v := _number(r.get("honest_poisoned_blocks"))) is not None],
-            "self_check_failed": [_flag(r.get("self_check_passed")) is not True
+                if (v := number(r.get("honest_poisoned_blocks"))) is not None],
+            "self_check_failed": [flag(r.get("self_check_passed")) is not True
                                   for r in group],
         }
         for name in PROPORTIONS:
@@ -812,15 +756,16 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
             ax.plot([x_value], [0.04], "x", color="red", markersize=9, mew=2, transform=edge)
             ax.annotate(str(failed), (x_value, 0.04), xycoords=edge, xytext=(5, 3),
                         textcoords="offset points", color="red", fontsize=8)
-        for number, (key, members) in enumerate(lines.items()):
+        for position, (key, members) in enumerate(lines.items()):
             # Lines side by side rather than on top of each other, error bars readable.
-            shift = (number - (len(lines) - 1) / 2) * 0.012 * span if len(lines) > 1 else 0
+            shift = (position - (len(lines) - 1) / 2) * 0.012 * span if len(lines) > 1 \
+                else 0
             x = [xs[i] + shift for i in members]
-            y = [_number(points[i].get(f"{prefix}_{stat}")) for i in members]
+            y = [number(points[i].get(f"{prefix}_{stat}")) for i in members]
             if all(v is None for v in y):
                 continue  # e.g. no accuracy with the hash trainer: no empty legend entry
-            low = [_number(points[i].get(f"{prefix}_ci95_low")) for i in members]
-            high = [_number(points[i].get(f"{prefix}_ci95_high")) for i in members]
+            low = [number(points[i].get(f"{prefix}_ci95_low")) for i in members]
+            high = [number(points[i].get(f"{prefix}_ci95_high")) for i in members]
             # max(0, ...): a mean and its bound computed apart may differ in the last bit
             # when the spread is zero, and matplotlib refuses a negative error bar.
             below = [nan if v is None or lo is None else max(0.0, v - lo)
@@ -830,7 +775,7 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
             name = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or "mean"
             # A fixed colour per line, so that a line keeps it in every panel.
             ax.errorbar(x, [nan if v is None else v for v in y], yerr=[below, above],
-                        marker="o", capsize=3, label=name, color=f"C{number % 10}")
+                        marker="o", capsize=3, label=name, color=f"C{position % 10}")
         ax.set_title(label, fontsize=10)
         ax.set_xlabel(xlabel)
         if stat == "rate":

@@ -1,0 +1,64 @@
+"""The statistics of the studies: Wilson intervals of rates, Student-t intervals of means,
+and reading a cell of a run's row as a number or a flag. Pure functions, tested against
+scipy (tests/test_sweep.py)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+Z95 = 1.959963985  # the standard normal's 97.5% quantile
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of k successes in n trials; None for n = 0. Unlike the
+    normal approximation it stays inside [0, 1] and is not empty at k = 0 or k = n,
+    which are the common cases here (the employer was never / always poisoned)."""
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} is outside 0..{n}")
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # At k = 0 and k = n the bound is exactly p; floating point can miss it by 1e-17,
+    # which would leave the rate just outside its own interval.
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95
+               ) -> tuple[float, float] | None:
+    """Student-t interval of the mean; None below two values (no spread to estimate)."""
+    n = len(values)
+    if n < 2:
+        return None
+    from scipy import stats  # imported here: scipy is slow to import and only used now
+
+    mean = statistics.fmean(values)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values)
+    half /= math.sqrt(n)
+    return mean - half, mean + half
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def flag(value: Any) -> bool | None:
+    """A boolean cell, typed (row files) or as CSV text; None when blank."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower() if value is not None else ""
+    return {"true": True, "1": True, "false": False, "0": False}.get(text)
