@@ -4,9 +4,11 @@
 # 10 seeds per point (about 25 minutes on 2 cores). Each sweep resumes where it stopped
 # when run again; results land in docs/studies/<name>/, the figure in
 # docs/studies/network.png (scripts/network_figure.py).
+# Measured under the protocol before the hardening rules: --open-rules all runs that
+# protocol bit for bit (see scripts/attack_studies.sh for the hardened threshold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sweep() { python -m simulation.sweep --jobs 2 --quiet --trainer hash --seeds 10 "$@"; }
+sweep() { python -m simulation.sweep --jobs 2 --quiet --open-rules all --trainer hash --seeds 10 "$@"; }
 # 51 employees try the lotteries 51/11 times as often; these coinstakes keep the expected
 # declarations and headers per tick of the whole network as with 11 (difficulty scaled
 # with the network, as Bitcoin rescales its target), so the sizes compare at one block rate.

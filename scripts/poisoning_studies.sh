@@ -2,9 +2,11 @@
 # The poisoning studies of the README, one sweep each (about 80 minutes on 2 cores).
 # Each resumes where it stopped when run again; results land in docs/studies/<name>/
 # (runs.csv, summary.csv, plots; the per-run files in runs/ are not committed).
+# Measured under the protocol before the hardening rules: --open-rules all runs that
+# protocol bit for bit (see scripts/attack_studies.sh for the hardened threshold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sweep() { python -m simulation.sweep --jobs 2 --quiet "$@"; }
+sweep() { python -m simulation.sweep --jobs 2 --quiet --open-rules all "$@"; }
 
 # 11 employees, 0..8 poisoned, EMPLOYER_CONFIDENCE 1, 3 (default) and 6, hash trainer.
 sweep --out docs/studies/poisoning_hash --trainer hash --seeds 20 \

@@ -3,9 +3,12 @@
 Reads each study's summary.csv (written by ``python -m simulation.sweep``) and plots, against
 the poisoned share of the employees, the rate at which the employer received the poisoned
 model and the rate at which the honest employees reached the target, with the sweeps' 95%
-Wilson intervals. Writes docs/studies/threshold.png and prints the points as a table.
+Wilson intervals. Writes docs/studies/threshold.png and prints the points as a table;
+with --attack the same for the studies of scripts/attack_studies.sh (the hardened
+protocol against the plain and the grinding poisoner, and the grinder against the
+protocol before the hardening rules), as docs/studies/attack_threshold.png.
 
-    python scripts/threshold_figure.py
+    python scripts/threshold_figure.py [--attack]
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ CURVES = {
     "employees_21": (21, "21 employees"),
     "poisoning_keras": (11, "11 employees, Keras"),
 }
+ATTACK_CURVES = {
+    "poisoning_hash": (11, "poisoned, before the rules (OPEN_RULES=all)"),
+    "grinder_open": (11, "poisoned-grinder, before the rules (OPEN_RULES=all)"),
+    "grinder_keys_only": (11, "poisoned-grinder, employee keys only (draw, kernel, "
+                              "window open)"),
+    "poisoning_hardened": (11, "poisoned, hardened"),
+    "grinder_hardened": (11, "poisoned-grinder, hardened"),
+}
 
 
 def _float(text: str) -> float | None:
@@ -37,13 +48,16 @@ def load(folder: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def curves() -> list[tuple[str, list[tuple[float, dict[str, str]]]]]:
+def curves(table: dict[str, tuple[int, str]], only_default_confidence: bool = False
+           ) -> list[tuple[str, list[tuple[float, dict[str, str]]]]]:
     out = []
-    for folder, (employees, label) in CURVES.items():
+    for folder, (employees, label) in table.items():
         rows = load(folder)
         groups: dict[str, list[dict[str, str]]] = {}
         for row in rows:
             confidence = row.get("EMPLOYER_CONFIDENCE") or "3"
+            if only_default_confidence and confidence != "3":
+                continue
             groups.setdefault(confidence, []).append(row)
         for confidence, group in sorted(groups.items(), key=lambda kv: int(kv[0])):
             name = label if len(groups) == 1 else f"{label}, EMPLOYER_CONFIDENCE {confidence}"
@@ -58,9 +72,11 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    found = curves()
+    attack = "--attack" in sys.argv[1:]
+    found = curves(ATTACK_CURVES, True) if attack else curves(CURVES)
     if not found:
-        print("no summary.csv under docs/studies: run scripts/poisoning_studies.sh first")
+        print("no summary.csv under docs/studies: run scripts/poisoning_studies.sh "
+              "(and, for --attack, scripts/attack_studies.sh) first")
         return 1
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=True)
     panels = (("employer_poisoned", "employer received the poisoned model"),
@@ -85,7 +101,7 @@ def main() -> int:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    target = STUDIES / "threshold.png"
+    target = STUDIES / ("attack_threshold.png" if attack else "threshold.png")
     fig.savefig(target, dpi=110)
     print(f"wrote {target.relative_to(ROOT)}")
     for name, points in found:
