@@ -13,9 +13,23 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 
 from simulation.ml.tf_env import FORBIDDEN_BY_TEST  # noqa: E402
+
+# One state file for the session, named in the environment before any process starts:
+# every process of the session (fork servers included) reads the test running now.
+_STATE = tempfile.NamedTemporaryFile("w", prefix="pot-tf-state-", delete=False)
+_STATE.close()
+os.environ[FORBIDDEN_BY_TEST] = _STATE.name
+
+
+def _say(text: str) -> None:
+    with open(_STATE.name, "w", encoding="utf-8") as state:
+        state.write(text)
 
 
 class _NoTensorFlow:
@@ -32,17 +46,26 @@ class _NoTensorFlow:
 
 
 @pytest.fixture(autouse=True)
-def _tensorflow_only_in_tf_tests(request, monkeypatch):
+def _tensorflow_only_in_tf_tests(request):
     if request.node.get_closest_marker("tf") is not None:
+        _say("")
         yield
         return
-    monkeypatch.setenv(FORBIDDEN_BY_TEST, request.node.nodeid)
-    if "tensorflow" in sys.modules:  # a tf test ran earlier: this process cannot tell
-        yield
-        return
-    guard = _NoTensorFlow(request.node.nodeid)
-    sys.meta_path.insert(0, guard)
+    _say(request.node.nodeid)
+    guard = None
+    if "tensorflow" not in sys.modules:  # else a tf test ran earlier: cannot tell here
+        guard = _NoTensorFlow(request.node.nodeid)
+        sys.meta_path.insert(0, guard)
     try:
         yield
     finally:
-        sys.meta_path.remove(guard)
+        _say("")
+        if guard is not None:
+            sys.meta_path.remove(guard)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        os.unlink(_STATE.name)
+    except OSError:
+        pass

@@ -83,7 +83,7 @@ _QUIET_IMPORT_SCRIPT = textwrap.dedent(
 
         def find_spec(self, name, path=None, target=None):
             if name == "tensorflow":
-                os.write(2, b"a probe line written to fd 2 during the import\n")
+                os.write(2, b"a probe line written to fd 2 during the import\\n")
                 sys.meta_path.remove(self)
             return None
 

@@ -47,9 +47,24 @@ TF_ENVIRONMENT: dict[str, str] = {
 _PROFILE_ENVIRONMENT: dict[str, str] = {}
 
 
-# Set by the test suite (tests/conftest.py) for a test not marked ``tf``: TensorFlow
-# must then not be imported, here or in a process the test starts.
-FORBIDDEN_BY_TEST = "POT_TEST_WITHOUT_TENSORFLOW"
+# Set by the test suite (tests/conftest.py): the path of a file that names the test now
+# running when it is not marked ``tf``; TensorFlow must then not be imported, here or in
+# a process the test starts. A file, not the variable's value: a fork server started by
+# an earlier test keeps that test's environment.
+FORBIDDEN_BY_TEST = "POT_TEST_TENSORFLOW_STATE"
+
+
+def tensorflow_forbidden_by() -> str | None:
+    """The test not marked tf that is running now, if the test suite says so."""
+    path = os.environ.get(FORBIDDEN_BY_TEST)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as state:
+            text = state.read().strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def use_profile_environment(changes: dict[str, str]) -> None:
@@ -104,7 +119,7 @@ def import_tensorflow_quietly() -> str:
     configure_tf_environment()
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return ""
-    forbidden_by = os.environ.get(FORBIDDEN_BY_TEST)
+    forbidden_by = tensorflow_forbidden_by()
     if forbidden_by:
         raise RuntimeError(f"TensorFlow imported for {forbidden_by}, a test not marked tf "
                            f"(tests/conftest.py)")
