@@ -1,20 +1,21 @@
 # Two commands for a fresh clone: `make run` runs the default scenario, `make test` runs the
 # tests. Each creates the virtual environment .venv on first use and installs what
 # requirements*.txt pin (PyPI only, no other network); later calls reuse it, and reinstall
-# only when a requirements file changed. Pass arguments with ARGS, for example
+# only when a requirements file changed. `make test` runs pytest on every core
+# (pytest-xdist, -n auto). Pass arguments with ARGS, for example
 #   make run ARGS="--adversaries poisoned:4 --seed 3"      make test ARGS="-m 'not tf'"
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 PIP := $(VENV)/bin/pip install --disable-pip-version-check -q
 
-.PHONY: run test lint setup setup-ray
+.PHONY: run test lint setup setup-ray mutation
 
 run: $(INSTALLED)
 	$(VENV)/bin/python main.py $(ARGS)
 
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest -n auto --dist loadgroup $(ARGS)
 
 # The hooks are local ones that call the environment's own tools (ruff, python): put
 # them first on PATH, as an activated environment would.
@@ -22,6 +23,14 @@ lint: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files
 
 setup: $(INSTALLED)
+
+# Mutation testing of protocol/ and the studies' statistics (docs/TESTING.md): a fresh
+# mutmut run (about 12 minutes on 2 cores), then the score per module.
+mutation: $(INSTALLED)
+	$(PIP) -r requirements-mutation.txt
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/python scripts/mutation_score.py --list
 
 # Optional: Ray, for BACKEND=ray (python main.py --backend ray) and its tests.
 setup-ray: $(VENV)/.installed-ray

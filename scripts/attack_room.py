@@ -244,10 +244,14 @@ def figure(rows: list[dict], room_rows: list[dict], path: str,
                    marker="o", capsize=3, label="fixed step, every stage accepted")
     if "adaptive_room_mean" in room_rows[0]:
         tuned = [r["adaptive_room_mean"] for r in room_rows]
-        right.errorbar(xs, tuned, yerr=[
-            [max(0, y - r["adaptive_ci95_low"]) for y, r in zip(tuned, room_rows, strict=True)],
-            [max(0, r["adaptive_ci95_high"] - y) for y, r in zip(tuned, room_rows, strict=True)]],
-            marker="^", capsize=3, color="C1", label="step tuned per stage (always accepted)")
+        # One seed has no interval (None): no bar then, as for the fixed step above.
+        below = [y - (r["adaptive_ci95_low"] if r["adaptive_ci95_low"] is not None else y)
+                 for y, r in zip(tuned, room_rows, strict=True)]
+        above = [(r["adaptive_ci95_high"] if r["adaptive_ci95_high"] is not None else y) - y
+                 for y, r in zip(tuned, room_rows, strict=True)]
+        right.errorbar(xs, tuned, yerr=[[max(0, v) for v in below], [max(0, v) for v in above]],
+                       marker="^", capsize=3, color="C1",
+                       label="step tuned per stage (always accepted)")
     right.legend(fontsize=7, loc="upper left")
     honest = os.path.join(ROOT, "docs", "studies", "tolerance", "tolerance.csv")
     if os.path.exists(honest):  # scripts/tolerance_study.py: the other side of the bound

@@ -21,15 +21,15 @@ def genesis():
                         genesis_stake=10, user_max_balance=1)
 
 
-def block(parent: bytes, height: int, tick: int = 0) -> WrappedBlock:
-    """A structurally complete block (the tree does not validate; that is not its job).
-    Every call gives a different block."""
+def block(parent: bytes, height: int, tick: int = 0, roy=KEYS) -> WrappedBlock:
+    """A structurally complete block (the tree does not validate; that is not its job),
+    wrapped (so authored) by ``roy``. Every call gives a different block."""
     header = BlockHeader.create(
         KEYS, model_id="m", stage_id=f"m:{height - 1}", height=height, parent=parent,
         tick=tick, secret=sha256(next(_serial).to_bytes(8, "big")), declarations=[],
         coinstake=1,
     )
-    return WrappedBlock.create(KEYS, header=header, signatures=[], transactions=[],
+    return WrappedBlock.create(roy, header=header, signatures=[], transactions=[],
                                payouts=[], tick=tick)
 
 
@@ -199,3 +199,179 @@ def test_the_default_orphan_bound_holds():
         assert tree.add_orphan(block(parent, 2))
     assert not tree.add_orphan(block(parent, 2))
     assert len(tree.orphans) == chain.MAX_ORPHANS
+
+
+def test_the_per_author_bound_evicts_that_authors_oldest_orphan():
+    # Rule bounded-state: a Roy flooding orphans only pushes out his own oldest one.
+    tree = BlockTree(genesis())
+    roy, other = derive_keypair(1, "employee", 1), derive_keypair(1, "employee", 2)
+    parent = sha256(b"elsewhere")
+    first, second = block(parent, 2, roy=roy), block(parent, 2, roy=roy)
+    bystander = block(parent, 2, roy=other)
+    third = block(parent, 2, roy=roy)
+    for orphan in (first, second, bystander):
+        assert tree.add_orphan(orphan, per_author=2)
+    assert tree.add_orphan(first, per_author=2)  # already held: nothing evicted
+    assert list(tree.orphans) == [first.hash, second.hash, bystander.hash]
+    assert tree.add_orphan(third, per_author=2)
+    assert list(tree.orphans) == [second.hash, bystander.hash, third.hash]
+
+
+def test_a_per_author_bound_of_one_keeps_the_newest_orphan():
+    tree = BlockTree(genesis())
+    roy = derive_keypair(1, "employee", 1)
+    orphans = [block(sha256(b"elsewhere"), 2, roy=roy) for _ in range(3)]
+    for orphan in orphans:
+        assert tree.add_orphan(orphan, per_author=1)
+        assert list(tree.orphans) == [orphan.hash]
+
+
+def test_with_a_per_author_bound_the_pool_is_never_full(monkeypatch):
+    monkeypatch.setattr(chain, "MAX_ORPHANS", 2)
+    tree = BlockTree(genesis())
+    roys = [derive_keypair(1, "employee", i) for i in range(3)]
+    orphans = [block(sha256(b"elsewhere"), 2, roy=r) for r in roys for _ in range(2)]
+    assert all(tree.add_orphan(o, per_author=2) for o in orphans)
+    assert list(tree.orphans) == [o.hash for o in orphans]
+
+
+# --- Genesis record, tie switches, the tip-change diff -------------------------------------
+
+
+def test_the_root_record_is_genesis_at_tick_zero():
+    g = genesis()
+    root = BlockTree(g).get(g.hash)
+    # Lotteries on genesis start counting at the root's tick.
+    assert (root.hash, root.height, root.parent, root.block, root.ledger, root.tick,
+            root.children) == (g.hash, 0, None, None, g.ledger, 0, [])
+
+
+def test_switch_tip_moves_between_equal_height_forks_and_back():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    b = add_chain(tree, a[0].hash, 2)  # forks above genesis, ties with a at height 3
+    change = tree.switch_tip(b[-1].hash)
+    assert tree.tip_hash == b[-1].hash
+    assert change == chain.TipChange(a[-1].hash, b[-1].hash, (a[2].hash, a[1].hash),
+                                      (b[0].hash, b[1].hash))
+    back = tree.switch_tip(a[-1].hash)
+    assert tree.tip_hash == a[-1].hash
+    assert back == chain.TipChange(b[-1].hash, a[-1].hash, (b[1].hash, b[0].hash),
+                                    (a[1].hash, a[2].hash))
+
+
+def test_switch_tip_to_the_tip_itself_changes_nothing():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 2)
+    change = tree.switch_tip(a[-1].hash)
+    assert change == chain.TipChange(a[-1].hash, a[-1].hash, (), ())
+    assert not change.is_reorg
+
+
+def test_switch_tip_never_moves_to_another_height():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 2)
+    shorter = add_chain(tree, tree.genesis_hash, 1)
+    for target in (shorter[0].hash, a[0].hash, tree.genesis_hash):
+        with pytest.raises(ValueError):
+            tree.switch_tip(target)
+        assert tree.tip_hash == a[-1].hash
+
+
+def test_the_tip_change_diff_handles_moves_along_one_chain():
+    # _change is the general diff of two tips: callers only move up or sideways, but a
+    # move down (new tip an ancestor of the old) must abandon exactly the blocks above.
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    down = tree._change(a[2].hash, a[0].hash)
+    assert (down.abandoned, down.adopted) == ((a[2].hash, a[1].hash), ())
+    up = tree._change(a[0].hash, a[2].hash)
+    assert (up.abandoned, up.adopted) == ((), (a[1].hash, a[2].hash))
+    to_genesis = tree._change(a[2].hash, tree.genesis_hash)
+    assert to_genesis.abandoned == (a[2].hash, a[1].hash, a[0].hash)
+    assert to_genesis.adopted == ()
+
+
+# --- Catch-up: locator, path_from, ancestor -----------------------------------------------
+
+
+def test_the_locator_of_a_new_tree_is_genesis_alone():
+    tree = BlockTree(genesis())
+    assert tree.locator(64) == [tree.genesis_hash]
+
+
+def test_the_locator_of_a_short_chain_lists_every_block_tip_first():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    assert tree.locator(64) == [a[2].hash, a[1].hash, a[0].hash, tree.genesis_hash]
+
+
+def test_the_locator_takes_ten_blocks_then_doubles_its_step():
+    tree = BlockTree(genesis())
+    add_chain(tree, tree.genesis_hash, 30)
+    path = tree.path(tree.tip_hash)  # path[h] is the canonical block at height h
+    # Heights 30..21 (the tip and the 9 below), then steps of 2, 4, 8; genesis last.
+    heights = [*range(30, 20, -1), 19, 15, 7, 0]
+    assert tree.locator(64) == [path[h] for h in heights]
+
+
+def test_the_locator_is_cut_to_its_limit_and_still_ends_in_genesis():
+    tree = BlockTree(genesis())
+    add_chain(tree, tree.genesis_hash, 30)
+    path = tree.path(tree.tip_hash)
+    assert tree.locator(5) == [path[30], path[29], path[28], path[27], path[0]]
+    assert tree.locator(2) == [path[30], path[0]]
+    assert tree.locator(14) == tree.locator(64)  # exactly long enough: nothing cut
+
+
+def test_the_locator_follows_the_canonical_chain():
+    tree = BlockTree(genesis())
+    add_chain(tree, tree.genesis_hash, 3)
+    b = add_chain(tree, tree.genesis_hash, 4)  # overtakes a at height 4
+    assert tree.locator(64) == [x.hash for x in reversed(b)] + [tree.genesis_hash]
+
+
+def test_path_from_sends_the_blocks_after_the_last_known_one_oldest_first():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 5)
+    known = {tree.genesis_hash, a[0].hash, a[1].hash}
+    assert tree.path_from(known, a[4].hash, 100) == [a[2].hash, a[3].hash, a[4].hash]
+    assert tree.path_from({a[3].hash}, a[4].hash, 100) == [a[4].hash]
+    assert tree.path_from({a[4].hash}, a[4].hash, 100) == []  # the requester has it
+
+
+def test_path_from_without_a_known_block_stops_below_genesis():
+    # Genesis is never sent: every peer holds it, even when the locator does not say so.
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 3)
+    want = [x.hash for x in a]
+    assert tree.path_from(set(), a[2].hash, 100) == want
+    assert tree.path_from({sha256(b"a block nobody has")}, a[2].hash, 100) == want
+    assert tree.path_from(set(), tree.genesis_hash, 100) == []
+
+
+def test_path_from_answers_a_locator_from_the_other_fork():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 4)
+    requester_locator = tree.locator(64)  # the requester follows a
+    b = add_chain(tree, a[1].hash, 4)  # parts from a above a[1]
+    assert tree.path_from(set(requester_locator), b[-1].hash, 100) == [x.hash for x in b]
+
+
+def test_path_from_keeps_the_oldest_blocks_within_its_limit():
+    # The requester can attach only blocks whose parent it has: the oldest go first.
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 5)
+    assert tree.path_from({tree.genesis_hash}, a[4].hash, 2) == [a[0].hash, a[1].hash]
+
+
+def test_ancestor_walks_back_to_the_given_height():
+    tree = BlockTree(genesis())
+    a = add_chain(tree, tree.genesis_hash, 5)
+    b = add_chain(tree, a[1].hash, 2)
+    assert tree.ancestor(a[4].hash, 2) == a[1].hash
+    assert tree.ancestor(a[4].hash, 5) == a[4].hash
+    assert tree.ancestor(a[4].hash, 0) == tree.genesis_hash
+    assert tree.ancestor(b[1].hash, 3) == b[0].hash
+    assert tree.ancestor(b[1].hash, 1) == a[0].hash
+    assert tree.ancestor(a[1].hash, 4) == a[1].hash  # walks back only, never up

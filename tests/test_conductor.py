@@ -74,8 +74,9 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize("changes", SCENARIOS)
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Each scenario with a seed of its own (three seeds each took 45 s of the suite).
+@pytest.mark.parametrize("changes, seed", [(changes, seed)
+                                           for seed, changes in enumerate(SCENARIOS, 1)])
 def test_windows_give_the_tick_by_tick_run(changes, seed):
     scenario = default_scenario().replace(trainer="hash", seed=seed, **changes)
     one_tick, single, by_tick = _conducted(scenario, units=1, max_window=1)
@@ -97,7 +98,8 @@ def test_windows_give_the_tick_by_tick_run(changes, seed):
     assert max(host.ticks_per_unit_call) > 1  # windows were really taken
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+# Seeds whose runs end at each of the four ticks of a window (ticks 140, 125, 146, 135).
+@pytest.mark.parametrize("seed", [1, 4, 5, 2])
 def test_a_run_ending_inside_a_window_reports_the_state_at_its_last_tick(seed):
     """The final reports (chains, counters) of every employee equal the tick-by-tick
     run's, also when the target is reached in the middle of a window."""
@@ -111,7 +113,7 @@ def test_some_runs_end_inside_a_window_and_units_stop_there():
     """Coverage of the early stop: over these seeds some runs end at a tick that is not
     a window's last, and then every unit has stopped exactly at it."""
     inside = 0
-    for seed in range(1, 9):
+    for seed in range(1, 6):
         scenario = default_scenario().replace(trainer="hash", seed=seed,
                                               latency="constant:4")
         done, host, employees = _conducted(scenario, units=3)

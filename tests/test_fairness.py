@@ -314,7 +314,7 @@ def test_tolerant_verification_still_rejects_poisoned_training():
 
 @pytest.mark.tf
 def test_the_attack_room_study_runs_and_its_tuned_attacker_is_always_accepted(tmp_path):
-    """scripts/attack_room.py on 2 seeds x 4 stages (its README figures come from 10 x
+    """scripts/attack_room.py on 1 seed x 2 stages (its README figures come from 10 x
     40): it writes its tables, the fixed-step attacker is rejected somewhere at the
     smallest tolerance for the largest step, and the tuned attacker takes next to no accuracy
     at a tolerance where even honest XLA is mostly rejected."""
@@ -324,12 +324,14 @@ def test_the_attack_room_study_runs_and_its_tuned_attacker_is_always_accepted(tm
     from pathlib import Path
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "attack_room.py"
-    subprocess.run([sys.executable, str(script), "--seeds", "2", "--stages", "4",
-                    "--out", str(tmp_path)], check=True, capture_output=True, timeout=600)
+    done = subprocess.run([sys.executable, str(script), "--seeds", "1", "--stages", "2",
+                           "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "attack_room" / "attack_room.csv")))
     room = {float(r["tolerance"]): r for r in csv.DictReader(
         open(tmp_path / "attack_room" / "room.csv"))}
-    assert len(rows) == 2 * 12 * 5  # seeds x steps x tolerances
+    assert len(rows) == 1 * 12 * 5  # seeds x steps x tolerances
     biggest = [r for r in rows if float(r["epsilon"]) == 0.3 and float(r["tolerance"]) == 1e-4]
     assert all(r["all_accepted"] == "False" for r in biggest)
     assert abs(float(room[1e-4]["adaptive_room_mean"])) <= 0.001

@@ -12,6 +12,7 @@ import pytest
 from helpers import OTHER_HASH, WORLD_NOW, World, make_employee, resign, small_scenario
 
 from simulation.config import RULE_NAMES, default_scenario, parse_open_rules, problems
+from simulation.protocol import lottery
 from simulation.protocol.encoding import derive_keypair, sha256
 from simulation.protocol.follow_the_coin import (
     draw_by_race,
@@ -180,6 +181,22 @@ def test_draw_depends_on_stage_slot_and_author_only():
     ticks = [opened.stakeholders(resign(header, opened.employees[0], tick=t))
              for t in same_slot[:8]]
     assert len({tuple(d) for d in ticks}) > 1  # the old draw: every tick another
+
+
+def test_draw_open_the_stakeholders_come_from_the_headers_lottery_kernel():
+    """The old draw (PROTOCOL.md): seeded with the header's BH kernel, which holds the
+    author, the stage, the tick and (lottery-kernel open too) the parent."""
+    for rules, bind_parent in (("draw", False), ("draw,lottery-kernel", True)):
+        w = world(rules)
+        ledger = w.record(None).ledger
+        stakes = [(pk, ledger.balance(pk)) for pk in w.genesis.employees]
+        for author in (0, 1):
+            for shift in range(4):
+                header = resign(w.bh(author), w.employees[author], tick=w.bh(author).tick + shift)
+                kernel = lottery.kernel(BH, header.author, header.parent, header.stage_id,
+                                        header.tick, bind_parent=bind_parent)
+                assert stakeholders_of(header, ledger, w.genesis, w.scenario) == (
+                    draw_stakeholders(kernel, stakes, w.scenario.stakeholders_num))
 
 
 def test_draw_one_header_per_author_parent_and_slot():

@@ -213,6 +213,19 @@ def test_select_picks_one_of_two_transactions_with_the_same_nonce():
     assert len(chosen) == 1 and chosen == select_transactions(LEDGER, [b, a], 10)
 
 
+def test_select_counts_coins_received_earlier_in_the_block_exactly():
+    """As apply does: a receiver may spend in the same block what it received before, and
+    not one coin more. The newcomer holds nothing on LEDGER; Bob (5 coins) pays it first
+    because both use nonce 0 and Bob's key sorts first."""
+    newcomer = next(k for k in (derive_keypair(1, "user", i) for i in range(3, 40))
+                    if k.public > B)
+    funding = tx(BOB, newcomer.public, 5, 0)
+    spend_all = tx(newcomer, C, 5, 0)
+    assert select_transactions(LEDGER, [spend_all, funding], 10) == [funding, spend_all]
+    one_more = tx(newcomer, C, 6, 0)
+    assert select_transactions(LEDGER, [one_more, funding], 10) == [funding]
+
+
 # --- Genesis ---------------------------------------------------------------------------------
 
 
@@ -238,6 +251,11 @@ def test_genesis_allocation():
     assert all(1 <= g.ledger.balance(pk) <= 50 for pk in g.users)
     assert g.ledger.nonces == {}
     assert len(g.ledger.balances) == 9
+
+
+def test_genesis_users_hold_at_least_one_coin():
+    g = genesis(4, user_max_balance=1)
+    assert [g.ledger.balance(pk) for pk in g.users] == [1] * 5
 
 
 def test_genesis_hash_covers_every_part():

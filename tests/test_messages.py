@@ -8,7 +8,9 @@ import pytest
 
 from simulation.protocol.encoding import DecodeError, encode, sha256, verify
 from simulation.protocol.messages import (
+    MAX_LOCATOR,
     BlockHeader,
+    BlockRequest,
     StakeholderSignature,
     TrainingDeclaration,
     Transaction,
@@ -21,9 +23,9 @@ from simulation.protocol.messages import (
 )
 from tests.helpers import OTHER_SECRET, World, altered, resign
 
-KINDS = ["TX", "TD", "BH", "SS", "WB"]
+KINDS = ["TX", "TD", "BH", "SS", "WB", "RQ"]
 CLASSES = {"TX": Transaction, "TD": TrainingDeclaration, "BH": BlockHeader,
-           "SS": StakeholderSignature, "WB": WrappedBlock}
+           "SS": StakeholderSignature, "WB": WrappedBlock, "RQ": BlockRequest}
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,8 +35,10 @@ def samples():
     header = world.bh(0)
     signatures = world.ss(header)
     block = world.wrap(header, [tx, world.tx(2, 3, 1, 0)], keep_order=True)
+    request = BlockRequest.create(world.employees[1], want=block.hash,
+                                  locator=[header.parent, sha256(b"older")], tick=9)
     return world, {"TX": tx, "TD": header.declarations[0], "BH": header,
-                   "SS": signatures[0], "WB": block}
+                   "SS": signatures[0], "WB": block, "RQ": request}
 
 
 def sample(kind):
@@ -150,6 +154,7 @@ BYTES_FIELDS = {
     "BH": {"author": 32, "parent": 32, "ts": 32, "sig": 64},
     "SS": {"author": 32, "bh": 32, "sig": 64},
     "WB": {"author": 32, "sig": 64},
+    "RQ": {"author": 32, "want": 32, "sig": 64},
 }
 UINT_FIELDS = {
     "TX": ["amount", "nonce"],
@@ -157,6 +162,7 @@ UINT_FIELDS = {
     "BH": ["height", "tick", "coinstake"],
     "SS": [],
     "WB": ["tick"],
+    "RQ": ["tick"],
 }
 TEXT_FIELDS = {"TD": ["id_m", "id_s"], "BH": ["id_m", "id_s"]}
 LIST_FIELDS = {"BH": ["tds"], "WB": ["ss", "txs", "payouts"]}
@@ -165,16 +171,16 @@ LIST_FIELDS = {"BH": ["tds"], "WB": ["ss", "txs", "payouts"]}
 def bad_values(kind):
     for name, size in BYTES_FIELDS[kind].items():
         for value in (b"\x01" * (size - 1), b"\x01" * (size + 1), b"", "x" * size, size):
-            yield name, value, f"{name} must be {size} bytes"
+            yield name, value, f"{kind}: {name} must be {size} bytes"
     for name in UINT_FIELDS[kind]:
         for value in (-1, 2**256, True, "5", b"\x05", [5]):
-            yield name, value, f"{name} must be an unsigned integer"
+            yield name, value, f"{kind}: {name} must be an unsigned integer"
     for name in TEXT_FIELDS.get(kind, []):
         for value in (b"text", 7, "x" * 257):
-            yield name, value, f"{name} must be text"
+            yield name, value, f"{kind}: {name} must be text"
     for name in LIST_FIELDS.get(kind, []):
         for value in ({"a": 1}, b"", 3):
-            yield name, value, f"{name} must be a list"
+            yield name, value, f"{kind}: {name} must be a list"
 
 
 CASES = [(kind, name, value, reason) for kind in KINDS
@@ -403,3 +409,35 @@ def test_signature_domains_are_separated():
     assert not verify(td.author, ss.signature, commitment_bytes(td.stage_id, header.hash))
     assert not altered(td, commitment=ss.signature).commitment_valid(world.own(0).secret)
     assert not altered(td, sig=ss.signature).signature_valid()
+
+
+# --- Block requests ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locator", [[], [sha256(b"x")] * (MAX_LOCATOR + 1), sha256(b"x"),
+                                     "hashes"], ids=["empty", "too-long", "bytes", "text"])
+def test_a_request_locator_is_a_list_of_1_to_max_locator_hashes(locator):
+    wire = dict(sample("RQ").wire, locator=locator)
+    with pytest.raises(DecodeError, match=f"RQ: locator must be a list of 1 to {MAX_LOCATOR} "
+                                          "hashes"):
+        parse_message(wire_bytes(wire))
+
+
+@pytest.mark.parametrize("entry", [b"\x01" * 31, b"\x01" * 33, "x" * 32, 5])
+def test_each_locator_entry_is_a_hash(entry):
+    wire = dict(sample("RQ").wire, locator=[sha256(b"x"), entry])
+    with pytest.raises(DecodeError, match="RQ: locator must be 32 bytes"):
+        parse_message(wire_bytes(wire))
+
+
+@pytest.mark.parametrize("length", [1, MAX_LOCATOR])
+def test_locators_of_the_boundary_lengths_are_accepted(length):
+    wire = dict(sample("RQ").wire, locator=[sha256(bytes([i])) for i in range(length)])
+    assert parse_message(wire_bytes(wire)).locator == tuple(wire["locator"])
+
+
+def test_a_message_shows_its_class_and_hash_prefix():
+    """What logs print for a message."""
+    for kind in KINDS:
+        message = sample(kind)
+        assert repr(message) == f"{CLASSES[kind].__name__}({message.hash.hex()[:12]})"

@@ -202,6 +202,11 @@ def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch
         assert len(set(result["shard_nodes"].values())) == 2
         lockstep = run_lockstep(scenario)
         assert result["employer"]["chain"][-1]["hash"] == lockstep.employer.tree.tip_hash
+        # Without RAY_ADDRESS a run starts its own one-node instance, also while another
+        # cluster runs on this machine (ray.init alone would join that one).
+        alone = ray_backend.run(scenario.replace(ray_address=""), lambda: None)
+        assert alone["finished"] and len(set(alone["shard_nodes"].values())) == 1
+        assert set(alone["shard_nodes"].values()).isdisjoint(result["shard_nodes"].values())
     finally:
         cluster.shutdown()
 
@@ -252,6 +257,12 @@ def test_joining_no_cluster_is_a_clear_error_and_nothing_runs(tmp_path, monkeypa
     from simulation.net import runner
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # The premise: no Ray instance runs here ("auto" joins any running one, also one that
+    # an earlier test is still shutting down: it once did, and its actors died).
+    deadline = time.monotonic() + 60
+    while _ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ray_processes() == set(), "a Ray instance still runs on this machine"
     scenario = default_scenario().replace(trainer="hash", backend="ray", ray_address="auto",
                                           log_file=str(tmp_path / "x.log"))
     with pytest.raises(runner.RunAborted, match="RAY_ADDRESS 'auto': no Ray cluster to join"):

@@ -1,5 +1,5 @@
-"""``python -m simulation.sweep``: value parsing, validation before any run, the interval
-statistics, the per-point summary, and (with real processes) recording and resuming."""
+"""``python -m simulation.sweep``: value parsing, validation before any run, the per-point
+summary, and (with real processes) recording and resuming."""
 
 from __future__ import annotations
 
@@ -137,71 +137,7 @@ def test_dry_run_lists_the_runs_and_runs_nothing(tmp_path: Path,
     assert not out.exists()
 
 
-# --- statistics ---------------------------------------------------------------------------
-
-
-def test_wilson_interval_known_values() -> None:
-    low, high = wilson_interval(0, 20)
-    assert (round(low, 4), round(high, 4)) == (0.0, 0.1611)
-    low, high = wilson_interval(10, 20)
-    assert (round(low, 4), round(high, 4)) == (0.2993, 0.7007)
-    low, high = wilson_interval(20, 20)
-    assert (round(low, 4), round(high, 4)) == (0.8389, 1.0)
-    assert wilson_interval(0, 0) is None
-    with pytest.raises(ValueError):
-        wilson_interval(3, 2)
-
-
-def test_wilson_interval_is_scipys_over_a_grid_of_counts() -> None:
-    """Every k of every n up to 60 (most of them asymmetric around k/n), against
-    scipy.stats.binomtest(...).proportion_ci(method="wilson")."""
-    from scipy import stats
-
-    for n in range(1, 61):
-        for k in range(n + 1):
-            theirs = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
-            low, high = wilson_interval(k, n)
-            assert low == pytest.approx(theirs.low, abs=1e-9), (k, n)
-            assert high == pytest.approx(theirs.high, abs=1e-9), (k, n)
-
-
-@pytest.mark.parametrize("k, n, quoted", [
-    (1, 20, (0.01, 0.24)), (14, 20, (0.48, 0.85)), (4, 20, (0.08, 0.42)),
-    (17, 20, (0.64, 0.95)), (0, 1110, (0.0, 0.0034)), (19, 1000, (0.012, 0.029)),
-    (2, 1000, (0.0005, 0.007)), (983, 1000, (0.973, 0.989)), (8, 10, (0.49, 0.94)),
-    (6, 10, (0.31, 0.83)),
-])
-def test_the_wilson_intervals_the_readme_quotes(k, n, quoted) -> None:
-    """Each bound as the README prints it (to its own number of decimals)."""
-    for bound, printed in zip(wilson_interval(k, n), quoted, strict=True):
-        places = len(f"{printed}".split(".")[1])
-        assert round(bound, places) == pytest.approx(printed, abs=1e-12), (k, n)
-
-
-def test_t_interval_is_scipys_for_small_and_skewed_samples() -> None:
-    import random
-
-    from scipy import stats
-
-    rng = random.Random(7)
-    samples = [[1.0, 2.0], [0.0, 0.0, 10.0], [68.0, 75.0, 62.0, 70.0, 59.0]]
-    samples += [[rng.expovariate(0.01) for _ in range(n)] for n in (2, 3, 5, 8, 13, 20, 40)]
-    for values in samples:
-        mean = sum(values) / len(values)
-        theirs = stats.t.interval(0.95, len(values) - 1, loc=mean,
-                                  scale=stats.sem(values))
-        assert t_interval(values) == pytest.approx(theirs, rel=1e-12, abs=1e-12)
-        theirs90 = stats.t.interval(0.90, len(values) - 1, loc=mean, scale=stats.sem(values))
-        assert t_interval(values, 0.90) == pytest.approx(theirs90, rel=1e-12, abs=1e-12)
-    assert t_interval([5.0]) is None and t_interval([]) is None
-    assert t_interval([3.0, 3.0, 3.0]) == (3.0, 3.0)
-
-
-def test_wilson_interval_holds_its_rate_exactly_at_the_extremes() -> None:
-    # Computed naively, 12 of 12 gives an upper bound of 0.9999999999999999 and 9 of 9
-    # a lower bound of 3e-17 for 0 of 9: the rate fell outside its own interval.
-    for n in range(1, 60):
-        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
+# --- per-point summaries -------------------------------------------------------------------------
 
 
 def test_plots_take_points_whose_interval_misses_the_mean_by_rounding(
@@ -215,15 +151,6 @@ def test_plots_take_points_whose_interval_misses_the_mean_by_rounding(
     points[0]["ticks_ci95_high"] = 1999.9999999999998
     written = sweep.plot_points(points, ["POISON_RATE"], tmp_path, "rounding")
     assert written and all(path.stat().st_size > 0 for path in written)
-
-
-def test_t_interval_by_hand() -> None:
-    # 2, 4, 6: mean 4, sd 2, t(0.975, 2) = 4.302653; half = 4.302653 * 2 / sqrt(3).
-    low, high = t_interval([2.0, 4.0, 6.0])
-    assert low == pytest.approx(4 - 4.968275, abs=1e-5)
-    assert high == pytest.approx(4 + 4.968275, abs=1e-5)
-    assert t_interval([5.0]) is None and t_interval([]) is None
-    assert t_interval([3.0, 3.0]) == (3.0, 3.0)
 
 
 def _row(rate: str, seed: int, **values: object) -> dict[str, object]:

@@ -366,6 +366,56 @@ def test_bh_with_employer_confidence_one():
         "author has no declaration in the header")
 
 
+def test_bh_declaration_of_the_headers_own_tick_is_accepted(world):
+    """A declaration may be as new as the header ("newer than" is strict): an author that
+    wins both lotteries at one tick declares and heads at once."""
+    others = [world.td(a) for a in (1, 2)]
+    start = max(td.tick for td in others)
+    for tick in range(start, start + 5000):
+        if all(world.lottery_tick(kind, 0, start=tick) == tick for kind in (TD, BH)):
+            break
+    else:
+        pytest.fail("no tick wins both of employee 0's lotteries")
+    bh = world.bh(0, tds=[world.td(0, tick=tick), *others], tick=tick)
+    assert max(td.tick for td in bh.declarations) == bh.tick
+    assert check_header(world.ctx, bh).hash == world.genesis.hash
+
+
+def test_bh_exactly_max_header_declarations_is_accepted():
+    world = World(small_scenario(max_header_declarations=3))
+    check_header(world.ctx, world.bh(0, tds=world.declarations([0, 1, 2])))
+    assert reason_of(check_header, world.ctx, world.bh(0, tds=world.declarations(
+        [0, 1, 2, 3]))) == "more declarations than MAX_HEADER_DECLARATIONS"
+
+
+def test_bh_without_personal_secrets_is_checked_against_its_stage_secret():
+    """OPEN_RULES=personal-secrets: the header's one revealed secret opens every
+    declaration's commitment."""
+    world = World(small_scenario(open_rules="personal-secrets"))
+    bh = world.bh(0)
+    assert bh.personal_secrets is None
+    assert check_header(world.ctx, bh).hash == world.genesis.hash
+    light = Context(world.scenario, world.model_id, world.genesis, world.tree, None,
+                    now=world.ctx.now)
+    assert check_header(light, bh).hash == world.genesis.hash
+    other = resign(bh, world.employees[0], ts=OTHER_SECRET)
+    assert reason_of(check_header, light, other) == (
+        "commitment does not verify against the revealed secret")
+
+
+def test_a_light_client_remembers_the_declarations_it_checked(world):
+    light = Context(world.scenario, world.model_id, world.genesis, world.tree, None,
+                    now=world.ctx.now)
+    td = world.td(1)
+    check_declaration(light, td)
+    assert light.valid_declarations == {td.hash}
+
+
+def test_a_rejection_reads_as_its_reason():
+    assert str(Rejected("bad signature")) == "bad signature"
+    assert Rejected("bad signature").reason == "bad signature"
+
+
 # --- Stakeholder signatures ------------------------------------------------------------------
 
 

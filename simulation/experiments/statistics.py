@@ -1,6 +1,6 @@
 """The statistics of the studies: Wilson intervals of rates, Student-t intervals of means,
 and reading a cell of a run's row as a number or a flag. Pure functions, tested against
-scipy (tests/test_sweep.py)."""
+scipy (tests/test_statistics.py)."""
 
 from __future__ import annotations
 

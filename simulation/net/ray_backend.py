@@ -190,8 +190,11 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     local = not scenario.ray_address
     if local:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 _node_ip_address="127.0.0.1")
+        # address="local": a new instance even when another one runs on this machine (a
+        # `ray start` cluster, another run's): without it ray.init joins the latest one,
+        # and a run once hung in a cluster that another run then shut down.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, _node_ip_address="127.0.0.1")
     else:
         try:
             ray.init(address=scenario.ray_address, log_to_driver=False,
