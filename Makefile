@@ -1,8 +1,7 @@
 # Two commands for a fresh clone: `make run` runs the default scenario, `make test` runs the
 # tests. Each creates the virtual environment .venv on first use and installs what
 # requirements*.txt pin (PyPI only, no other network); later calls reuse it, and reinstall
-# only when a requirements file changed. `make test` runs pytest on every core
-# (pytest-xdist, -n auto). Pass arguments with ARGS, for example
+# only when a requirements file changed. Pass arguments with ARGS, for example
 #   make run ARGS="--adversaries poisoned:4 --seed 3"      make test ARGS="-m 'not tf'"
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +14,7 @@ run: $(INSTALLED)
 	$(VENV)/bin/python main.py $(ARGS)
 
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest -n auto --dist loadgroup $(ARGS)
+	$(VENV)/bin/python -m pytest $(ARGS)
 
 # The hooks are local ones that call the environment's own tools (ruff, python): put
 # them first on PATH, as an activated environment would.

@@ -73,10 +73,10 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Under pytest-xdist (make test, --dist loadgroup) the tests that start processes,
-    # train with Keras or run Ray share one worker, one at a time: each of them already
-    # keeps several cores busy, and two at once only slowed both (and two Ray instances
-    # on one machine once joined each other). The pure tests fill the other workers.
+    # Under pytest-xdist (-n auto --dist loadgroup, docs/TESTING.md) the tests that start
+    # processes, train with Keras or run Ray share one worker, one at a time: each keeps
+    # several cores busy already, and two at once only slowed both. The pure tests fill
+    # the other workers.
     for item in items:
         if any(item.get_closest_marker(m) is not None for m in ("processes", "tf", "ray")):
             item.add_marker(pytest.mark.xdist_group("heavy"))
