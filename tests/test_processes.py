@@ -4,8 +4,12 @@ results, fault handling and the command line."""
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
+import os
+import queue
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -17,6 +21,7 @@ import pytest
 from simulation.config import default_scenario
 from simulation.net import frames
 from simulation.net.lockstep import run_lockstep
+from simulation.net.logs import LogPipes, log_to_queue
 from simulation.net.network import Network, Party
 from simulation.net.runner import run
 
@@ -218,3 +223,44 @@ def test_the_wall_clock_guard_ends_a_run_that_cannot_finish(tmp_path):
     assert outcome.summary["stopped_by"] == "MAX_WALL_SECONDS"
     assert not outcome.summary["finished"]
     assert outcome.summary["wall_seconds"] < 30
+
+
+def _die_in_the_middle_of_a_record(conn) -> None:
+    # A length prefix announcing 1000 bytes, then 7 of them: what a child killed while
+    # sending a record leaves in its log pipe.
+    os.write(conn.fileno(), struct.pack("!i", 1000) + b"partial")
+    os._exit(9)
+
+
+def _log_lines(conn, count: int) -> None:
+    log_to_queue(conn)
+    for i in range(count):
+        logging.getLogger("pot.test").info("line %d", i)
+
+
+def test_a_child_killed_in_the_middle_of_a_log_record_stops_no_other_child():
+    """Children used to share one log queue, whose writers share a lock: a child killed
+    while it held it (SIGKILL mid-record) left every other process blocked on its next
+    record and at exit, and main.py hung. Each child has its own log pipe now."""
+    # Not fork: a forked child would inherit the other child's pipe end, which the
+    # runner's fork server and spawn never pass on.
+    ctx = multiprocessing.get_context("spawn")
+    records: queue.Queue = queue.Queue()
+    pipes = LogPipes(ctx, records)
+    dying, talking = pipes.new_pipe(), pipes.new_pipe()
+    pipes.start()
+    children = [ctx.Process(target=_die_in_the_middle_of_a_record, args=(dying,)),
+                ctx.Process(target=_log_lines, args=(talking, 200))]
+    for child in children:
+        child.start()
+    dying.close()
+    talking.close()
+    for child in children:
+        child.join(30)
+    assert [child.exitcode for child in children] == [9, 0]
+    pipes.close(timeout=30)  # both pipes at end-of-file: the reader ends
+    assert pipes._thread is not None and not pipes._thread.is_alive()
+    lines = []
+    while not records.empty():
+        lines.append(records.get().getMessage())
+    assert lines == [f"line {i}" for i in range(200)]

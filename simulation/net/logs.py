@@ -1,8 +1,13 @@
 """Logging from many processes through one writer.
 
-Each child puts its records on a multiprocessing queue (``QueueHandler``); the parent's
-``QueueListener`` writes them to the log file (DEBUG and up) and the console (INFO and
-up, or only progress and warnings with --quiet), so lines never interleave. On a terminal
+Each child sends its records down a pipe of its own (``QueueHandler`` over
+``PipeSender``); a thread of the parent (``LogPipes``) moves them to the parent's queue,
+whose ``QueueListener`` writes them to the log file (DEBUG and up) and the console (INFO
+and up, or only progress and warnings with --quiet), so lines never interleave. Not one
+queue shared by the children: a multiprocessing queue's writers share a lock, and a child
+killed (SIGKILL) while it writes keeps it, so that every other process blocks on its next
+record and at exit, and the run hangs. A pipe has one writer: a killed child ends only
+its own, and the parent reads end-of-file there. On a terminal
 (stdout a tty, no --quiet) the progress lines become a tqdm bar instead (``ProgressBar``);
 the log file keeps them as lines.
 """
@@ -13,7 +18,9 @@ import logging
 import logging.handlers
 import re
 import sys
+import threading
 import time
+from multiprocessing.connection import Connection, wait
 from typing import Any, TextIO
 
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(processName)-10s %(message)s"
@@ -156,12 +163,65 @@ def close_progress_bar(listener: logging.handlers.QueueListener) -> None:
             handler.close_bar()
 
 
-def log_to_queue(queue: Any) -> None:
-    """In a child process (or the parent): send every record to the listener's queue."""
+class PipeSender:
+    """What a ``QueueHandler`` needs of a queue, over the send end of a child's log pipe."""
+
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        try:
+            self._conn.send(record)
+        except OSError:  # the parent is gone: nobody is left to read the record
+            pass
+
+
+class LogPipes:
+    """The parent's end of the children's log pipes: one thread waits on all of them and
+    puts each record on the parent's queue, until every child has closed its pipe."""
+
+    def __init__(self, ctx: Any, queue: Any):
+        self._ctx = ctx
+        self._queue = queue
+        self._readers: list[Connection] = []
+        self._thread: threading.Thread | None = None
+
+    def new_pipe(self) -> Connection:
+        """A send end for one child (the parent closes its copy once the child started)."""
+        receiver, sender = self._ctx.Pipe(duplex=False)
+        self._readers.append(receiver)
+        return sender
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._pump, args=(list(self._readers),),
+                                        name="log-pipes", daemon=True)
+        self._thread.start()
+
+    def _pump(self, readers: list[Connection]) -> None:
+        while readers:
+            for conn in wait(readers):
+                try:
+                    record = conn.recv()
+                except (EOFError, OSError):  # the child ended, perhaps mid-record
+                    readers.remove(conn)
+                    conn.close()
+                    continue
+                self._queue.put_nowait(record)
+
+    def close(self, timeout: float) -> None:
+        """After the children ended: their last records reach the queue first."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def log_to_queue(target: Any) -> None:
+    """In a child process (or the parent): send every record to the listener, through
+    the child's log pipe (a ``Connection``) or straight onto the parent's queue."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(logging.handlers.QueueHandler(queue))
+    sink = PipeSender(target) if isinstance(target, Connection) else target
+    root.addHandler(logging.handlers.QueueHandler(sink))
     # Our loggers at DEBUG; third-party libraries (TensorFlow, absl ...) only from WARNING.
     root.setLevel(logging.WARNING)
     for name in OWN_LOGGERS:

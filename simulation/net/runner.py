@@ -41,6 +41,7 @@ from simulation.config import (
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
+    LogPipes,
     close_progress_bar,
     log_to_queue,
     start_listener,
@@ -265,6 +266,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     shared = None
     processes: list[Any] = []
     listener = None
+    log_pipes = None
     try:
         on_ray = scenario.backend == "ray"
         if scenario.trainer == "keras" and not on_ray:
@@ -293,7 +295,8 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                     dataset_spec, shared = _load_mnist()
                     signal_point("mnist")
                     _unwind_if_signalled(stop)
-                result = _start_and_wait(ctx, scenario, log_queue, dataset_spec, roles,
+                log_pipes = LogPipes(ctx, log_queue)
+                result = _start_and_wait(ctx, scenario, log_pipes, dataset_spec, roles,
                                          wall_started, stop, processes)
             signal_point("result")
         except _Interrupted as exc:
@@ -304,6 +307,8 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                                     f"during start-up"}
         finally:
             _end_children(processes)
+            if log_pipes is not None:
+                log_pipes.close(timeout=10.0)
             if shared is not None:
                 shared.close()
                 shared.unlink()
@@ -509,7 +514,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: Any,
+def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_spec: Any,
                     roles: dict[int, str], launched: float, stop: StopRequest,
                     processes: list[Any]) -> dict[str, Any]:
     """Starts the children (appending them to ``processes`` as they start, so that the
@@ -523,18 +528,20 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
     fresh = {i for i in range(n) if scenario.trainer == "keras"
              and computation_of(scenario, i) in TF_ENVIRONMENT_OF_COMPUTATION}
     spawned = {f"E{i}" for i in fresh}
+    log_ends = [log_pipes.new_pipe() for _ in range(n + 2)]  # employees, users, network
+    log_pipes.start()
     planned = [
         (multiprocessing.get_context("spawn") if i in fresh else ctx).Process(
             target=employee_main, name=f"E{i}",
-            args=(i, scenario, pipes[i][1], log_queue, dataset_spec,
+            args=(i, scenario, pipes[i][1], log_ends[i], dataset_spec,
                   behaviour_of(roles, i)))
         for i in range(n)
     ]
     planned.append(ctx.Process(target=users_main, name="users",
-                               args=(scenario, genesis, pipes[n][1], log_queue)))
+                               args=(scenario, genesis, pipes[n][1], log_ends[n])))
     planned.append(ctx.Process(target=network_main, name="network",
                                args=(scenario, [p[0] for p in pipes], result_send,
-                                     log_queue, roles, launched, stop.receiver)))
+                                     log_ends[n + 1], roles, launched, stop.receiver)))
     try:
         for p in planned:
             _unwind_if_signalled(stop)  # the first start waits for the fork server's imports
@@ -550,12 +557,16 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_queue: Any, dataset_spec: 
         for a, b in pipes:  # the children started so far see EOF and exit at once
             a.close()
             b.close()
+        for end in log_ends:
+            end.close()
         raise
     stop.network_started = True
     # Only the children may hold their pipe ends: then a dead child means EOF at once.
     for a, b in pipes:
         a.close()
         b.close()
+    for end in log_ends:
+        end.close()
     result_send.close()
     stop.close_receiver()
     log.info("started %d employees, the users and the network", n)
