@@ -144,6 +144,11 @@ class World:
                            self.trainer.result, now=WORLD_NOW,
                            personal_secret=self.personal_secret)
 
+    def light_ctx(self) -> Context:
+        """What a light client (the employer) knows: the same tree, no training."""
+        return Context(self.scenario, self.model_id, self.genesis, self.tree, None,
+                       now=self.ctx.now)
+
     # Lookups
 
     def keys(self, public: bytes) -> KeyPair:

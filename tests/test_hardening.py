@@ -31,7 +31,6 @@ from simulation.protocol.messages import (
 from simulation.protocol.rules import Rules, rules_of, slot_of
 from simulation.protocol.stages import training_secret
 from simulation.protocol.validation import (
-    Context,
     Rejected,
     check_block,
     check_declaration,
@@ -191,8 +190,9 @@ def test_draw_open_the_stakeholders_come_from_the_headers_lottery_kernel():
         ledger = w.record(None).ledger
         stakes = [(pk, ledger.balance(pk)) for pk in w.genesis.employees]
         for author in (0, 1):
+            valid = w.bh(author)
             for shift in range(4):
-                header = resign(w.bh(author), w.employees[author], tick=w.bh(author).tick + shift)
+                header = resign(valid, w.employees[author], tick=valid.tick + shift)
                 kernel = lottery.kernel(BH, header.author, header.parent, header.stage_id,
                                         header.tick, bind_parent=bind_parent)
                 assert stakeholders_of(header, ledger, w.genesis, w.scenario) == (
@@ -399,7 +399,7 @@ def test_personal_secrets_a_header_reveals_each_declarers_and_only_with_the_rule
     assert header.personal_secrets == tuple(w.personal_secret(0, td.author)
                                             for td in header.declarations)
     swapped = resign(header, w.employees[0], pts=list(reversed(header.wire["pts"])))
-    light = Context(w.scenario, w.model_id, w.genesis, w.tree, None, now=WORLD_NOW)
+    light = w.light_ctx()
     assert reason_of(check_header, light, swapped) == (
         "commitment does not verify against the revealed secret")
     wire = {k: v for k, v in header.wire.items() if k != "pts"}

@@ -395,8 +395,7 @@ def test_bh_without_personal_secrets_is_checked_against_its_stage_secret():
     bh = world.bh(0)
     assert bh.personal_secrets is None
     assert check_header(world.ctx, bh).hash == world.genesis.hash
-    light = Context(world.scenario, world.model_id, world.genesis, world.tree, None,
-                    now=world.ctx.now)
+    light = world.light_ctx()
     assert check_header(light, bh).hash == world.genesis.hash
     other = resign(bh, world.employees[0], ts=OTHER_SECRET)
     assert reason_of(check_header, light, other) == (
@@ -404,8 +403,7 @@ def test_bh_without_personal_secrets_is_checked_against_its_stage_secret():
 
 
 def test_a_light_client_remembers_the_declarations_it_checked(world):
-    light = Context(world.scenario, world.model_id, world.genesis, world.tree, None,
-                    now=world.ctx.now)
+    light = world.light_ctx()
     td = world.td(1)
     check_declaration(light, td)
     assert light.valid_declarations == {td.hash}
