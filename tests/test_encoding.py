@@ -203,6 +203,62 @@ def test_verify_rejects_a_key_that_is_not_a_curve_point():
     assert not verify(b"\xff" * 32, alice.sign(b"data"), b"data")
 
 
+def test_verify_checks_each_signature_once_and_remembers_each_answer(monkeypatch):
+    checked = []
+    real = encoding._check_signature
+
+    def counting(public_key, signature, data):
+        checked.append((public_key, signature, data))
+        return real(public_key, signature, data)
+
+    monkeypatch.setattr(encoding, "_check_signature", counting)
+    monkeypatch.setattr(encoding, "_VERIFIED", encoding.Memo(2))
+    alice = derive_keypair(1, "employee", 0)
+    good = alice.sign(b"memo")
+    bad = bytes([good[0] ^ 1]) + good[1:]
+    for _ in range(3):
+        assert verify(alice.public, good, b"memo")
+        assert not verify(alice.public, bad, b"memo")
+    assert len(checked) == 2  # one check per (key, signature, data)
+    assert not verify(alice.public, good, b"memO")  # other data: checked, not remembered
+    assert len(checked) == 3
+    # The memo holds two answers: the oldest (good, b"memo") was dropped, and is checked
+    # again with the same result.
+    assert verify(alice.public, good, b"memo")
+    assert len(checked) == 4
+
+
+def test_memo_keeps_the_most_recently_used_results():
+    memo = encoding.Memo(2)
+    memo.put("a", 1)
+    memo.put("b", 2)
+    assert memo.get("a") == 1  # a is now the most recent
+    memo.put("c", 3)
+    assert (memo.get("a"), memo.get("b"), memo.get("c")) == (1, None, 3)
+    assert memo.get("missing") is None
+
+
+def test_a_frame_is_parsed_once_and_a_big_or_bad_one_every_time(monkeypatch):
+    from simulation.protocol import messages
+
+    alice = derive_keypair(1, "user", 0)
+    tx = messages.Transaction.create(alice, receiver=b"\x02" * 32, amount=1, nonce=0)
+    frame = tx.to_bytes()
+    monkeypatch.setattr(messages, "_PARSED", encoding.Memo(8))
+    monkeypatch.setattr(messages, "MEMO_FRAME_BYTES", len(frame))
+    first = parse_message(frame)
+    assert parse_message(bytearray(frame)) is first  # the same immutable object
+    assert first.signature_valid() and first.to_bytes() == frame
+    monkeypatch.setattr(messages, "MEMO_FRAME_BYTES", len(frame) - 1)
+    monkeypatch.setattr(messages, "_PARSED", encoding.Memo(8))
+    assert parse_message(frame) is not parse_message(frame)
+    assert parse_message(frame) == first
+    broken = frame[:-1]
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            parse_message(broken)
+
+
 def test_keypair_from_seed():
     assert KeyPair(b"\x01" * 32).public == KeyPair(b"\x01" * 32).public
     assert KeyPair(b"\x01" * 32).public != KeyPair(b"\x02" * 32).public

@@ -9,6 +9,8 @@ has one encoding and hashes and signatures over it are unambiguous.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import cbor2
@@ -100,15 +102,54 @@ class KeyPair:
         return self._private.sign(data)
 
 
+@lru_cache(maxsize=1 << 14)  # a lockstep run builds each party's keys in several places
 def derive_keypair(scenario_seed: int, role: str, index: int) -> KeyPair:
     """Keys of employee or user ``index``: a function of the scenario seed only."""
     material = encode(["PoT-key", scenario_seed, role, index])
     return KeyPair(sha256(material))
 
 
+class Memo:
+    """The last ``size`` results of a pure function, by key (least recently used out).
+
+    Where several employees share one process (the lockstep and Ray backends) each of
+    them checks every message it receives, so the same signature is checked by every
+    recipient; a result depends on its inputs only, so one check per process gives the
+    same answers in a fraction of the time. In the process backend every employee has
+    a process, and so a memo, of its own."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.results: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        """The result stored under ``key``, or None."""
+        result = self.results.get(key)
+        if result is not None:
+            self.results.move_to_end(key)
+        return result
+
+    def put(self, key: Any, result: Any) -> None:
+        self.results[key] = result
+        if len(self.results) > self.size:
+            self.results.popitem(last=False)
+
+
+_VERIFIED = Memo(1 << 16)
+
+
 def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
     if len(public_key) != 32 or len(signature) != 64:
         return False
+    key = (bytes(public_key), bytes(signature), sha256(data))
+    known = _VERIFIED.get(key)
+    if known is None:
+        known = _check_signature(public_key, signature, data)
+        _VERIFIED.put(key, known)
+    return bool(known)
+
+
+def _check_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
     except (InvalidSignature, ValueError):

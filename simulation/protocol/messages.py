@@ -17,7 +17,15 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from simulation.protocol.encoding import DecodeError, KeyPair, decode, encode, sha256, verify
+from simulation.protocol.encoding import (
+    DecodeError,
+    KeyPair,
+    Memo,
+    decode,
+    encode,
+    sha256,
+    verify,
+)
 
 TX, TD, BH, SS, WB, RQ = "TX", "TD", "BH", "SS", "WB", "RQ"
 KINDS = (TX, TD, BH, SS, WB, RQ)
@@ -79,6 +87,10 @@ class Message:
         return sha256(self.encoded)
 
     def signature_valid(self) -> bool:
+        return self._valid
+
+    @cached_property
+    def _valid(self) -> bool:  # once per message object: it never changes
         return verify(self.author, self.signature, signing_bytes(self.wire))
 
     def __eq__(self, other: object) -> bool:
@@ -272,7 +284,8 @@ class StakeholderSignature(Message):
         }
         return cls(wire)
 
-    def signature_valid(self) -> bool:
+    @cached_property
+    def _valid(self) -> bool:
         return verify(self.author, self.signature, stakeholder_bytes(self.header_hash))
 
 
@@ -519,9 +532,22 @@ def message_from_wire(value: Any) -> AnyMessage:
     return checker(value)
 
 
+# Frames up to this size are parsed once per process (every recipient in a shared process
+# gets the same immutable message object); larger ones are parsed on each arrival, so a
+# flood of big frames cannot fill the memory.
+MEMO_FRAME_BYTES = 64 * 1024
+_PARSED = Memo(1 << 13)
+
+
 def parse_message(data: bytes) -> AnyMessage:
     """Untrusted bytes -> typed message, or DecodeError with the reason."""
-    message = message_from_wire(decode(data))
-    # The wire map came from these exact bytes (decode checked canonical form).
-    message.__dict__["encoded"] = bytes(data)
+    data = bytes(data)
+    small = len(data) <= MEMO_FRAME_BYTES
+    message = _PARSED.get(data) if small else None
+    if message is None:
+        message = message_from_wire(decode(data))
+        # The wire map came from these exact bytes (decode checked canonical form).
+        message.__dict__["encoded"] = data
+        if small:
+            _PARSED.put(data, message)
     return message
