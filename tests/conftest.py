@@ -80,3 +80,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(m) is not None for m in ("processes", "tf", "ray")):
             item.add_marker(pytest.mark.xdist_group("heavy"))
+
+
+@pytest.fixture(scope="session")
+def keras_run(tmp_path_factory):
+    """One run with real processes and Keras training (``helpers.KERAS_RUN``) in this
+    process's runner, made once and shared by the tests that only read it: the
+    command-line run is compared with it, and so is the Ray backend's."""
+    import json
+    from types import SimpleNamespace
+
+    from simulation.config import default_scenario
+    from simulation.net.runner import run
+    from tests.helpers import KERAS_RUN
+
+    folder = tmp_path_factory.mktemp("keras-run")
+    scenario = default_scenario().replace(log_file=str(folder / "api.log"), **KERAS_RUN)
+    outcome = run(scenario, quiet=True, results_path=str(folder / "api.json"))
+    return SimpleNamespace(scenario=scenario, outcome=outcome,
+                           results=json.loads((folder / "api.json").read_text()))

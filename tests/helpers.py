@@ -69,6 +69,10 @@ OTHER_HASH = sha256(b"a block nobody has")
 OTHER_SECRET = sha256(b"a secret from poisoned training")
 
 
+# The small Keras network of conftest's ``keras_run`` (real processes, real training).
+KERAS_RUN: dict[str, Any] = {"employees_num": 4, "target_blockchain_length": 3, "seed": 5}
+
+
 def small_scenario(**changes: Any) -> Scenario:
     scenario = default_scenario().replace(**{**SMALL, **changes})
     assert problems(scenario) == [], problems(scenario)

@@ -11,16 +11,17 @@ import pytest
 
 from simulation.config import default_scenario
 from simulation.net.runner import run
+from tests.helpers import KERAS_RUN
 
 pytestmark = [pytest.mark.tf, pytest.mark.processes]
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = {"employees_num": 4, "target_blockchain_length": 3, "seed": 5}
 NOISE = ("oneDNN", "cuda", "absl", "cudart", "TensorFlow binary", "I0000", "W0000")
 
 
-def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_path):
+def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_path,
+                                                                           keras_run):
     # Run 1: the real command line, from another working directory, console captured.
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in ARGS.items()]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in KERAS_RUN.items()]
     done = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *flags, "--results", "cli.json",
          "--log-file", "cli.log"],
@@ -36,11 +37,9 @@ def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_p
     assert "did not preload TensorFlow" not in log
     first = json.loads((tmp_path / "cli.json").read_text())
 
-    # Run 2: the same scenario in this process's runner.
-    scenario = default_scenario().replace(log_file=str(tmp_path / "api.log"), **ARGS)
-    outcome = run(scenario, quiet=True, results_path=str(tmp_path / "api.json"))
-    second = json.loads((tmp_path / "api.json").read_text())
-    assert outcome.exit_code == 0
+    # Run 2: the same scenario in this process's runner (conftest's keras_run).
+    second = keras_run.results
+    assert keras_run.outcome.exit_code == 0
 
     for summary in (first, second):
         assert summary["finished"] is True
@@ -59,14 +58,13 @@ def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_p
         assert first[key] == second[key], key
 
 
-@pytest.mark.parametrize("poisoned", [2, 5])
-def test_poisoned_minority_and_majority_with_real_training(tmp_path, poisoned):
-    """7 employees with real Keras training, 2 (29%) or 5 (71%) of them poisoned, at the
-    default MAX_TICKS: the poisoned branch is free to outgrow the honest chain, and the
-    real stop step (the network's evaluation plan) must still deliver every figure."""
+def test_a_poisoned_minority_with_real_training_is_rejected(tmp_path):
+    """7 employees with real Keras training, 2 (29%) of them poisoned: their declarations
+    are rejected, the honest chain reaches the target and the employer takes its model.
+    (The poisoned majority with real training is the issue-7 run below.)"""
     scenario = default_scenario().replace(
         employees_num=7, target_blockchain_length=4, seed=4,
-        adversaries=f"poisoned:{poisoned}", log_file=str(tmp_path / "pot.log"))
+        adversaries="poisoned:2", log_file=str(tmp_path / "pot.log"))
     outcome = run(scenario, quiet=True)
     s = outcome.summary
     employer = s["employer"]
@@ -74,28 +72,21 @@ def test_poisoned_minority_and_majority_with_real_training(tmp_path, poisoned):
     assert s["cut_off"] == {} and s["failures"] == {}
     assert s["honest"]["poisoned_blocks"] == 0
     assert s["training"]["secrets_identical"] is True  # among the honest
-    if s["chain"]["length"] >= 2:  # genesis alone certifies no training
-        assert isinstance(s["model"]["test_accuracy"], float)
-    if poisoned == 2:
-        assert outcome.exit_code == 0 and s["finished"]
-        assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
-        assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
-        assert s["messages"]["rejected"]["TD"]["model hash differs from own training"] > 0
-    else:
-        assert employer["model_source"] == "poisoned"
-        assert employer["chain_length"] > s["chain"]["length"]
-        assert employer["poisoned_blocks"] == employer["chain_length"] - 1 > 0
-        assert isinstance(employer["model_test_accuracy"], float)
-        assert employer["model_test_accuracy"] == \
-            s["poisoned_branch"]["model_test_accuracy"]
-        assert outcome.exit_code == (0 if s["finished"] else 1)
+    assert isinstance(s["model"]["test_accuracy"], float)
+    assert outcome.exit_code == 0 and s["finished"]
+    assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
+    assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
+    assert s["messages"]["rejected"]["TD"]["model hash differs from own training"] > 0
 
 
 def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path):
     """`python main.py --adversaries poisoned:7 --seed 3` once crashed an honest employee:
     re-checking the poisoned branch had trained it 66 stages deep, and the weights after
     stage 4 of its own chain were no longer kept; the run still exited 0 and the results
-    said employer.poisoned_blocks = null. The exact command line, at default settings."""
+    said employer.poisoned_blocks = null. The exact command line, at default settings: 7
+    of 11 employees poisoned, with real training, at the default MAX_TICKS, where the
+    poisoned branch is free to outgrow the honest chain and the real stop step (the
+    network's evaluation plan) must still deliver every figure."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "--adversaries", "poisoned:7", "--seed", "3",
          "--quiet", "--results", "hi.json"],
@@ -105,9 +96,14 @@ def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path)
     assert results["self_check"] == {"passed": True, "failures": []}, done.stdout[-3000:]
     assert results["cut_off"] == {} and results["failures"] == {}
     assert set(results["employees_reporting"]) == {f"E{i}" for i in range(11)}
+    assert results["honest"]["poisoned_blocks"] == 0
+    assert results["training"]["secrets_identical"] is True  # among the honest
     employer = results["employer"]
     assert employer["model_source"] == "poisoned"
+    assert employer["chain_length"] > results["chain"]["length"]
     assert employer["poisoned_blocks"] == employer["chain_length"] - 1 > 10
+    assert employer["model_test_accuracy"] == \
+        results["poisoned_branch"]["model_test_accuracy"]
     # The honest evaluator trained far beyond its own chain and still evaluated it.
     assert results["model"]["evaluated_stage"] < employer["model_stage"] - 8
     assert isinstance(results["model"]["test_accuracy"], float)

@@ -433,30 +433,38 @@ def test_the_xla_hardware_profile_really_computes_other_losses(mnist, trainer):
     assert all(abs(a - b) <= 1e-3 * max(abs(a), 1e-3) for a, b in changed)
 
 
-def _trained_elsewhere(computation: str, stages: int) -> list[dict]:
-    """Losses and secrets of ``stages`` stages trained in a fresh process set up as the
-    HARDWARE profile's employee is (oneDNN is read by TensorFlow at import)."""
+@pytest.fixture(scope="module")
+def trained_elsewhere() -> dict[str, list[dict]]:
+    """Losses and secrets of 2 stages trained in a fresh process set up as the HARDWARE
+    profile's employee is (oneDNN is read by TensorFlow at import), by profile. The three
+    processes run at the same time: each spends most of its life importing TensorFlow."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "hardware_divergence.py"
-    out = subprocess.run([sys.executable, str(script), "--computation", computation,
-                          "--stages", str(stages)], capture_output=True, text=True,
-                         timeout=300, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    started = {computation: subprocess.Popen(
+        [sys.executable, str(script), "--computation", computation, "--stages", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for computation in ("exact", "onednn", "cpu-4threads")}
+    results = {}
+    for computation, process in started.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        results[computation] = json.loads(out.strip().splitlines()[-1])
+    return results
 
 
 @pytest.mark.tf
 @pytest.mark.processes
-def test_the_onednn_hardware_profile_really_computes_other_losses(trainer):
+def test_the_onednn_hardware_profile_really_computes_other_losses(trainer,
+                                                                  trained_elsewhere):
     """HARDWARE "onednn" (issue 9): TensorFlow's oneDNN kernels give other per-sample
     losses than the reference's (FINDINGS.md; scripts/hardware_divergence.py measured 117
     of 200 over 20 stages), within float rounding; the reference trained in a fresh
     process equals this process's (the comparison is fair)."""
-    reference = _trained_elsewhere("exact", 2)
-    onednn = _trained_elsewhere("onednn", 2)
+    reference, onednn = trained_elsewhere["exact"], trained_elsewhere["onednn"]
     assert [r["losses"] for r in reference] == [list(trainer.result(s).losses)
                                                  for s in range(2)]
     assert all(a["secret"] != b["secret"] for a, b in zip(reference, onednn, strict=True))
@@ -468,15 +476,16 @@ def test_the_onednn_hardware_profile_really_computes_other_losses(trainer):
 
 @pytest.mark.tf
 @pytest.mark.processes
-def test_the_four_thread_profile_computes_like_the_reference_here(trainer):
+def test_the_four_thread_profile_computes_like_the_reference_here(trainer,
+                                                                   trained_elsewhere):
     """HARDWARE "cpu-4threads" really runs TensorFlow with 4 intra-op threads, and on
     this model that changes no loss (measured here): the profile table (config.py) and
     the hash trainer, which gives this profile no noise model, assume it. On a CPU where
     4 threads do change the losses this test fails, as it should: the assumption is then
     wrong there."""
-    threads = _trained_elsewhere("cpu-4threads", 2)
+    threads = trained_elsewhere["cpu-4threads"]
     assert {r["intra_op_threads"] for r in threads} == {4}
-    assert {r["intra_op_threads"] for r in _trained_elsewhere("exact", 1)} == {1}
+    assert {r["intra_op_threads"] for r in trained_elsewhere["exact"]} == {1}
     ours = [list(trainer.result(s).losses) for s in range(2)]
     assert [r["losses"] for r in threads] == ours, (
         "4 intra-op threads change the losses on this CPU; the profile table and the hash "
