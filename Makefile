@@ -13,8 +13,11 @@ PIP := $(VENV)/bin/pip install --disable-pip-version-check -q
 run: $(INSTALLED)
 	$(VENV)/bin/python main.py $(ARGS)
 
+# The tests run on every core (pytest-xdist); those that start processes, train with Keras
+# or run Ray all on one worker, one at a time (tests/conftest.py says why). ARGS="-n 0"
+# runs every test in this process, one at a time.
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest -n auto --dist loadgroup $(ARGS)
 
 # The hooks are local ones that call the environment's own tools (ruff, python): put
 # them first on PATH, as an activated environment would.

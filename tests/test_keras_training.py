@@ -31,8 +31,8 @@ SEED = 42
 
 
 @pytest.fixture(scope="module")
-def mnist() -> dataset.Mnist:
-    return dataset.load_mnist_from_hub()
+def mnist(hub_mnist) -> dataset.Mnist:
+    return hub_mnist  # conftest's, loaded once for the session
 
 
 @pytest.fixture(scope="module")
@@ -433,7 +433,9 @@ def test_the_xla_hardware_profile_really_computes_other_losses(mnist, trainer):
     assert all(abs(a - b) <= 1e-3 * max(abs(a), 1e-3) for a, b in changed)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: under pytest-xdist a worker may run other modules' tests in between, and
+# a module-scoped fixture would then be made again.
+@pytest.fixture(scope="session")
 def trained_elsewhere() -> dict[str, list[dict]]:
     """Losses and secrets of 2 stages trained in a fresh process set up as the HARDWARE
     profile's employee is (oneDNN is read by TensorFlow at import), by profile. The three
