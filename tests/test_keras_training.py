@@ -1,7 +1,7 @@
 """The Keras trainer: determinism across processes, equality with train_on_batch, accuracy.
 
 No training-dependent hash is pinned here: the float results may differ between CPUs
-(FINDINGS.md), so every comparison is between two runs made in the same test.
+(docs/DETERMINISM.md), so every comparison is between two runs made in the same test.
 """
 
 from __future__ import annotations
@@ -423,8 +423,8 @@ def test_batched_evaluation_matches_one_batch(mnist, trainer):
 @pytest.mark.tf
 def test_the_xla_hardware_profile_really_computes_other_losses(mnist, trainer):
     """HARDWARE "xla" (issue 9): the same data and seed, compiled with XLA, gives other
-    per-sample losses (FINDINGS.md measured 364 of 600 changed) and another model hash;
-    the differences are float rounding, far below the losses themselves."""
+    per-sample losses (744 of 1000 changed in docs/DETERMINISM.md's measurement) and
+    another model hash; the differences are float rounding, far below the losses."""
     xla = KerasTrainer(MODEL_ID, mnist, SEED, PER_STAGE, jit_compile=True)
     ours, theirs = trainer.result(1), xla.result(1)
     assert ours.secret != theirs.secret and ours.model_hash != theirs.model_hash
@@ -463,8 +463,8 @@ def trained_elsewhere() -> dict[str, list[dict]]:
 def test_the_onednn_hardware_profile_really_computes_other_losses(trainer,
                                                                   trained_elsewhere):
     """HARDWARE "onednn" (issue 9): TensorFlow's oneDNN kernels give other per-sample
-    losses than the reference's (FINDINGS.md; scripts/hardware_divergence.py measured 117
-    of 200 over 20 stages), within float rounding; the reference trained in a fresh
+    losses than the reference's (scripts/hardware_divergence.py: 562 of 1000 over 100
+    stages, docs/DETERMINISM.md), within float rounding; the reference trained in a fresh
     process equals this process's (the comparison is fair)."""
     reference, onednn = trained_elsewhere["exact"], trained_elsewhere["onednn"]
     assert [r["losses"] for r in reference] == [list(trainer.result(s).losses)

@@ -3,7 +3,7 @@
 Speed work (fewer passes, other processes, other start-up order) must never change an
 outcome. These runs use the pure-Python HashTrainer, whose secrets and model hashes depend
 on nothing but the scenario, so the pinned hashes hold on every machine. No hash that
-depends on Keras training is pinned (FINDINGS.md: CPUs may differ in the last bits; the
+depends on Keras training is pinned (docs/DETERMINISM.md: CPUs may differ in the last bits; the
 Keras trainer is compared with train_on_batch in the same process instead, see
 tests/test_keras_training.py).
 

@@ -181,7 +181,7 @@ class KerasTrainer(StagedTrainer):
     The constructor seeds Keras (``keras.utils.set_random_seed(tf_seed)``, which also seeds
     Python's ``random`` and numpy's global generator) and builds the model, so build the
     trainer inside the process that trains, after it started: seeding in a parent does not
-    carry over to its children (FINDINGS.md).
+    carry over to its children (docs/DETERMINISM.md).
     """
 
     def __init__(
@@ -236,7 +236,7 @@ class KerasTrainer(StagedTrainer):
                 tf.TensorSpec([None, 28, 28], tf.float32),
                 tf.TensorSpec([None], tf.int32),
             ],
-            # XLA changes the float results (FINDINGS.md): only the "xla" hardware profile
+            # XLA changes the float results (docs/DETERMINISM.md): only the "xla" profile
             # (HARDWARE) compiles with it, to be an honest employee that diverges.
             jit_compile=jit_compile,
             # No AutoGraph: the loop is an explicit tf.while_loop. Converting this function

@@ -1,7 +1,7 @@
 """One explicit TensorFlow environment for every process that trains.
 
 The per-sample losses, and so the training secrets, depend on which kernels TensorFlow
-picks (see FINDINGS.md). Employees only agree on secrets if they all train under the same
+picks (docs/DETERMINISM.md). Employees only agree on secrets if they all train under the same
 settings, so the settings are fixed here instead of being inherited from the user's shell:
 
 - ``configure_tf_environment()`` sets the environment variables TensorFlow reads at import;
@@ -26,8 +26,8 @@ TF_ENVIRONMENT: dict[str, str] = {
     # CPU only, always: a GPU (if one appeared) would give other kernels and other losses.
     "CUDA_VISIBLE_DEVICES": "",
     # oneDNN custom operations OFF. TensorFlow enables them by default on x86 and warns
-    # that they give "slightly different numerical results"; FINDINGS.md measured that
-    # the training secrets change with this variable. We pick "0" because oneDNN chooses
+    # that they give "slightly different numerical results"; with them on, 562 of 1000
+    # per-sample losses differed here (docs/DETERMINISM.md). We pick "0" because oneDNN chooses
     # its kernels at run time from the CPU's instruction set (AVX2, AVX-512, AMX ...),
     # which adds one more machine-dependent source of float differences, while the
     # default Eigen kernels are fixed when the wheel is built. Either value would be
@@ -150,9 +150,11 @@ def limit_tf_threads(intra_op: int = 1) -> None:
     """Give TensorFlow one intra-op (or ``intra_op``, a HARDWARE profile) and one
     inter-op thread.
 
-    With many employee processes on 2 cores, TensorFlow's default thread pools make each
-    step about 4x slower (FINDINGS.md: 7.4 ms against 1.8 ms per step). One thread per
-    pool also keeps the order of floating-point reductions fixed.
+    One thread per pool keeps the order of floating-point reductions fixed, and with many
+    employee processes on few cores each process keeps to its share. Speed is not the
+    reason: for the simulator's trainer, 4 processes at once on 2 cores trained at the
+    same speed either way here (1.25 ms per sample with the default pools, 1.29 ms with
+    one thread, medians of 8 processes; scripts/thread_benchmark.py).
 
     Must run before TensorFlow executes its first op (the thread pools are created then).
     A call when both pools are already set to one thread does nothing; a call after

@@ -1,7 +1,7 @@
 """Imported once by the fork server, so every employee starts with TensorFlow loaded.
 
 Forked employees share these pages copy-on-write: start-up drops from seconds to a
-fraction of one and memory per employee falls (see FINDINGS.md). The import's own
+fraction of one and memory per employee falls (docs/PERFORMANCE.md). The import's own
 console noise is captured and dropped; the employees log their own at DEBUG.
 
 After the import, every object the fork server holds is moved to the garbage collector's
