@@ -907,8 +907,9 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
                     finished += 1
                     bar.update(1)
                     code = outcome.exit_code
-                    meaning = EXIT_MEANINGS.get(code, "killed by a signal" if code is not None
-                                                and code < 0 else "unexpected exit code")
+                    default = ("killed by a signal" if code is not None and code < 0
+                               else "unexpected exit code")
+                    meaning = default if code is None else EXIT_MEANINGS.get(code, default)
                     if outcome.status == "error":
                         note(f"error: {outcome.run.run_id}: {outcome.message}", sys.stderr)
                     elif outcome.status == "recorded" and code not in RECORDED_LOGS_DELETED:
@@ -924,8 +925,8 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
                              f"({state})", sys.stdout)
     finally:
         bar.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return launcher.signum, counts
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
+from typing import Any
 
 import numpy as np
 
@@ -318,6 +319,7 @@ def _fill(shm: SharedMemory, layout: _Layout, m: Mnist) -> None:
         # np.frombuffer (unlike np.ndarray(buffer=...)) holds a buffer export, so a
         # close() while a view is alive raises BufferError instead of unmapping
         # memory under it.
+        assert shm.buf is not None  # an open block has its buffer
         view = np.frombuffer(shm.buf, np.uint8, source.size, start).reshape(shape)
         view[...] = source
         del view
@@ -448,7 +450,7 @@ def _loader_main() -> None:
             _fill(shm, layout, m)
         finally:
             shm.close()
-        answer = {"status": "ok", "text": m.source}
+        answer: dict[str, Any] = {"status": "ok", "text": m.source}
     except DatasetUnavailable as exc:
         answer = {"status": "unavailable", "text": str(exc)}
     except Exception as exc:  # reported to the parent, which raises
@@ -502,7 +504,7 @@ def _open_untracked(name: str) -> SharedMemory:
             if rtype != "shared_memory":
                 register(resource, rtype)
 
-        resource_tracker.register = skip_shared_memory
+        resource_tracker.register = skip_shared_memory  # type: ignore[assignment]
         try:
             return _AttachedSharedMemory(name=name)
         finally:
@@ -520,6 +522,7 @@ def attach_mnist(spec: SharedMnistSpec) -> tuple[Mnist, SharedMemory]:
     if shm.size < spec.size:
         shm.close()
         raise ValueError(f"shared block {spec.name} has {shm.size} bytes, expected {spec.size}")
+    assert shm.buf is not None  # an open block has its buffer
     readonly = shm.buf.toreadonly()  # views of it cannot be made writeable again
     arrays = {}
     for field, shape, start in spec.arrays:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -283,7 +284,7 @@ class KerasTrainer(StagedTrainer):
         # The traced graph of train_samples, taken on the first stage. Calling it directly
         # with tensors skips the tf.function's argument binding and dispatch, which cost
         # about a tenth of a stage of 10 samples here (docs/PERFORMANCE.md).
-        self._train_graph = None
+        self._train_graph: Any = None
         self._to_tensor = tf.convert_to_tensor
         # Everything one stage reads and writes: the model's weights, then Adam's state.
         self._state_variables = [*weights, *adam.m, *adam.v, adam.iterations]
@@ -355,6 +356,7 @@ class KerasTrainer(StagedTrainer):
                 self.replayed_stages += 1
         finally:
             self._load_state(now)
+        assert weights is not None  # the loop ran: start < stage
         if weights_hash(weights) != self._results[stage].model_hash:
             raise RuntimeError(f"replaying stage {stage} from the checkpoint after stage "
                                f"{start} gave other weights than the first training")

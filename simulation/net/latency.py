@@ -96,6 +96,6 @@ class Latency:
         if self.kind == "regions":
             mean_ms = REGION_LATENCY_MS[self.region(sender)][self.region(receiver)]
             scale = mean_ms * (PARETO_SHAPE - 1) / PARETO_SHAPE
-            return max(1, round(scale / u ** (1 / PARETO_SHAPE) / self.tick_milliseconds))
+            return max(1, round(float(scale / u ** (1 / PARETO_SHAPE) / self.tick_milliseconds)))
         median, sigma = self.values
         return max(1, round(median * math.exp(sigma * _NORMAL.inv_cdf(u))))

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection, wait
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(processName)-10s %(message)s"
 CONSOLE_FORMAT = "%(levelname)-7s %(message)s"
@@ -80,14 +80,14 @@ class ProgressBar:
         """Ticks per block so far (genesis is block 1 at tick 0) times the wall seconds
         per tick since the first progress line."""
         if blocks >= self.total:
-            return self._tqdm.format_interval(0)
+            return str(self._tqdm.format_interval(0))
         assert self._first is not None
         first_time, first_tick = self._first
         if blocks < 2 or tick <= first_tick:
             return "?"
         seconds_per_tick = (now - first_time) / (tick - first_tick)
         ticks_to_go = (self.total - blocks) * (tick + 1) / (blocks - 1)
-        return self._tqdm.format_interval(ticks_to_go * seconds_per_tick)
+        return str(self._tqdm.format_interval(ticks_to_go * seconds_per_tick))
 
     def write(self, line: str) -> None:
         self._tqdm.write(line, file=self.file)
@@ -190,7 +190,7 @@ class LogPipes:
         """A send end for one child (the parent closes its copy once the child started)."""
         receiver, sender = self._ctx.Pipe(duplex=False)
         self._readers.append(receiver)
-        return sender
+        return sender  # type: ignore[no-any-return]  # the context's Pipe is untyped
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._pump, args=(list(self._readers),),
@@ -199,7 +199,8 @@ class LogPipes:
 
     def _pump(self, readers: list[Connection]) -> None:
         while readers:
-            for conn in wait(readers):
+            for ready in wait(readers):
+                conn = cast(Connection, ready)  # wait() returns what it was given
                 try:
                     record = conn.recv()
                 except (EOFError, OSError):  # the child ended, perhaps mid-record
@@ -221,7 +222,8 @@ def log_to_queue(target: Any) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     sink = PipeSender(target) if isinstance(target, Connection) else target
-    root.addHandler(logging.handlers.QueueHandler(sink))
+    # A QueueHandler only calls put_nowait, which PipeSender has (typeshed asks for get too).
+    root.addHandler(logging.handlers.QueueHandler(sink))  # type: ignore[arg-type]
     # Our loggers at DEBUG; third-party libraries (TensorFlow, absl ...) only from WARNING.
     root.setLevel(logging.WARNING)
     for name in OWN_LOGGERS:

@@ -21,7 +21,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from simulation.config import Scenario
 from simulation.net import frames
@@ -107,8 +107,8 @@ class Shard:
 
     def reports(self, frame: bytes) -> bytes:
         plan = frames.unpack(frame, "stop")["evaluate"]
-        reports = [[f"E{index}", self.employees[index].final_report(stages)]
-                   for index, stages in plan]
+        reports = [[f"E{index}", cast(Employee, self.employees[index]).final_report(stages)]
+                   for index, stages in plan]  # the plan names employees only
         reports += [["users", party.users.report()] for party in self.employees.values()
                     if isinstance(party, UsersParty)]
         return frames.pack("report", reports=reports)
@@ -164,7 +164,8 @@ class ShardHost:
         for k, window in windows.items():
             if k in self.dead:  # failed now or before: its employees are gone
                 gone = {i for tick in window.deliveries for i in tick}
-                out[k] = [{i: None for i in sorted(gone)}] + [{} for _ in window.deliveries[1:]]
+                cut: dict[int, Answer | None] = {i: None for i in sorted(gone)}
+                out[k] = [cut] + [{} for _ in window.deliveries[1:]]
         return out
 
     def reports(self, plan: dict[int, list[int]]) -> dict[str, Any]:
@@ -210,7 +211,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
     actors: list[Any] = []
     try:
         n = scenario.employees_num
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         count = max(1, min(n, scenario.ray_shards or cpus))
         indices = [list(range(k, n, count)) for k in range(count)]
         kind = scenario.trainer

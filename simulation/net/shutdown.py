@@ -143,7 +143,7 @@ def stop_requested(receiver: Any) -> str | None:
         return "interrupted"
     signum = frame.get("signal")
     try:
-        name = signal.Signals(signum).name
+        name = signal.Signals(signum).name  # type: ignore[arg-type]  # bad: TypeError
     except (ValueError, TypeError):
         name = f"signal {signum!r}"
     return f"interrupted by {name}"

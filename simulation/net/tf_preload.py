@@ -23,6 +23,7 @@ import gc
 import os
 import signal
 from multiprocessing import util
+from typing import Any
 
 # The fork server is in the parent's process group: a Ctrl-C while it imports TensorFlow
 # would end it with a traceback. Interrupts are the parent's (shutdown.py); the fork
@@ -59,7 +60,8 @@ PROFILED = {
 }
 
 
-def _wrap_for_timing(label: str, module_name: str, path: str, totals: dict) -> None:
+def _wrap_for_timing(label: str, module_name: str, path: str,
+                     totals: dict[str, list[float]]) -> None:
     """Replaces the function at ``module.path`` (and every ``simulation`` module's binding
     of the same function object) with one that adds its CPU time to ``totals[label]``."""
     import functools
@@ -70,7 +72,7 @@ def _wrap_for_timing(label: str, module_name: str, path: str, totals: dict) -> N
     if module is None:
         return
     *owner_path, name = path.split(".")
-    owner = module
+    owner: Any = module
     for part in owner_path:
         owner = getattr(owner, part, None)
         if owner is None:
@@ -82,7 +84,7 @@ def _wrap_for_timing(label: str, module_name: str, path: str, totals: dict) -> N
     clock = time.process_time
 
     @functools.wraps(original)
-    def timed(*args, **kwargs):
+    def timed(*args: Any, **kwargs: Any) -> Any:
         started = clock()
         try:
             return original(*args, **kwargs)
@@ -112,7 +114,7 @@ class _ProfileHook:
         import time
 
         mode = os.environ.get("POT_PROFILE", "timers")
-        totals: dict[str, list] = {}
+        totals: dict[str, list[float]] = {}
         profiler = None
         if mode == "cprofile":
             import cProfile

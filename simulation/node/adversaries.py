@@ -115,7 +115,8 @@ class ForgerEmployee(Employee):
         sid = stage_id(self.model_id, tip.height)
         own = self._own_stage(tip.height)
         kind = self.FORGERIES[self.now % len(self.FORGERIES)]
-        tick, secret = self.now, own.secret
+        tick: int | None = self.now
+        secret = own.secret
         if kind == "wrong commitment":
             tick = self._winning_tick(tip.hash, sid, tip.tick, won=True)
             secret = sha256(b"not the secret" + own.secret)

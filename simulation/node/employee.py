@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -199,14 +199,15 @@ class Employee:
         except DecodeError as exc:
             self._reject(UNPARSED, str(exc), None)
             return
-        handler = {
+        handlers: dict[str, Callable[[Any], None]] = {
             TX: self._on_transaction,
             TD: self._on_declaration,
             BH: self._on_header,
             SS: self._on_stakeholder_signature,
             WB: self._on_block,
             RQ: self._on_block_request,
-        }[message.kind]
+        }
+        handler = handlers[message.kind]
         try:
             handler(message)
         except Rejected as exc:

@@ -119,7 +119,8 @@ class BlockTree:
         below it, then every 2nd, 4th, ... block back, genesis always last; at most
         ``limit`` (at least 2) hashes."""
         path = self.path(self.tip_hash)
-        out, position, step = [], len(path) - 1, 1
+        out: list[bytes] = []
+        position, step = len(path) - 1, 1
         while position > 0 and len(out) < limit - 1:
             out.append(path[position])
             if len(out) >= 10:

@@ -14,6 +14,7 @@ receiver's business (see ``validation``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -518,7 +519,8 @@ def _check_rq(value: Any) -> BlockRequest:
     return BlockRequest(m)
 
 
-_CHECKERS = {TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb,
+_CHECKERS: dict[str, Callable[[Any], AnyMessage]] = {
+    TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb,
              RQ: _check_rq}
 
 

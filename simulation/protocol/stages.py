@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,15 +86,22 @@ def tolerant_secret(sid: str, losses: Sequence[float], tolerance: float,
     return h
 
 
-SecretRule = Callable[[str, Sequence[float], bytes], bytes]
+class SecretRule(Protocol):
+    """``rule(sid, losses[, author])``: a stage's training secret from its losses."""
+
+    def __call__(self, sid: str, losses: Sequence[float], author: bytes = b"") -> bytes: ...
 
 
 def secret_rule(scenario: Scenario) -> SecretRule:
     """How this scenario's employees derive a stage's secret from its losses:
     ``rule(sid, losses, author)``, author b"" for the stage's (shared) secret."""
     if scenario.verification == "tolerant":
-        return lambda sid, losses, author=b"": tolerant_secret(sid, losses,
-                                                              scenario.tolerance, author)
+        tolerance = scenario.tolerance
+
+        def rounded(sid: str, losses: Sequence[float], author: bytes = b"") -> bytes:
+            return tolerant_secret(sid, losses, tolerance, author)
+
+        return rounded
     return training_secret
 
 

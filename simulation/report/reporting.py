@@ -58,7 +58,7 @@ def summarize(
     computations = {f"E{i}": computation_of(scenario, i)
                     for i in range(scenario.employees_num)}
     exact_honest = [n for n in honest_names if computations[n] == EXACT]
-    reference_name = (exact_honest or honest_names or [None])[0]
+    reference_name = next(iter(exact_honest or honest_names), None)
     reference = employees[reference_name] if reference_name else None
     chain_entries = reference["chain"] if reference else []
     chains = [[b["hash"] for b in employees[n]["chain"]] for n in honest_names]
@@ -115,7 +115,7 @@ def summarize(
     accuracies = {"honest": _accuracies(employees, honest_names),
                   "poisoned": _accuracies(employees, poisoned_names)}
     evaluated_stage = len(chain_entries) - 2 if chain_entries else None
-    accuracy = accuracies["honest"].get(evaluated_stage)
+    accuracy = None if evaluated_stage is None else accuracies["honest"].get(evaluated_stage)
     employer = _employer(result.get("employer"), honest_secrets, poisoned_secrets,
                          accuracies)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
@@ -193,7 +193,8 @@ def summarize(
             "test_accuracy": accuracy,
             "evaluated_stage": evaluated_stage,
             # The poisoned training's model after the same stage, when it was evaluated.
-            "poisoned_test_accuracy": accuracies["poisoned"].get(evaluated_stage),
+            "poisoned_test_accuracy": None if evaluated_stage is None else
+            accuracies["poisoned"].get(evaluated_stage),
             # The honest model after every stage the reference chain certifies (block
             # height = stage + 1), as far as it was evaluated (relay.evaluation_plan).
             "accuracy_by_stage": _by_stage(accuracies["honest"], evaluated_stage),
@@ -293,7 +294,7 @@ def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: d
             "poisoned": False, "seen_by_honest": True}]
     out += sorted(found.values(), key=lambda b: (b["height"] or 0, b["hash"]))
     for block in out:
-        h = bytes.fromhex(block["hash"])
+        h = bytes.fromhex(str(block["hash"]))
         block["on_chain"] = h in on_chain
         block["on_employer_chain"] = h in on_employer
     return out
