@@ -10,7 +10,7 @@ import pytest
 
 from simulation.net.lockstep import run_lockstep
 from simulation.net.relay import Router, target_reached
-from simulation.node.employee import Employee
+from simulation.node.employee import UNPARSED, Employee
 from simulation.protocol.encoding import encode
 from simulation.protocol.ledger import coinbase
 from simulation.protocol.messages import TD, StakeholderSignature
@@ -52,7 +52,7 @@ def test_network_reaches_the_target_and_agrees():
     assert target_reached([e.status() for e in run.employees], target)
     # Everyone did its part of the work.
     for e in run.employees:
-        assert e.sent[TD] >= 1 and not e.rejected.get("??")
+        assert e.sent[TD] >= 1 and not e.rejected.get(UNPARSED)
     authors = Counter(r.block.header.author for r in run.employees[0].tree.canonical()
                       if r.block is not None)
     assert sum(authors.values()) == target - 1
@@ -212,8 +212,8 @@ def test_a_malformed_delivery_is_rejected_and_the_network_goes_on():
     for a, b in zip(clean.employees, noisy.employees, strict=True):
         assert a.tree.tip_hash == b.tree.tip_hash
         assert a.sent == b.sent and a.accepted == b.accepted
-        assert sum(b.rejected["??"].values()) == 100
-        reasons = {r.split(" (")[0] for r in b.rejected["??"]}  # "malformed CBOR (...)"
+        assert sum(b.rejected[UNPARSED].values()) == 100
+        reasons = {r.split(" (")[0] for r in b.rejected[UNPARSED]}  # "malformed CBOR (...)"
         assert reasons == {"empty frame", "malformed CBOR", "unknown message kind 'XX'",
                            "message is not a map", "not in canonical CBOR form"}
 
@@ -276,7 +276,7 @@ def test_a_malformed_frame_is_rejected_and_the_employee_keeps_going():
     world = World()
     employee = make_employee(world.scenario, 0, world.genesis)
     ready = employee.step(0, [b"", b"\xa1\x01\x02", world.tx(0, 1, 5, 0).to_bytes()])
-    assert dict(employee.rejected["??"]) == {"empty frame": 1, "map key is not text": 1}
+    assert dict(employee.rejected[UNPARSED]) == {"empty frame": 1, "map key is not text": 1}
     assert employee.accepted["TX"] == 1
     assert any("rejected ??: empty frame" in ev.text for ev in ready.events)
     # It still does its duties: it declares once its TD lottery wins.

@@ -9,6 +9,7 @@ from simulation.config import default_scenario, parse_hardware, problems
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report.fairness import fairness, gini, nakamoto_coefficient
 from simulation.report.reporting import summarize
 
@@ -130,7 +131,7 @@ def test_slow_hardware_trains_fewer_blocks():
                     target_blockchain_length=21)
         trained = s["fairness"]["employees"]
         fast += trained["E0"]["blocks_trained"] + trained["E1"]["blocks_trained"]
-        slow += sum(trained[f"E{i}"]["blocks_trained"] for i in range(7, 11))
+        slow += sum(trained[employee_name(i)]["blocks_trained"] for i in range(7, 11))
     assert fast > slow
 
 

@@ -23,6 +23,7 @@ from simulation.net.employee_process import employee_main
 from simulation.net.network import Network, Party
 from simulation.net.shutdown import PHASES, SIGNAL_AT
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report.reporting import summarize
 from simulation.report.self_check import self_check
 
@@ -120,7 +121,7 @@ def test_a_signal_stops_every_process_and_writes_partial_results(tmp_path, how, 
     assert results["interrupted"] is True and results["exit_code"] == 128 + signum
     assert results["stopped_by"] == f"interrupted by {name}"
     assert results["chain"]["length"] >= 2  # partial, but real: the parties reported
-    assert results["employees_reporting"] == [f"E{i}" for i in range(5)]
+    assert results["employees_reporting"] == [employee_name(i) for i in range(5)]
     assert results["self_check"]["passed"] is True
     assert_nothing_left(process.pid)
 
@@ -143,7 +144,7 @@ def test_ctrl_c_with_real_training_and_a_fresh_process_employee_leaves_nothing(t
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
     results = json.loads((tmp_path / "out.json").read_text())
     assert results["interrupted"] is True and results["stopped_by"] == "interrupted by SIGINT"
-    assert results["employees_reporting"] == [f"E{i}" for i in range(4)]
+    assert results["employees_reporting"] == [employee_name(i) for i in range(4)]
     assert isinstance(results["model"]["test_accuracy"], float)  # evaluated on the way out
     assert_nothing_left(process.pid)
     assert_no_shared_memory_left(tmp_path / "run.log")

@@ -11,6 +11,7 @@ import pytest
 
 from simulation.config import default_scenario
 from simulation.net.runner import run
+from simulation.protocol.names import employee_name
 from tests.helpers import KERAS_RUN
 
 pytestmark = [pytest.mark.tf, pytest.mark.processes]
@@ -95,7 +96,7 @@ def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path)
     assert "crashed" not in (tmp_path / "pot_sim.log").read_text()
     assert results["self_check"] == {"passed": True, "failures": []}, done.stdout[-3000:]
     assert results["cut_off"] == {} and results["failures"] == {}
-    assert set(results["employees_reporting"]) == {f"E{i}" for i in range(11)}
+    assert set(results["employees_reporting"]) == {employee_name(i) for i in range(11)}
     assert results["honest"]["poisoned_blocks"] == 0
     assert results["training"]["secrets_identical"] is True  # among the honest
     employer = results["employer"]

@@ -16,6 +16,7 @@ from simulation.net.latency import REGION_LATENCY_MS, REGION_SHARES, REGIONS, La
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.net.relay import Router
 from simulation.node.adversaries import assign_adversaries
+from simulation.node.employee import UNPARSED
 from simulation.node.genesis import genesis_of
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.messages import MAX_LOCATOR, BlockRequest, parse_message
@@ -206,8 +207,8 @@ def test_a_malformed_block_request_is_rejected_and_the_node_goes_on():
     empty = BlockRequest.create(keys, want=bytes(32), locator=[], tick=0)
     ready = holder.step(holder.now + 1, [too_long.to_bytes(), empty.to_bytes()])
     assert ready.direct == ()
-    assert sum(holder.rejected["??"].values()) == 2
-    assert all("locator must be a list of 1 to 64" in r for r in holder.rejected["??"])
+    assert sum(holder.rejected[UNPARSED].values()) == 2
+    assert all("locator must be a list of 1 to 64" in r for r in holder.rejected[UNPARSED])
 
 
 # --- Whole networks ------------------------------------------------------------------------

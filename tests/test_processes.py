@@ -24,6 +24,8 @@ from simulation.net.lockstep import run_lockstep
 from simulation.net.logs import LogPipes, log_to_queue
 from simulation.net.network import Network, Party
 from simulation.net.runner import run
+from simulation.node.employee import UNPARSED
+from simulation.protocol.names import employee_name
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +120,7 @@ def fake_network(scenario, behaviour=None) -> Network:
     for i in range(n + 1):
         ours, theirs = multiprocessing.Pipe()
         _FakeParty(theirs, **(behaviour or {}).get(i, {})).start()
-        parties.append(Party(i, f"E{i}" if i < n else "users", ours))
+        parties.append(Party(i, employee_name(i) if i < n else "users", ours))
     return Network(scenario, parties, set(range(n)))
 
 
@@ -210,7 +212,8 @@ def test_a_spamming_employee_is_rejected_then_cut_off_and_the_rest_finish(tmp_pa
     s = outcome.summary
     (spammer,) = s["adversaries"]
     assert s["cut_off"] == {spammer: "frame larger than the network accepts"}
-    reasons = s["messages"]["rejected"]["??"]
+    assert UNPARSED == "??"  # the results' key for bytes that did not parse (README)
+    reasons = s["messages"]["rejected"][UNPARSED]
     assert reasons["unknown message kind 'XX'"] > 0 and reasons["empty frame"] > 0
     assert outcome.exit_code == 0 and s["finished"]
 

@@ -9,6 +9,7 @@ from simulation.config import default_scenario
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report.propagation import network_metrics
 from simulation.report.reporting import render, summarize
 
@@ -37,7 +38,7 @@ def test_percentiles_by_hand():
         tree = [] if delay is None else [_entry(x, genesis, 10 + delay, 10)]
         if i < 4:
             tree.append(_entry(y, x, 20 + i, 20))
-        employees[f"E{i}"] = {"tree": tree, "sent_bytes": {"TD": 100 + i}}
+        employees[employee_name(i)] = {"tree": tree, "sent_bytes": {"TD": 100 + i}}
     chain = [{"hash": genesis}, {"hash": x}]
     net = network_metrics(chain, employees, list(employees))
     assert net["blocks_measured"] == 2 and net["blocks_below_p90"] == 1

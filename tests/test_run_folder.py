@@ -25,6 +25,7 @@ from simulation.net.logs import PROGRESS_LOGGER, ConsoleHandler, ProgressBar, wa
 from simulation.net.relay import MAX_EVALUATED_STAGES, evaluation_plan
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report import pictures
 from simulation.report.reporting import render, summarize
 
@@ -140,12 +141,12 @@ def test_the_summary_lists_every_block_of_every_honest_tree_and_flags_poisoned_o
             if record.parent is not None:
                 assert block["parent"] == record.parent.hex()
                 trainer = employee.names.employee_index[record.block.header.author]
-                assert block["trainer"] == f"E{trainer}"
+                assert block["trainer"] == employee_name(trainer)
                 assert block["poisoned"] is False  # an honest tree holds no poisoned block
     honest_secrets = [r.secret for r in honest[0].trained]
     poisoned = [b for b in summary["blocks"] if b["poisoned"]]
     assert poisoned and all(not b["seen_by_honest"] for b in poisoned)
-    assert {b["trainer"] for b in poisoned} <= {f"E{i}" for i in roles}
+    assert {b["trainer"] for b in poisoned} <= {employee_name(i) for i in roles}
     employer = summary["employer"]
     assert employer["model_source"] == "poisoned"
     on_employer = [b for b in summary["blocks"] if b["on_employer_chain"] and b["height"]]

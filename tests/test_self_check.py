@@ -17,6 +17,7 @@ from simulation.config import default_scenario
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import as_report, self_check
 
@@ -32,7 +33,7 @@ def good() -> dict[str, Any]:
     run = run_lockstep(scenario)
     summary = summarize(scenario, genesis_of(scenario), network_result(run),
                         assign_adversaries(scenario), 1.0)
-    names = [f"E{i}" for i in range(scenario.employees_num)]
+    names = [employee_name(i) for i in range(scenario.employees_num)]
     summary["exit_codes"] = {n: 0 for n in [*names, "users", "network"]}
     crashed = next(n for n, b in summary["adversaries"].items() if b == "crash")
     summary["exit_codes"][crashed] = 3

@@ -31,6 +31,7 @@ from simulation.node.employer import EMPLOYER_INDEX, Employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
+from simulation.protocol.names import employee_name
 
 NO_HONEST_LEFT = "no live honest employee"
 log = logging.getLogger("pot.network")
@@ -280,7 +281,7 @@ def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
 
     def name(index: int) -> str:
         return "users" if index == n else "employer" if index == EMPLOYER_INDEX \
-            else f"E{index}"
+            else employee_name(index)
 
     return {"finished": finished, "ticks": ticks,
             "reports": reports,

@@ -32,6 +32,7 @@ from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
+from simulation.protocol.names import employee_name
 from simulation.protocol.stages import Trainer
 
 
@@ -123,7 +124,7 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     roles = {e.index: e.behaviour for e in run.employees if e.behaviour != "honest"}
     plan = final_plan(run.scenario, roles, {e.index: e.tree.tip.height for e in live},
                       run.employer)
-    reports: dict[str, Any] = {f"E{e.index}": e.final_report(plan[e.index]) for e in live}
+    reports: dict[str, Any] = {employee_name(e.index): e.final_report(plan[e.index]) for e in live}
     reports["users"] = run.users.report()
     return result_of(run.scenario, run.finished, run.ticks,
                      "target reached" if run.finished else "MAX_TICKS", reports,

@@ -32,6 +32,7 @@ from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
+from simulation.protocol.names import employee_name
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
@@ -226,7 +227,7 @@ def network_main(scenario: Scenario, conns: list[Connection], result_conn: Conne
     log_to_queue(log_queue)
     log.debug("network ready (pid %d)", os.getpid())
     n = scenario.employees_num
-    parties = [Party(i, f"E{i}", conn) for i, conn in enumerate(conns[:n])]
+    parties = [Party(i, employee_name(i), conn) for i, conn in enumerate(conns[:n])]
     parties.append(Party(n, "users", conns[n]))
     honest = {i for i in range(n) if i not in roles}
     network = Network(scenario, parties, honest, launched, roles, stop_receiver)

@@ -40,6 +40,7 @@ from simulation.node.adversaries import assign_adversaries, hash_trainer_for
 from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
+from simulation.protocol.names import employee_name
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -107,8 +108,9 @@ class Shard:
 
     def reports(self, frame: bytes) -> bytes:
         plan = frames.unpack(frame, "stop")["evaluate"]
-        reports = [[f"E{index}", cast(Employee, self.employees[index]).final_report(stages)]
-                   for index, stages in plan]  # the plan names employees only
+        reports = [[employee_name(index),  # the plan names employees only
+                    cast(Employee, self.employees[index]).final_report(stages)]
+                   for index, stages in plan]
         reports += [["users", party.users.report()] for party in self.employees.values()
                     if isinstance(party, UsersParty)]
         return frames.pack("report", reports=reports)
@@ -125,7 +127,7 @@ class ShardHost:
         self.indices = indices
         # Shard 0 also hosts the users (index ``users``, EMPLOYEES_NUM).
         self.shard_of = {i: k for k, shard in enumerate(indices) for i in shard}
-        self.names = [[f"E{i}" for i in shard] for shard in indices]
+        self.names = [[employee_name(i) for i in shard] for shard in indices]
         if users is not None:
             self.shard_of[users] = 0
             self.names[0].append("users")
@@ -211,7 +213,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
     actors: list[Any] = []
     try:
         n = scenario.employees_num
-        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        cpus = int(ray.cluster_resources().get("CPU", 1))
         count = max(1, min(n, scenario.ray_shards or cpus))
         indices = [list(range(k, n, count)) for k in range(count)]
         kind = scenario.trainer

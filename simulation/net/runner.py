@@ -62,6 +62,7 @@ from simulation.net.shutdown import (
 from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
 from simulation.node.genesis import genesis_of
+from simulation.protocol.names import employee_name
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import as_report, self_check
 
@@ -527,12 +528,12 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_s
     # "onednn") starts in a fresh process (spawn): the fork server's TensorFlow is set.
     fresh = {i for i in range(n) if scenario.trainer == "keras"
              and computation_of(scenario, i) in TF_ENVIRONMENT_OF_COMPUTATION}
-    spawned = {f"E{i}" for i in fresh}
+    spawned = {employee_name(i) for i in fresh}
     log_ends = [log_pipes.new_pipe() for _ in range(n + 2)]  # employees, users, network
     log_pipes.start()
     planned = [
         (multiprocessing.get_context("spawn") if i in fresh else ctx).Process(
-            target=employee_main, name=f"E{i}",
+            target=employee_main, name=employee_name(i),
             args=(i, scenario, pipes[i][1], log_ends[i], dataset_spec,
                   behaviour_of(roles, i)))
         for i in range(n)

@@ -43,6 +43,7 @@ from simulation.protocol.messages import (
     WrappedBlock,
     parse_message,
 )
+from simulation.protocol.names import employee_name
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
@@ -90,7 +91,7 @@ class Names:
     """Short names for public keys in log lines: E3 for employees, U2 for users."""
 
     def __init__(self, genesis: Genesis, employer: bytes | None = None):
-        self._names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
+        self._names = {pk: employee_name(i) for i, pk in enumerate(genesis.employees)}
         self._names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
         self.employee_index = {pk: i for i, pk in enumerate(genesis.employees)}
         # Parties a block request may come from: the employees and the employer (whose
@@ -118,7 +119,7 @@ class Employee:
         keys: KeyPair,
     ):
         self.index = index
-        self.name = f"E{index}"
+        self.name = employee_name(index)
         self.behaviour = "honest"  # strategies in ``adversaries`` set their own
         self.scenario = scenario
         self.genesis = genesis

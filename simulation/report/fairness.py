@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from simulation.protocol.names import employee_name
+
 
 def gini(values: list[float]) -> float | None:
     """Mean absolute difference over twice the mean; None for no values or all zero."""
@@ -54,7 +56,7 @@ def fairness(rewards: dict[str, int], chain: list[dict[str, Any]],
     for entry in chain[1:]:
         trainer = entry.get("trainer", -1)
         if isinstance(trainer, int) and trainer >= 0:
-            blocks[f"E{trainer}"] += 1
+            blocks[employee_name(trainer)] += 1
     value = gini([float(rewards[n]) for n in names])
     total_blocks = sum(blocks.values())
     by_factor: dict[str, dict[str, Any]] = {}

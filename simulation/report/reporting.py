@@ -13,6 +13,7 @@ from typing import Any
 from simulation.config import EXACT, Scenario, computation_of, parse_hardware, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
+from simulation.protocol.names import employee_name
 from simulation.report.fairness import fairness
 from simulation.report.propagation import network_metrics
 
@@ -45,17 +46,17 @@ def summarize(
     honest = [i for i in range(scenario.employees_num) if i not in roles]
     # An employee still offline (CHURN) when the run ended is left out like a dead one.
     offline = set(result.get("offline_at_end") or [])
-    honest_names = [f"E{i}" for i in honest if f"E{i}" in employees
-                    and f"E{i}" not in offline]
+    honest_names = [employee_name(i) for i in honest if employee_name(i) in employees
+                    and employee_name(i) not in offline]
     users_reported = bool(reports.get("users"))
     users_report = reports.get("users") or {"issued": []}
-    names = {pk: f"E{i}" for i, pk in enumerate(genesis.employees)}
+    names = {pk: employee_name(i) for i, pk in enumerate(genesis.employees)}
     names.update({pk: f"U{i}" for i, pk in enumerate(genesis.users)})
 
     # The reference chain: the lowest-index live honest employee's canonical chain, of
     # one on the reference hardware if there is one (HARDWARE: an "xla" employee
     # computes other secrets and may follow a chain of its own).
-    computations = {f"E{i}": computation_of(scenario, i)
+    computations = {employee_name(i): computation_of(scenario, i)
                     for i in range(scenario.employees_num)}
     exact_honest = [n for n in honest_names if computations[n] == EXACT]
     reference_name = next(iter(exact_honest or honest_names), None)
@@ -109,8 +110,8 @@ def summarize(
     # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
     # secrets differ from it without any poisoning.
     honest_secrets = _secrets(employees, exact_honest or honest_names)
-    poisoned_names = [f"E{i}" for i, b in roles.items() if training_of(b) == "poisoned"
-                      and f"E{i}" in employees]
+    poisoned_names = [employee_name(i) for i, b in roles.items() if training_of(b) == "poisoned"
+                      and employee_name(i) in employees]
     poisoned_secrets = _secrets(employees, poisoned_names)
     accuracies = {"honest": _accuracies(employees, honest_names),
                   "poisoned": _accuracies(employees, poisoned_names)}
@@ -151,7 +152,7 @@ def summarize(
         "forks": forks,
         "blocks_known": known_blocks,
         "fairness": fairness(rewards, chain_entries, {
-            f"E{i}": factor for i, factor in
+            employee_name(i): factor for i, factor in
             enumerate(parse_hardware(scenario.hardware, scenario.employees_num))}),
         "network": {**network_metrics(chain_entries, employees, honest_names,
                                       result.get("relayed_bytes"),
@@ -161,7 +162,7 @@ def summarize(
                     "offline_at_end": result.get("offline_at_end", []),
                     "regions": result.get("regions")},
         "blocks": known,
-        "adversaries": {f"E{i}": b for i, b in sorted(roles.items())},
+        "adversaries": {employee_name(i): b for i, b in sorted(roles.items())},
         "attack": _attack(employees, roles),
         "honest": {
             "employees": len(honest),
@@ -218,7 +219,7 @@ OUTSIDER = "outsider"  # a key no employee holds (rule members open: a Sybil's)
 
 def _party(index: int) -> str:
     """An employee's name from its index in a report; -1 is a key no employee holds."""
-    return f"E{index}" if index >= 0 else OUTSIDER
+    return employee_name(index) if index >= 0 else OUTSIDER
 
 
 def _attack(employees: dict[str, Any], roles: dict[int, str]) -> dict[str, dict[str, int]]:
@@ -226,7 +227,7 @@ def _attack(employees: dict[str, Any], roles: dict[int, str]) -> dict[str, dict[
     added up per behaviour."""
     out: dict[str, Counter[str]] = {}
     for index, behaviour in sorted(roles.items()):
-        counts = (employees.get(f"E{index}") or {}).get("attack") or {}
+        counts = (employees.get(employee_name(index)) or {}).get("attack") or {}
         if counts:
             out.setdefault(behaviour, Counter()).update(counts)
     return {b: dict(sorted(c.items())) for b, c in sorted(out.items())}
@@ -285,7 +286,7 @@ def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: d
                 poisoned = secret != honest_secrets[height - 1]
             found[block_hash] = {
                 "hash": block_hash.hex(), "parent": bytes(entry[1]).hex(), "height": height,
-                "trainer": f"E{trainer}" if trainer is not None and trainer >= 0 else None,
+                "trainer": employee_name(trainer) if trainer is not None and trainer >= 0 else None,
                 "poisoned": poisoned, "seen_by_honest": honest,
             }
     on_chain = {bytes(b["hash"]) for b in chain}
@@ -393,7 +394,7 @@ def _transactions(issued: list[dict[str, Any]], chain: list[dict[str, Any]],
 
 def _coins(reference: dict[str, Any] | None, genesis: Genesis,
            names: dict[bytes, str]) -> tuple[dict[str, int], dict[str, int]]:
-    rewards: Counter[str] = Counter({f"E{i}": 0 for i in range(len(genesis.employees))})
+    rewards: Counter[str] = Counter({employee_name(i): 0 for i in range(len(genesis.employees))})
     balances: dict[str, int] = {}
     if reference is None:
         return dict(rewards), balances

@@ -28,6 +28,7 @@ from typing import Any
 
 from simulation.config import training_of
 from simulation.protocol.ledger import coinbase
+from simulation.protocol.names import employee_name
 
 # Adversaries that leave the run on purpose, and the exit codes their processes may have.
 LEAVE_BY_DESIGN = {"crash": (0, 3), "spammer": (0,)}
@@ -71,7 +72,7 @@ def _processes(s: dict[str, Any], log_file: str | None) -> list[str]:
     where = f"; traceback in {log_file}" if log_file else ""
     if s.get("error"):
         out.append(f"network: {s['error']}{where}")
-    names = [f"E{i}" for i in range(s["scenario"]["EMPLOYEES_NUM"])] + ["users", "network"]
+    names = [employee_name(i) for i in range(s["scenario"]["EMPLOYEES_NUM"])] + ["users", "network"]
     for name in names:
         behaviour = behaviours.get(name, "honest")
         allowed_codes = LEAVE_BY_DESIGN.get(behaviour, (0,))
