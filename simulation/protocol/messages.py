@@ -520,8 +520,8 @@ def _check_rq(value: Any) -> BlockRequest:
 
 
 _CHECKERS: dict[str, Callable[[Any], AnyMessage]] = {
-    TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb,
-             RQ: _check_rq}
+    TX: _check_tx, TD: _check_td, BH: _check_bh, SS: _check_ss, WB: _check_wb, RQ: _check_rq,
+}
 
 
 def message_from_wire(value: Any) -> AnyMessage:
