@@ -110,6 +110,52 @@ def short(h: bytes) -> str:
 
 
 class Employee:
+    """One employee (node) of the PoT network, as a pure state machine.
+
+    Theory of operation. The outside world calls ``step(tick, deliveries)`` once per tick,
+    with the frames that arrived since the last call, and gets back a ``Ready``: the
+    frames to broadcast, the frames for one party only (catch-up answers) and the log
+    events. Nothing else goes in or out: no pipes, no clock, no logging handler, so the
+    lockstep, process and Ray backends drive the same object the same way. Within a step:
+
+    1. Every delivered frame is parsed and handed to the handler of its kind (``_on_*``).
+       A handler either accepts the message (it changes the state below and may answer)
+       or raises ``Rejected`` with a reason, which is counted in ``rejected`` and logged;
+       one bad frame never stops the step.
+    2. ``_catch_up`` asks peers for blocks that others built on but this node lacks.
+    3. ``_duties`` does this tick's own work in the round on the current tip (the round's
+       parent): once its hardware has trained the stage (``stage_ticks``), try the TD
+       lottery and declare; once enough declarations are held, try the BH lottery and
+       publish a header; as Roy of a header whose other stakeholders have all signed,
+       wrap the block (``_try_wrap``). A drawn stakeholder signs a header as soon as it
+       accepts it (``_sign``, in step 1).
+
+    A round is identified by its parent block's hash; the tip moves when a longer valid
+    chain arrives (``_on_tip_change``), which starts a new round. Training is done on
+    demand: ``_own_stage(stage)`` trains up to that stage once and keeps the result.
+
+    Where the state lives (all of it in this object):
+
+    - the chain: ``tree`` (every valid block known, and the tip), ``arrived``;
+    - training: ``trained`` (one StageResult per stage, in order), ``_personal``
+      (personal secrets by stage and author), ``stage_started``;
+    - the rounds, keyed by parent hash: ``declarations`` received, ``declared`` (one
+      declaration per author and parent), ``my_declaration``, ``my_header_tick``,
+      ``headers`` received by header hash, ``header_for_win`` (one header per author,
+      parent and slot), ``header_stakeholders``, ``roy_of``, ``signatures`` and
+      ``signed``, ``block_for_header``, ``wrapped_heights``;
+    - transactions: ``mempool``, ``seen_transactions``, ``rejected_transactions``;
+    - catch-up: ``missing``, ``requested``, ``answered``, ``request_ticks``,
+      ``invalid_blocks``;
+    - counters for the report: ``sent``, ``sent_bytes``, ``accepted``, ``rejected``,
+      ``attack``, ``equivocations``, ``fork_evidence``, ``served_blocks``;
+    - this step's output, emptied at the start of each step: ``_out``, ``_direct``,
+      ``_events``.
+
+    Adversaries (``adversaries``, ``attacks``) are subclasses that override a few of
+    the duties and set ``behaviour``; the employer's light client is in ``employer``.
+    """
+
     def __init__(
         self,
         index: int,
