@@ -42,8 +42,8 @@ def one_run(changes: dict, memo: bool) -> tuple[float, str]:
     started = time.perf_counter()
     run = run_lockstep(scenario)
     seconds = time.perf_counter() - started
-    tip = run.honest()[0].status()["tip"] if run.honest() else "none"
-    return seconds, tip.hex()[:16] if isinstance(tip, bytes) else str(tip)[:16]
+    honest = run.honest()
+    return seconds, honest[0].status()["tip"].hex()[:16] if honest else "none"
 
 
 def main() -> None:

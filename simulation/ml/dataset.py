@@ -105,13 +105,12 @@ def load_mnist_from_keras_cache() -> Mnist:
     path = keras_cache_path()
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no Keras cache at {path}")
-    digest = hashlib.sha256()
     with open(path, "rb") as data:
-        for chunk in iter(lambda: data.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != KERAS_MNIST_SHA256:
-        raise ValueError(f"{path} is not Keras' MNIST file (SHA-256 {digest.hexdigest()})")
-    with np.load(path, allow_pickle=False) as arrays:
+        raw = data.read()  # about 11 MB: read once, checked, then parsed from memory
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != KERAS_MNIST_SHA256:
+        raise ValueError(f"{path} is not Keras' MNIST file (SHA-256 {digest})")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
         return _checked(arrays["x_train"], arrays["y_train"], arrays["x_test"],
                         arrays["y_test"], "keras")
 

@@ -189,8 +189,8 @@ def draw_block_tree(summary: dict[str, Any], path: str) -> bool:
     def colour(b: dict[str, Any]) -> str:
         if b["parent"] is None:
             return "#333333"
-        poisoned = b.get("poisoned")
-        return UNKNOWN if poisoned is None else {True: POISONED, False: HONEST}[poisoned]
+        by_flag: dict[Any, str] = {True: POISONED, False: HONEST}
+        return by_flag.get(b.get("poisoned"), UNKNOWN)
 
     shown = [b for b in blocks if b["hash"] in place]
     xs = [place[b["hash"]][0] for b in shown]

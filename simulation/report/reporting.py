@@ -46,8 +46,8 @@ def summarize(
     honest = [i for i in range(scenario.employees_num) if i not in roles]
     # An employee still offline (CHURN) when the run ended is left out like a dead one.
     offline = set(result.get("offline_at_end") or [])
-    honest_names = [employee_name(i) for i in honest if employee_name(i) in employees
-                    and employee_name(i) not in offline]
+    honest_names = [name for name in map(employee_name, honest)
+                    if name in employees and name not in offline]
     users_reported = bool(reports.get("users"))
     users_report = reports.get("users") or {"issued": []}
     names = {pk: employee_name(i) for i, pk in enumerate(genesis.employees)}
@@ -110,13 +110,15 @@ def summarize(
     # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
     # secrets differ from it without any poisoning.
     honest_secrets = _secrets(employees, exact_honest or honest_names)
-    poisoned_names = [employee_name(i) for i, b in roles.items() if training_of(b) == "poisoned"
-                      and employee_name(i) in employees]
+    poisoned = [employee_name(i) for i, b in roles.items() if training_of(b) == "poisoned"]
+    poisoned_names = [name for name in poisoned if name in employees]
     poisoned_secrets = _secrets(employees, poisoned_names)
     accuracies = {"honest": _accuracies(employees, honest_names),
                   "poisoned": _accuracies(employees, poisoned_names)}
     evaluated_stage = len(chain_entries) - 2 if chain_entries else None
-    accuracy = None if evaluated_stage is None else accuracies["honest"].get(evaluated_stage)
+    # The honest and the poisoned model after the evaluated stage (None: not evaluated).
+    accuracy, poisoned_accuracy = (None, None) if evaluated_stage is None else (
+        accuracies["honest"].get(evaluated_stage), accuracies["poisoned"].get(evaluated_stage))
     employer = _employer(result.get("employer"), honest_secrets, poisoned_secrets,
                          accuracies)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
@@ -194,8 +196,7 @@ def summarize(
             "test_accuracy": accuracy,
             "evaluated_stage": evaluated_stage,
             # The poisoned training's model after the same stage, when it was evaluated.
-            "poisoned_test_accuracy": None if evaluated_stage is None else
-            accuracies["poisoned"].get(evaluated_stage),
+            "poisoned_test_accuracy": poisoned_accuracy,
             # The honest model after every stage the reference chain certifies (block
             # height = stage + 1), as far as it was evaluated (relay.evaluation_plan).
             "accuracy_by_stage": _by_stage(accuracies["honest"], evaluated_stage),
