@@ -14,6 +14,7 @@ import inspect
 import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from simulation import constants
@@ -82,12 +83,37 @@ VERIFICATIONS = ("exact", "tolerant")
 BACKENDS = ("process", "ray")
 # 240 employees ran here; 250 failed in multiprocessing's fork server ("too many fds").
 MAX_PROCESS_EMPLOYEES = 240
-BEHAVIOURS = ("poisoned", "lazy", "forger", "equivocator", "withholder", "spammer", "crash",
-              "sybil", "grinder", "poisoned-grinder", "flooder", "splitter", "backdater",
-              "junk-filler", "selfish")
+
+
+class Role(StrEnum):
+    """What a party of the run is, by the name ADVERSARIES, the logs and the results use.
+    Each role but the employer's is a behaviour of an employee (``node.adversaries``,
+    ``node.attacks``); an employee without an adversary role is honest."""
+
+    HONEST = "honest"
+    POISONED = "poisoned"
+    LAZY = "lazy"
+    FORGER = "forger"
+    EQUIVOCATOR = "equivocator"
+    WITHHOLDER = "withholder"
+    SPAMMER = "spammer"
+    CRASH = "crash"
+    SYBIL = "sybil"
+    GRINDER = "grinder"
+    POISONED_GRINDER = "poisoned-grinder"
+    FLOODER = "flooder"
+    SPLITTER = "splitter"
+    BACKDATER = "backdater"
+    JUNK_FILLER = "junk-filler"
+    SELFISH = "selfish"
+    EMPLOYER = "employer"  # the light client that delegated the training
+
+
+# The roles ADVERSARIES may give, in the order its error message lists them.
+BEHAVIOURS = tuple(r for r in Role if r not in (Role.HONEST, Role.EMPLOYER))
 # Behaviours that train on the poisoned data (and so collude: they accept each other's
 # training); reports call their training "poisoned".
-POISONED_TRAINING = ("poisoned", "poisoned-grinder")
+POISONED_TRAINING = (Role.POISONED, Role.POISONED_GRINDER)
 # The hardening rules (protocol.rules), by the names OPEN_RULES takes.
 RULE_NAMES = ("members", "tick-window", "lottery-kernel", "draw", "header-cap",
               "fork-evidence", "bounded-state", "personal-secrets", "roy-rules", "tie-break",
@@ -97,7 +123,7 @@ RULE_NAMES = ("members", "tick-window", "lottery-kernel", "draw", "header-cap",
 def training_of(behaviour: str) -> str:
     """The training a behaviour's model comes from: "poisoned" for the poisoned kinds,
     otherwise the behaviour itself."""
-    return "poisoned" if behaviour in POISONED_TRAINING else behaviour
+    return Role.POISONED if behaviour in POISONED_TRAINING else behaviour
 
 
 def parse_open_rules(text: str) -> frozenset[str]:
@@ -127,9 +153,9 @@ def _count(name: str, number: str) -> int:
     return count
 
 
-def parse_adversaries(text: str) -> dict[str, int]:
+def parse_adversaries(text: str) -> dict[Role, int]:
     """ "poisoned:4,lazy:1" -> {"poisoned": 4, "lazy": 1}; ValueError says what is wrong."""
-    counts: dict[str, int] = {}
+    counts: dict[Role, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, number = part.partition(":")
         name = name.strip()
@@ -140,7 +166,7 @@ def parse_adversaries(text: str) -> dict[str, int]:
         count = _count(name, number)
         if name in counts:
             raise ValueError(f"{name!r} is listed twice")
-        counts[name] = count
+        counts[Role(name)] = count
     return counts
 MNIST_TRAIN_SIZE = 60000
 LATENCY_KINDS = ("constant", "uniform", "lognormal", "regions")

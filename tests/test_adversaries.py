@@ -8,16 +8,17 @@ from collections import Counter
 
 import pytest
 
-from simulation.config import default_scenario, problems
+from simulation.config import BEHAVIOURS, Role, default_scenario, problems
 from simulation.net.lockstep import build_employees, network_result, run_lockstep
 from simulation.node.adversaries import (
-    EquivocatorEmployee,
     assign_adversaries,
     hash_trainer_for,
+    make_employee,
     poison_labels,
 )
-from simulation.node.employee import Employee
+from simulation.node.behaviour import Behaviour
 from simulation.node.genesis import genesis_of
+from simulation.protocol.encoding import derive_keypair
 from simulation.report.reporting import summarize
 
 
@@ -85,7 +86,7 @@ def test_a_poisoned_minority_never_enters_the_honest_chain():
     rejected = honest_rejections(run)
     assert rejected[("TD", "model hash differs from own training")] > 0
     # The poisoned train alike, so they accept each other's declarations.
-    poisoned = [e for e in run.employees if e.behaviour == "poisoned"]
+    poisoned = [e for e in run.employees if e.role == Role.POISONED]
     assert all(p.rejected["TD"].get("model hash differs from own training", 0) > 0
                for p in poisoned)  # ... but not the honest ones'
     assert poisoned[0].trained[0].secret == poisoned[1].trained[0].secret
@@ -112,7 +113,7 @@ def test_lazy_declarations_are_rejected_and_lazy_nodes_still_follow_the_chain():
     assert run.finished and summary["honest"]["poisoned_blocks"] == 0
     rejected = honest_rejections(run)
     assert rejected[("TD", "commitment does not match own training secret")] > 0
-    lazy = [e for e in run.employees if e.behaviour == "lazy"]
+    lazy = [e for e in run.employees if e.role == Role.LAZY]
     assert all(e.sent["TD"] > 0 and not e.trained for e in lazy)  # declared, never trained
     honest_tip = run.honest()[0].tree.path(run.honest()[0].tree.tip_hash)
     for e in lazy:  # a light-client follower: on the honest chain
@@ -142,7 +143,7 @@ def test_equivocating_headers_and_blocks_are_rejected_or_kept_as_evidence(open_r
     assert run.finished
     assert summary_of(s, run)["agreement"]["all_honest_agree"]
     rejected = honest_rejections(run)
-    equivocators = [e for e in run.employees if isinstance(e, EquivocatorEmployee)]
+    equivocators = [e for e in run.employees if e.role == Role.EQUIVOCATOR]
     made_headers = sum(e.sent["equivocating BH"] for e in equivocators)
     made_blocks = sum(e.sent["equivocating WB"] for e in equivocators)
     assert made_headers > 0 and made_blocks > 0, "no equivocation happened: try a seed"
@@ -199,4 +200,17 @@ def test_double_spends_and_replays_are_rejected_and_nothing_is_lost():
 def test_honest_scenario_is_unchanged_by_the_adversary_machinery():
     s = scenario()
     employees = build_employees(s, genesis_of(s), hash_trainer_for(s))
-    assert all(type(e) is Employee and e.behaviour == "honest" for e in employees)
+    assert all(type(e.behaviour) is Behaviour and e.role == Role.HONEST for e in employees)
+
+
+@pytest.mark.parametrize("role", [Role.HONEST, *BEHAVIOURS])
+def test_every_role_has_its_own_behaviour_object(role):
+    """Each role of ADVERSARIES builds an employee with a fresh behaviour of that role
+    (behaviours keep state: two employees never share one)."""
+    s = scenario()
+    genesis = genesis_of(s)
+    first, second = (make_employee(role, i, s, genesis, hash_trainer_for(s)(i, role),
+                                   derive_keypair(s.seed, "employee", i)) for i in (0, 1))
+    assert first.role == second.role == role
+    assert first.behaviour is not second.behaviour and first.behaviour.node is first
+    assert first.report()["behaviour"] == role

@@ -13,7 +13,7 @@ import pytest
 from simulation.config import default_scenario, problems
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
-from simulation.node.attacks import JunkFillerEmployee
+from simulation.node.attacks import JunkFiller
 from simulation.node.genesis import genesis_of
 from simulation.report.reporting import OUTSIDER, summarize
 from simulation.report.self_check import self_check
@@ -134,7 +134,7 @@ def test_backdater_earns_a_trainers_share_without_training_until_secrets_are_per
 
 def test_junk_filler_keeps_a_returning_employee_from_catching_up_until_state_is_bounded(
         monkeypatch):
-    monkeypatch.setattr(JunkFillerEmployee, "JUNK_PER_TICK", 4)
+    monkeypatch.setattr(JunkFiller, "JUNK_PER_TICK", 4)
     changes = dict(seed=1, employees_num=7, churn="3@10:40", max_ticks=120,
                    target_blockchain_length=8)
     run, summary, _ = attacked("junk-filler:1", "bounded-state", **changes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulation.config import default_scenario
+from simulation.config import Role, default_scenario
 from simulation.net.conductor import Window, conduct
 from simulation.net.latency import Latency
 from simulation.net.lockstep import LocalHost, build_employees, network_result, run_lockstep
@@ -60,7 +60,7 @@ class CountingHost(LocalHost):
 def _conducted(scenario, units, max_window=None, after_tick=None):
     employees = build_employees(scenario, genesis_of(scenario), hash_trainer_for(scenario))
     host = CountingHost(scenario, employees, Users(scenario, genesis_of(scenario)), units)
-    done = conduct(scenario, host, [e.index for e in employees if e.behaviour == "honest"],
+    done = conduct(scenario, host, [e.index for e in employees if e.role == Role.HONEST],
                    max_window=max_window, after_tick=after_tick)
     return done, host, employees
 
@@ -159,7 +159,7 @@ def test_a_unit_without_honest_employees_steps_one_tick_per_call():
     scenario = default_scenario().replace(trainer="hash", latency="constant:3",
                                           adversaries="lazy:3")
     employees = build_employees(scenario, genesis_of(scenario), hash_trainer_for(scenario))
-    lazy = {e.index: e for e in employees if e.behaviour != "honest"}
+    lazy = {e.index: e for e in employees if e.role != Role.HONEST}
     host = LocalHost(scenario, list(lazy.values()), Users(scenario, genesis_of(scenario)))
     steps = host.advance({0: Window(0, [{i: [] for i in lazy} for _ in range(3)])})[0]
     assert len(steps) == 1

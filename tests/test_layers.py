@@ -98,3 +98,26 @@ def test_the_checker_sees_wrong_imports(tmp_path: Path) -> None:
         "line 1: protocol imports simulation.net.runner",
         "line 2: protocol is pure but imports multiprocessing",
         "line 3: protocol imports simulation.node"]
+
+
+def _employee_subclasses(path: Path) -> list[str]:
+    """Classes in the file that derive from Employee (by name, as the code writes it)."""
+    return [f"line {node.lineno}: {node.name}({', '.join(ast.unparse(b) for b in node.bases)})"
+            for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.ClassDef)
+            and any(ast.unparse(b).split(".")[-1] == "Employee" for b in node.bases)]
+
+
+def test_roles_are_behaviours_not_employee_subclasses() -> None:
+    """A role's difference from the honest employee is a small ``Behaviour`` passed to
+    the one ``Employee`` class (node.behaviour), never a subclass that overrides its
+    private methods."""
+    found = [f"{p.relative_to(PACKAGE)} {c}" for p in MODULES for c in _employee_subclasses(p)]
+    assert not found, "\n".join(found)
+
+
+def test_the_subclass_check_sees_a_subclass(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from simulation.node import employee\n"
+                     "class A(employee.Employee):\n    pass\nclass B(Behaviour):\n    pass\n")
+    assert _employee_subclasses(probe) == ["line 2: A(employee.Employee)"]

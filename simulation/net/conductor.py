@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from simulation.config import Scenario
+from simulation.config import Role, Scenario
 from simulation.net.logs import PROGRESS_LOGGER
 from simulation.net.relay import (
     Router,
@@ -27,7 +27,7 @@ from simulation.net.relay import (
 )
 from simulation.node.adversaries import Crashed
 from simulation.node.employee import Employee, LogEvent, Ready
-from simulation.node.employer import EMPLOYER_INDEX, Employer
+from simulation.node.employer import EMPLOYER_INDEX, make_employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
@@ -71,7 +71,7 @@ class UsersParty:
     """The users as a party a host steps like an employee: nothing is delivered to them,
     they broadcast transactions, and they have no chain (an empty status)."""
 
-    behaviour = "users"
+    role: Role | None = None  # the users play no employee role
 
     def __init__(self, users: Users):
         self.users = users
@@ -113,7 +113,7 @@ def step_window(employees: dict[int, Employee | UsersParty], window: Window,
                 continue
             status = employee.status()
             answers[index] = Answer(ready.outgoing, ready.direct, status, ready.events)
-            if employee.behaviour == "honest":
+            if employee.role == Role.HONEST:
                 honest.append(status)
         stepped.append(answers)
         if may_end(honest, target_length):
@@ -123,7 +123,7 @@ def step_window(employees: dict[int, Employee | UsersParty], window: Window,
 
 @dataclass
 class Conducted:
-    employer: Employer
+    employer: Employee
     ticks: int
     finished: bool
     stopped_by: str
@@ -160,7 +160,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     units that stopped early are called again for the rest of the window. The ticks are
     then taken in order as a one-tick exchange would: the same messages, in the same
     order, give the same run."""
-    employer = Employer(scenario, genesis_of(scenario))
+    employer = make_employer(scenario, genesis_of(scenario))
     router = Router.for_scenario(scenario)
     n = scenario.employees_num
     honest = set(honest)
@@ -262,8 +262,8 @@ class Watch:
         return None
 
 
-def final_plan(scenario: Scenario, roles: dict[int, str], heights: dict[int, int],
-               employer: Employer) -> dict[int, list[int]]:
+def final_plan(scenario: Scenario, roles: dict[int, Role], heights: dict[int, int],
+               employer: Employee) -> dict[int, list[int]]:
     """Who evaluates which stages at the end (``relay.evaluation_plan``), from the live
     employees' chain heights (index -> height)."""
     return evaluation_plan(
@@ -272,7 +272,7 @@ def final_plan(scenario: Scenario, roles: dict[int, str], heights: dict[int, int
 
 
 def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
-              reports: dict[str, Any], employer: Employer,
+              reports: dict[str, Any], employer: Employee,
               crashed: list[int], relayed_bytes: dict[int, int], dropped: dict[str, int],
               facts: dict[str, Any], in_flight: list[bytes]) -> dict[str, Any]:
     """The run in the shape the network process reports (for ``reporting.summarize``);

@@ -13,6 +13,7 @@ from simulation.config import (
     EXACT,
     INTRA_OP_THREADS_OF_COMPUTATION,
     TF_ENVIRONMENT_OF_COMPUTATION,
+    Role,
     Scenario,
     computation_of,
 )
@@ -99,9 +100,9 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
     try:
         inner, _keep = make_trainer(scenario, dataset_spec, behaviour, index)
         trainer = TimedTrainer(inner)
-        employee = make_employee(behaviour, index, scenario, genesis_of(scenario), trainer,
+        employee = make_employee(Role(behaviour), index, scenario, genesis_of(scenario), trainer,
                                  derive_keypair(scenario.seed, "employee", index))
-        if behaviour != "honest":
+        if behaviour != Role.HONEST:
             log.info("E%d is an adversary: %s", index, behaviour)
         computation = computation_of(scenario, index)
         if computation != EXACT and scenario.trainer == "keras":
@@ -110,7 +111,6 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                      os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
                      INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1),
                      "on" if computation == "xla" else "off")
-        oversized = getattr(employee, "oversized_frame", None)
         log.debug("E%d ready (pid %d)", index, os.getpid())
         conn.send_bytes(frames.pack("ready", index=index))
         while True:
@@ -124,8 +124,8 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                     os._exit(3)  # a hard crash: no report, the pipe just closes
                 for event in ready.events:
                     log.log(event.level, event.text)
-                junk = oversized(ready.tick, frames.MAX_CONTROL_FRAME_BYTES) if oversized \
-                    else None
+                junk = employee.behaviour.oversized_frame(ready.tick,
+                                                          frames.MAX_CONTROL_FRAME_BYTES)
                 if junk is not None:
                     log.info("E%d writes an oversized frame of %d bytes", index, len(junk))
                     conn.send_bytes(junk)

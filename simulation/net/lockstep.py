@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import Role, Scenario
 from simulation.net.conductor import (
     Answer,
     UsersParty,
@@ -27,7 +27,6 @@ from simulation.node.adversaries import (
     make_employee,
 )
 from simulation.node.employee import Employee, LogEvent
-from simulation.node.employer import Employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
@@ -41,7 +40,7 @@ class LockstepRun:
     scenario: Scenario
     employees: list[Employee]
     users: Users
-    employer: Employer
+    employer: Employee
     ticks: int
     finished: bool
     crashed: list[int] = field(default_factory=list)
@@ -52,7 +51,7 @@ class LockstepRun:
     in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
 
     def honest(self) -> list[Employee]:
-        return [e for e in self.employees if e.behaviour == "honest"
+        return [e for e in self.employees if e.role == Role.HONEST
                 and e.index not in self.crashed]
 
 
@@ -109,7 +108,7 @@ def run_lockstep(
     events: list[LogEvent] = []
     users = Users(scenario, genesis)
     done = conduct(scenario, LocalHost(scenario, employees, users, units),
-                   [e.index for e in employees if e.behaviour == "honest"],
+                   [e.index for e in employees if e.role == Role.HONEST],
                    events.extend if keep_events else None, max_window=max_window)
     return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
@@ -121,7 +120,8 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
     ended as the network ends one: the same ``evaluation_plan`` picks the evaluators and
     every live employee answers with ``Employee.final_report``."""
     live = [e for e in run.employees if e.index not in run.crashed]
-    roles = {e.index: e.behaviour for e in run.employees if e.behaviour != "honest"}
+    roles: dict[int, Role] = {e.index: e.role for e in run.employees
+                              if e.role != Role.HONEST}
     plan = final_plan(run.scenario, roles, {e.index: e.tree.tip.height for e in live},
                       run.employer)
     reports: dict[str, Any] = {employee_name(e.index): e.final_report(plan[e.index]) for e in live}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from simulation.config import Scenario
+from simulation.config import Role, Scenario
 from simulation.net import frames
 from simulation.net.conductor import (
     NO_HONEST_LEFT,
@@ -54,7 +54,7 @@ class Party:
 
 class Network:
     def __init__(self, scenario: Scenario, parties: list[Party], honest: set[int],
-                 launched: float | None = None, roles: dict[int, str] | None = None,
+                 launched: float | None = None, roles: dict[int, Role] | None = None,
                  stop_receiver: Connection | None = None):
         self.scenario = scenario
         self.roles = roles or {}
@@ -221,7 +221,7 @@ class Network:
 
 
 def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,
-                 log_queue: Any, roles: dict[int, str], launched: float,
+                 log_queue: Any, roles: dict[int, Role], launched: float,
                  stop_receiver: Connection | None = None) -> None:
     ignore_interrupts()
     log_to_queue(log_queue)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulation.config import EXACT, Scenario, computation_of, training_of
+from simulation.config import EXACT, Role, Scenario, computation_of, training_of
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.node.employer import EMPLOYER_INDEX
@@ -184,7 +184,7 @@ EVALUATED_BEHAVIOURS = ("honest", "poisoned")
 MAX_EVALUATED_STAGES = 200
 
 
-def planned_behaviour(scenario: Scenario, roles: dict[int, str], index: int) -> str:
+def planned_behaviour(scenario: Scenario, roles: dict[int, Role], index: int) -> str:
     """An employee's training for ``evaluation_plan`` (``config.training_of``: the
     poisoned kinds train alike): an honest employee on hardware
     that computes otherwise (HARDWARE "xla") is not the honest training's evaluator, so

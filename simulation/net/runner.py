@@ -31,6 +31,7 @@ from typing import Any
 
 from simulation.config import (
     TF_ENVIRONMENT_OF_COMPUTATION,
+    Role,
     Scenario,
     ScenarioError,
     computation_of,
@@ -327,7 +328,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     return outcome
 
 
-def _report(scenario: Scenario, roles: dict[int, str], result: dict[str, Any],
+def _report(scenario: Scenario, roles: dict[int, Role], result: dict[str, Any],
             processes: list[Any], stop: StopRequest, results_path: str | None, quiet: bool,
             wall: float, folder: str | None = None) -> RunOutcome:
     """Summary, self-check, results file and console; the exit code that tells the truth."""
@@ -516,7 +517,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_spec: Any,
-                    roles: dict[int, str], launched: float, stop: StopRequest,
+                    roles: dict[int, Role], launched: float, stop: StopRequest,
                     processes: list[Any]) -> dict[str, Any]:
     """Starts the children (appending them to ``processes`` as they start, so that the
     caller can end them whatever happens) and waits for the network's result."""

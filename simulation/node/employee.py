@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from simulation.config import Scenario, parse_hardware
+from simulation.config import Role, Scenario, parse_hardware
+from simulation.node.behaviour import Behaviour
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
 from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
@@ -43,7 +44,7 @@ from simulation.protocol.messages import (
     WrappedBlock,
     parse_message,
 )
-from simulation.protocol.names import employee_name
+from simulation.protocol.names import EMPLOYER_NAME, EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
@@ -67,7 +68,6 @@ MAX_MISSING_PER_PEER = 8
 MAX_ORPHANS_PER_PEER = 16
 MAX_REQUESTS_PER_PEER = 8  # block requests answered per peer per ROUND_TIMEOUT_TICKS
 MAX_INVALID_REMEMBERED = 4096  # rejected blocks whose children are rejected unasked
-EMPLOYER_PARTY = -1  # the light client's party index (node.employer.EMPLOYER_INDEX)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Names:
         # key every employee knows: it published the task).
         self.party_index = dict(self.employee_index)
         if employer is not None:
-            self._names[employer] = "employer"
+            self._names[employer] = EMPLOYER_NAME
             self.party_index[employer] = EMPLOYER_PARTY
 
     def __call__(self, pk: bytes) -> str:
@@ -123,18 +123,25 @@ class Employee:
        or raises ``Rejected`` with a reason, which is counted in ``rejected`` and logged;
        one bad frame never stops the step.
     2. ``_catch_up`` asks peers for blocks that others built on but this node lacks.
-    3. ``_duties`` does this tick's own work in the round on the current tip (the round's
-       parent): once its hardware has trained the stage (``stage_ticks``), try the TD
-       lottery and declare; once enough declarations are held, try the BH lottery and
+    3. ``honest_duties`` does this tick's own work in the round on the current tip (the
+       round's parent): once its hardware has trained the stage (``stage_ticks``), try
+       the TD lottery and declare; once enough declarations are held, try the BH lottery and
        publish a header; as Roy of a header whose other stakeholders have all signed,
        wrap the block (``_try_wrap``). A drawn stakeholder signs a header as soon as it
-       accepts it (``_sign``, in step 1).
+       accepts it (``honest_sign``, in step 1).
 
     A round is identified by its parent block's hash; the tip moves when a longer valid
     chain arrives (``_on_tip_change``), which starts a new round. Training is done on
-    demand: ``_own_stage(stage)`` trains up to that stage once and keeps the result.
+    demand: ``honest_own_stage(stage)`` trains up to that stage once and keeps the result.
 
-    Where the state lives (all of it in this object):
+    Roles. Where a role may act otherwise (train, declare, publish a header, sign, wrap,
+    publish a block, add to the step's output) the employee asks its ``behaviour``
+    (``node.behaviour``), whose defaults call the ``honest_*`` methods here. Adversaries
+    (``adversaries``, ``attacks``) and the employer's light client (``employer``) are
+    small behaviours; the state below stays the employee's.
+
+    Where the state lives (all of it in this object; a behaviour keeps only what its
+    role adds, such as an attacker's tries this tick):
 
     - the chain: ``tree`` (every valid block known, and the tip), ``arrived``;
     - training: ``trained`` (one StageResult per stage, in order), ``_personal``
@@ -151,9 +158,6 @@ class Employee:
       ``attack``, ``equivocations``, ``fork_evidence``, ``served_blocks``;
     - this step's output, emptied at the start of each step: ``_out``, ``_direct``,
       ``_events``.
-
-    Adversaries (``adversaries``, ``attacks``) are subclasses that override a few of
-    the duties and set ``behaviour``; the employer's light client is in ``employer``.
     """
 
     def __init__(
@@ -163,10 +167,13 @@ class Employee:
         genesis: Genesis,
         trainer: Trainer,
         keys: KeyPair,
+        behaviour: Behaviour | None = None,
     ):
         self.index = index
-        self.name = employee_name(index)
-        self.behaviour = "honest"  # strategies in ``adversaries`` set their own
+        self.name = party_name(index)
+        # The role's conduct (``node.behaviour``): the honest one unless a role is given.
+        self.behaviour = behaviour or Behaviour()
+        self.behaviour.attach(self)
         self.scenario = scenario
         self.genesis = genesis
         self.trainer = trainer
@@ -175,8 +182,9 @@ class Employee:
         self.names = Names(genesis, derive_keypair(scenario.seed, "employer", 0).public)
         self.tree = BlockTree(genesis)
         self.rules = rules_of(scenario)
-        self.ctx = Context(scenario, self.model_id, genesis, self.tree, self._own_stage,
-                           personal_secret=self._personal_secret)
+        self.ctx = Context(scenario, self.model_id, genesis, self.tree,
+                           self.behaviour.own_stage if self.behaviour.trains else None,
+                           personal_secret=self.behaviour.personal_secret)
         self.now = -1
         self.tip_since = 0  # tick at which the current tip was adopted
         # HARDWARE and STAGE_TICKS: ticks this employee needs per stage, and the tick at
@@ -229,7 +237,12 @@ class Employee:
 
     # --- The step ---------------------------------------------------------------------
 
+    @property
+    def role(self) -> Role:
+        return self.behaviour.role
+
     def step(self, tick: int, deliveries: Sequence[bytes]) -> Ready:
+        self.behaviour.begin_step(tick)
         if tick <= self.now:
             raise ValueError(f"tick {tick} is not after {self.now}")
         self.now = self.ctx.now = tick
@@ -237,8 +250,9 @@ class Employee:
         for data in deliveries:
             self.receive(data)
         self._catch_up()
-        self._duties()
-        return Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct))
+        self.behaviour.duties()
+        return self.behaviour.end_step(
+            Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct)))
 
     def receive(self, data: bytes) -> None:
         try:
@@ -264,27 +278,34 @@ class Employee:
 
     # --- Helpers ------------------------------------------------------------------------
 
-    def _log(self, level: int, text: str) -> None:
+    def log(self, level: int, text: str) -> None:
         self._events.append(LogEvent(level, f"{self.name} {text}"))
 
     def _reject(self, kind: str, reason: str, message: AnyMessage | None) -> None:
         self.rejected[kind][reason] += 1
         origin = f" from {self.names(message.author)}" if message is not None else ""
-        self._log(INFO, f"rejected {kind}{origin}: {reason}")
+        self.log(INFO, f"rejected {kind}{origin}: {reason}")
 
     def _accept(self, message: AnyMessage, detail: str = "") -> None:
         self.accepted[message.kind] += 1
-        self._log(INFO, f"accepted {message.kind} {short(message.hash)} from "
-                        f"{self.names(message.author)}{detail}")
+        self.log(INFO, f"accepted {message.kind} {short(message.hash)} from "
+                       f"{self.names(message.author)}{detail}")
 
     def _broadcast(self, message: AnyMessage, detail: str) -> None:
         self._out.append(self._counted(message))
-        self._log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
+        self.log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
 
     def _send_to(self, party: int, message: AnyMessage, detail: str) -> None:
         """To one party only (catch-up)."""
         self._direct.append((party, self._counted(message)))
-        self._log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+        self.log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+
+    def emit(self, data: bytes) -> None:
+        """Broadcast frames made outside the honest duties (an adversary's), uncounted."""
+        self._out.append(data)
+
+    def emit_to(self, party: int, data: bytes) -> None:
+        self._direct.append((party, data))
 
     def _counted(self, message: AnyMessage) -> bytes:
         data = message.to_bytes()
@@ -292,7 +313,7 @@ class Employee:
         self.sent_bytes[message.kind] += len(data)
         return data
 
-    def _own_stage(self, stage: int) -> StageResult:
+    def honest_own_stage(self, stage: int) -> StageResult:
         while len(self.trained) <= stage:
             s = len(self.trained)
             result = self.trainer.result(s)
@@ -301,24 +322,24 @@ class Employee:
                     stage_id(self.model_id, s), result.losses))
             self.trained.append(result)
             for i, loss in enumerate(result.losses):
-                self._log(DEBUG, f"stage {s} iteration {i} loss {loss:.9g}")
-            self._log(DEBUG, f"trained stage {s}: ts {short(result.secret)} "
-                             f"model {short(result.model_hash)}")
+                self.log(DEBUG, f"stage {s} iteration {i} loss {loss:.9g}")
+            self.log(DEBUG, f"trained stage {s}: ts {short(result.secret)} "
+                            f"model {short(result.model_hash)}")
         return self.trained[stage]
 
-    def _personal_secret(self, stage: int, author: bytes) -> bytes:
+    def honest_personal_secret(self, stage: int, author: bytes) -> bytes:
         """Rule personal-secrets: ``author``'s secret for ``stage``, from this employee's
         own losses (the same as the author's, if both trained honestly)."""
         key = (stage, author)
         if key not in self._personal:
             self._personal[key] = self._secret_rule(stage_id(self.model_id, stage),
-                                                    self._own_stage(stage).losses, author)
+                                                    self.behaviour.own_stage(stage).losses, author)
         return self._personal[key]
 
-    def _commit_secret(self, stage: int, own: StageResult) -> bytes:
+    def honest_commit_secret(self, stage: int, own: StageResult) -> bytes:
         """The secret this employee's declaration commits to."""
         if self.rules.personal_secrets:
-            return self._personal_secret(stage, self.keys.public)
+            return self.behaviour.personal_secret(stage, self.keys.public)
         return own.secret
 
     # --- Handlers -----------------------------------------------------------------------
@@ -364,11 +385,12 @@ class Employee:
 
     def _take_header(self, bh: BlockHeader) -> None:
         """Stakeholder duties for a valid header, the employee's own included."""
+        self.behaviour.saw_header(bh)
         self.headers[bh.hash] = bh
         stakeholders = self.ctx.stakeholders(bh)
         if stakeholders is None:
-            self._log(INFO, f"header {short(bh.hash)} has no stakeholders "
-                            f"(too few employees hold stake)")
+            self.log(INFO, f"header {short(bh.hash)} has no stakeholders "
+                           f"(too few employees hold stake)")
             return
         self.header_stakeholders[bh.hash] = stakeholders
         me = self.keys.public
@@ -376,18 +398,18 @@ class Employee:
             return
         if me == stakeholders[-1]:
             self.roy_of.add(bh.hash)
-            self._log(DEBUG, f"is Roy of header {short(bh.hash)}")
+            self.log(DEBUG, f"is Roy of header {short(bh.hash)}")
             return
         if bh.hash in self.signed:
             return
         if bh.height != self.tree.tip.height + 1:
-            self._log(DEBUG, f"does not sign stale header {short(bh.hash)}")
+            self.log(DEBUG, f"does not sign stale header {short(bh.hash)}")
             return
         self.signed.add(bh.hash)
-        self._sign(bh)
+        self.behaviour.sign(bh)
 
-    def _sign(self, bh: BlockHeader) -> None:
-        """A normal stakeholder's endorsement (strategies may withhold it)."""
+    def honest_sign(self, bh: BlockHeader) -> None:
+        """A normal stakeholder's endorsement."""
         ss = StakeholderSignature.create(self.keys, bh.hash)
         self.signatures[bh.hash][self.keys.public] = ss
         self._broadcast(ss, f"for header {short(bh.hash)}")
@@ -417,8 +439,8 @@ class Employee:
             limit = MAX_ORPHANS_PER_PEER if self.rules.bounded_state else None
             if not self.tree.add_orphan(wb, per_author=limit):
                 raise Rejected("orphan pool full")
-            self._log(INFO, f"holds orphan block {short(wb.hash)} until parent "
-                            f"{short(wb.parent)} arrives")
+            self.log(INFO, f"holds orphan block {short(wb.hash)} until parent "
+                           f"{short(wb.parent)} arrives")
             return
         try:
             ledger = check_block(self.ctx, wb)
@@ -434,11 +456,11 @@ class Employee:
             # lets the longest chain decide, where rejecting the second split for good
             # those who had seen the other first.
             self.fork_evidence += 1
-            self._log(INFO, f"evidence against Roy {self.names(wb.author)}: block "
-                            f"{short(wb.hash)} is a second block for header "
-                            f"{short(wb.header.hash)}; kept as a fork candidate")
+            self.log(INFO, f"evidence against Roy {self.names(wb.author)}: block "
+                           f"{short(wb.hash)} is a second block for header "
+                           f"{short(wb.header.hash)}; kept as a fork candidate")
         self._accept(wb, f" at height {wb.height}")
-        self._append(wb, ledger)
+        self.append(wb, ledger)
 
     # --- Catch-up ------------------------------------------------------------------------
 
@@ -550,18 +572,18 @@ class Employee:
             self.sent_bytes["WB served"] += len(data)
             self._direct.append((party, data))
 
-    def _append(self, wb: WrappedBlock, ledger: Any) -> None:
+    def append(self, wb: WrappedBlock, ledger: Any) -> None:
         self.block_for_header.setdefault(wb.header.hash, wb.hash)
         self.arrived.setdefault(wb.hash, self.now)
         forks_before = self.tree.forks
         change = self.tree.add(wb, ledger)
         header = wb.header
-        self._log(INFO, f"appended block {short(wb.hash)} height {wb.height} trainer "
-                        f"{self.names(header.author)} roy {self.names(wb.author)} "
-                        f"txs {len(wb.transactions)}")
+        self.log(INFO, f"appended block {short(wb.hash)} height {wb.height} trainer "
+                       f"{self.names(header.author)} roy {self.names(wb.author)} "
+                       f"txs {len(wb.transactions)}")
         if self.tree.forks > forks_before:
-            self._log(INFO, f"fork at height {wb.height}: block {short(wb.hash)} has a "
-                            f"sibling")
+            self.log(INFO, f"fork at height {wb.height}: block {short(wb.hash)} has a "
+                           f"sibling")
         if change is not None:
             self._on_tip_change(change)
         for orphan in self.tree.take_orphans_of(wb.hash):
@@ -569,12 +591,13 @@ class Employee:
                 self._on_block(orphan)
             except Rejected as exc:
                 self._reject(WB, exc.reason, orphan)
+        self.behaviour.appended(wb)
 
     def _on_tip_change(self, change: TipChange) -> None:
         self.tip_since = self.now
         if change.is_reorg:
-            self._log(INFO, f"reorganisation: {len(change.abandoned)} block(s) abandoned, "
-                            f"new tip {short(change.new_tip)}")
+            self.log(INFO, f"reorganisation: {len(change.abandoned)} block(s) abandoned, "
+                           f"new tip {short(change.new_tip)}")
         adopted_txs = {
             tx.hash
             for h in change.adopted
@@ -593,7 +616,7 @@ class Employee:
             # Another transaction with this nonce is in the chain: a double spend.
             del self.mempool[h]
             self.rejected_transactions.setdefault(h, "nonce already used")
-            self._log(INFO, f"dropped TX {short(h)} from the mempool: nonce already used")
+            self.log(INFO, f"dropped TX {short(h)} from the mempool: nonce already used")
 
     def _block_transactions(self, block_hash: bytes) -> tuple[Transaction, ...]:
         block = self.tree.records[block_hash].block
@@ -601,21 +624,21 @@ class Employee:
 
     # --- Duties -------------------------------------------------------------------------
 
-    def _duties(self) -> None:
+    def honest_duties(self) -> None:
         self._break_stalled_tie()
         tip = self.tree.tip
         stage = tip.height
         sid = stage_id(self.model_id, stage)
-        own = self._own_stage(stage)
+        own = self.behaviour.own_stage(stage)
         started = self.stage_started.setdefault(stage, self.now)
         # Its hardware has finished the stage (and, rule stage-time, no declaration may
         # come sooner after the parent than the fastest hardware could train it).
         if self.now - started >= self.stage_ticks and (
                 not self.rules.stage_time or self.now >= tip.tick + self.ctx.min_stage_ticks):
             if tip.hash not in self.my_declaration:
-                self._try_declare(tip.hash, sid, own)
+                self.behaviour.try_declare(tip.hash, sid, own)
             if tip.hash in self.my_declaration:
-                self._try_header(tip.hash, stage, sid, own)
+                self.behaviour.try_header(tip.hash, stage, sid, own)
         self._try_wrap()
 
     def _break_stalled_tie(self) -> None:
@@ -630,8 +653,8 @@ class Employee:
                      key=self._tie_key)
         if lowest == tip.hash:
             return
-        self._log(INFO, f"round stalled since tick {self.tip_since}: moves from tip "
-                        f"{short(tip.hash)} to its equal-height sibling {short(lowest)}")
+        self.log(INFO, f"round stalled since tick {self.tip_since}: moves from tip "
+                       f"{short(tip.hash)} to its equal-height sibling {short(lowest)}")
         self._on_tip_change(self.tree.switch_tip(lowest))
 
     def _tie_key(self, block_hash: bytes) -> tuple[bytes, bytes]:
@@ -648,20 +671,20 @@ class Employee:
         kernel = lottery.kernel(kind, self.keys.public, parent, sid, self.now,
                                 bind_parent=not self.rules.lottery_kernel)
         won = lottery.wins(kernel, coinstake)
-        self._log(DEBUG, f"{kind} lottery {sid} tick {self.now}: "
-                         f"{lottery.leading_zero_bits(kernel)} zero bits of "
-                         f"{lottery.difficulty_bits(coinstake):g} needed, "
-                         f"{'won' if won else 'lost'}")
+        self.log(DEBUG, f"{kind} lottery {sid} tick {self.now}: "
+                        f"{lottery.leading_zero_bits(kernel)} zero bits of "
+                        f"{lottery.difficulty_bits(coinstake):g} needed, "
+                        f"{'won' if won else 'lost'}")
         return won
 
-    def _try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
+    def honest_try_declare(self, parent: bytes, sid: str, own: StageResult) -> None:
         if self._lottery(TD, parent, sid, self.scenario.td_coinstake):
-            self._declare(parent, sid, own, self.now)
+            self.declare(parent, sid, own, self.now)
 
-    def _declare(self, parent: bytes, sid: str, own: StageResult, tick: int) -> None:
+    def declare(self, parent: bytes, sid: str, own: StageResult, tick: int) -> None:
         td = TrainingDeclaration.create(
             self.keys, model_id=self.model_id, stage_id=sid, parent=parent, tick=tick,
-            model_hash=own.model_hash, secret=self._commit_secret(own.stage, own),
+            model_hash=own.model_hash, secret=self.behaviour.commit_secret(own.stage, own),
             coinstake=self.scenario.td_coinstake,
         )
         self.my_declaration[parent] = td
@@ -669,7 +692,7 @@ class Employee:
         self.ctx.valid_declarations.add(td.hash)
         self._broadcast(td, f"for {sid}")
 
-    def _try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
+    def honest_try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
         last = self.my_header_tick.get(parent)
         if last is not None and self.now - last < self.scenario.round_timeout_ticks:
             return
@@ -679,11 +702,11 @@ class Employee:
         if not self._lottery(BH, parent, sid, self.scenario.bh_coinstake):
             return
         if last is not None:
-            self._log(INFO, f"round timeout: no block on {short(parent)} since its header "
-                            f"at tick {last}, tries again")
-        bh = self._make_header(parent, stage, sid, own, self.now)
+            self.log(INFO, f"round timeout: no block on {short(parent)} since its header "
+                           f"at tick {last}, tries again")
+        bh = self.make_header(parent, stage, sid, own, self.now)
         self.my_header_tick[parent] = self.now
-        self._publish_header(bh)
+        self.behaviour.publish_header(bh)
 
     def _header_declarations(self, parent: bytes) -> list[TrainingDeclaration]:
         """The declarations a header on ``parent`` carries: all this employee holds, or
@@ -697,15 +720,15 @@ class Employee:
         held.sort(key=lambda td: (td.author != me, td.tick, td.author))
         return held[:cap]
 
-    def _make_header(self, parent: bytes, stage: int, sid: str, own: StageResult, tick: int,
-                     keys: KeyPair | None = None,
-                     declarations: list[TrainingDeclaration] | None = None) -> BlockHeader:
+    def make_header(self, parent: bytes, stage: int, sid: str, own: StageResult, tick: int,
+                    keys: KeyPair | None = None,
+                    declarations: list[TrainingDeclaration] | None = None) -> BlockHeader:
         """This employee's header (or, for an attacker, one under ``keys``)."""
         if declarations is None:
             declarations = self._header_declarations(parent)
         revealed = None
         if self.rules.personal_secrets:
-            revealed = {td.author: self._personal_secret(stage, td.author)
+            revealed = {td.author: self.behaviour.personal_secret(stage, td.author)
                         for td in declarations}
         return BlockHeader.create(
             keys or self.keys, model_id=self.model_id, stage_id=sid, height=stage + 1,
@@ -713,7 +736,7 @@ class Employee:
             coinstake=self.scenario.bh_coinstake, personal_secrets=revealed,
         )
 
-    def _publish_header(self, bh: BlockHeader) -> None:
+    def honest_publish_header(self, bh: BlockHeader) -> None:
         self.header_for_win.setdefault(header_key(self.scenario, bh), bh.hash)
         self._broadcast(bh, f"at height {bh.height} with {len(bh.declarations)} declarations")
         self._take_header(bh)
@@ -732,10 +755,10 @@ class Employee:
             return
         _, h = min(ready)
         self.wrapped_heights.add(height)
-        self._wrap(self.headers[h])
+        self.behaviour.wrap(self.headers[h])
 
-    def _build_block(self, header: BlockHeader, limit: int, tick: int | None = None
-                     ) -> WrappedBlock:
+    def build_block(self, header: BlockHeader, limit: int, tick: int | None = None
+                    ) -> WrappedBlock:
         stakeholders = self.header_stakeholders[header.hash]
         parent = self.tree.records[header.parent]
         transactions = select_transactions(parent.ledger, self.mempool.values(), limit)
@@ -748,22 +771,22 @@ class Employee:
             tick=self.now if tick is None else tick,
         )
 
-    def _wrap(self, header: BlockHeader) -> None:
+    def honest_wrap(self, header: BlockHeader) -> None:
         """Roy's duty: wrap the header with pending transactions, send and apply it."""
-        block = self._build_block(header, self.scenario.max_block_transactions)
-        self._publish_block(block)
+        block = self.build_block(header, self.scenario.max_block_transactions)
+        self.behaviour.publish_block(block)
 
-    def _publish_block(self, block: WrappedBlock) -> None:
+    def honest_publish_block(self, block: WrappedBlock) -> None:
         self._broadcast(block, f"at height {block.height} for header "
                                f"{short(block.header.hash)} with {len(block.transactions)} "
                                f"transactions")
         parent = self.tree.records[block.parent]
-        self._append(block, parent.ledger.apply(block.transactions, block.payouts))
+        self.append(block, parent.ledger.apply(block.transactions, block.payouts))
 
     def train_up_to(self, stage: int) -> None:
         """Train every stage up to ``stage`` (at the end, to compare secrets)."""
         if self.ctx.own_stage is not None:
-            self._own_stage(stage)
+            self.behaviour.own_stage(stage)
 
     def final_report(self, evaluate: Sequence[int]) -> dict[str, Any]:
         """The report at the end of a run, after training up to the stages the network
@@ -808,7 +831,7 @@ class Employee:
         tip_ledger = self.tree.tip.ledger
         return {
             "index": self.index,
-            "behaviour": self.behaviour,
+            "behaviour": str(self.role),
             "chain": chain,
             "forks": self.tree.forks,
             "equivocations": self.equivocations,

@@ -3,16 +3,18 @@
 It follows the longest chain of structurally valid blocks (signatures, lottery,
 stakeholders, ledger, declarations' commitments against the revealed secret) without
 re-training, and takes the model that chain certifies. It is the honest employee's state
-machine with its own-training checks switched off and no duties: it sends nothing but
-block requests when it misses a block (catch-up).
+machine with the ``LightClient`` behaviour: its own-training checks switched off and no
+duties, so it sends nothing but block requests when it misses a block (catch-up).
 """
 
 from __future__ import annotations
 
-from simulation.config import Scenario
-from simulation.node.employee import EMPLOYER_PARTY, Employee
+from simulation.config import Role, Scenario
+from simulation.node.behaviour import Behaviour
+from simulation.node.employee import Employee
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
+from simulation.protocol.names import EMPLOYER_PARTY
 from simulation.protocol.stages import StageResult
 
 EMPLOYER_INDEX = EMPLOYER_PARTY
@@ -28,13 +30,14 @@ class _NoTrainer:
         raise RuntimeError("the employer does not train")
 
 
-class Employer(Employee):
-    def __init__(self, scenario: Scenario, genesis: Genesis):
-        super().__init__(EMPLOYER_INDEX, scenario, genesis, _NoTrainer(),
-                         derive_keypair(scenario.seed, "employer", 0))
-        self.name = "employer"
-        self.behaviour = "employer"
-        self.ctx.own_stage = None
+class LightClient(Behaviour):
+    role = Role.EMPLOYER
+    trains = False
 
-    def _duties(self) -> None:
+    def duties(self) -> None:
         """The employer only listens."""
+
+
+def make_employer(scenario: Scenario, genesis: Genesis) -> Employee:
+    return Employee(EMPLOYER_INDEX, scenario, genesis, _NoTrainer(),
+                    derive_keypair(scenario.seed, "employer", 0), LightClient())

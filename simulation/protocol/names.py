@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+EMPLOYER_PARTY = -1  # the employer's light client's party index
+EMPLOYER_NAME = "employer"
+
 
 def employee_name(index: int) -> str:
     """Employee ``index`` (its place in the genesis block's list): E0, E1, ..."""
     return f"E{index}"
+
+
+def party_name(index: int) -> str:
+    """A party of the protocol by its index: an employee's name, or the employer's."""
+    return EMPLOYER_NAME if index == EMPLOYER_PARTY else employee_name(index)

@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import EXACT, Scenario, computation_of, parse_hardware, training_of
+from simulation.config import EXACT, Role, Scenario, computation_of, parse_hardware, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
@@ -37,7 +37,7 @@ def summarize(
     scenario: Scenario,
     genesis: Genesis,
     result: dict[str, Any],
-    roles: dict[int, str],
+    roles: dict[int, Role],
     wall_seconds: float,
 ) -> dict[str, Any]:
     """``roles``: employee index -> behaviour for the adversaries; the rest are honest."""
@@ -223,7 +223,7 @@ def _party(index: int) -> str:
     return employee_name(index) if index >= 0 else OUTSIDER
 
 
-def _attack(employees: dict[str, Any], roles: dict[int, str]) -> dict[str, dict[str, int]]:
+def _attack(employees: dict[str, Any], roles: dict[int, Role]) -> dict[str, dict[str, int]]:
     """The adversaries' own counts (hash tries of their searches, what they found ...),
     added up per behaviour."""
     out: dict[str, Counter[str]] = {}
