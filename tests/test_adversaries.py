@@ -19,6 +19,7 @@ from simulation.node.adversaries import (
 from simulation.node.behaviour import Behaviour
 from simulation.node.genesis import genesis_of
 from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.reasons import Reason
 from simulation.report.reporting import summarize
 
 
@@ -84,10 +85,10 @@ def test_a_poisoned_minority_never_enters_the_honest_chain():
     assert summary["employer"]["poisoned_blocks"] == 0
     assert summary["employer"]["model_source"] == "honest"
     rejected = honest_rejections(run)
-    assert rejected[("TD", "model hash differs from own training")] > 0
+    assert rejected[("TD", Reason.MODEL_HASH_NOT_OWN_TRAINING)] > 0
     # The poisoned train alike, so they accept each other's declarations.
     poisoned = [e for e in run.employees if e.role == Role.POISONED]
-    assert all(p.rejected["TD"].get("model hash differs from own training", 0) > 0
+    assert all(p.rejected["TD"].get(Reason.MODEL_HASH_NOT_OWN_TRAINING, 0) > 0
                for p in poisoned)  # ... but not the honest ones'
     assert poisoned[0].trained[0].secret == poisoned[1].trained[0].secret
     assert poisoned[0].trained[0].secret != run.honest()[0].trained[0].secret
@@ -112,7 +113,7 @@ def test_lazy_declarations_are_rejected_and_lazy_nodes_still_follow_the_chain():
     summary = summary_of(s, run)
     assert run.finished and summary["honest"]["poisoned_blocks"] == 0
     rejected = honest_rejections(run)
-    assert rejected[("TD", "commitment does not match own training secret")] > 0
+    assert rejected[("TD", Reason.COMMITMENT_NOT_OWN_SECRET)] > 0
     lazy = [e for e in run.employees if e.role == Role.LAZY]
     assert all(e.sent["TD"] > 0 and not e.trained for e in lazy)  # declared, never trained
     honest_tip = run.honest()[0].tree.path(run.honest()[0].tree.tip_hash)
@@ -125,8 +126,8 @@ def test_every_forgery_is_rejected_for_its_own_fault():
     run = run_lockstep(s)
     assert run.finished
     rejected = honest_rejections(run)
-    for reason in ("bad signature", "commitment does not match own training secret",
-                   "lottery not won", "tick in the future"):
+    for reason in (Reason.BAD_SIGNATURE, Reason.COMMITMENT_NOT_OWN_SECRET,
+                   Reason.LOTTERY_NOT_WON, Reason.TICK_IN_THE_FUTURE):
         assert rejected[("TD", reason)] > 0, reason
     assert summary_of(s, run)["honest"]["poisoned_blocks"] == 0
 
@@ -147,16 +148,16 @@ def test_equivocating_headers_and_blocks_are_rejected_or_kept_as_evidence(open_r
     made_headers = sum(e.sent["equivocating BH"] for e in equivocators)
     made_blocks = sum(e.sent["equivocating WB"] for e in equivocators)
     assert made_headers > 0 and made_blocks > 0, "no equivocation happened: try a seed"
-    assert rejected[("BH", "equivocation: second header for the same lottery win")] > 0
+    assert rejected[("BH", Reason.SECOND_HEADER_FOR_WIN)] > 0
     twice = 0  # honest employees holding two blocks of one header
     for e in run.honest():
         headers = [r.block.header.hash for r in e.tree.records.values() if r.block]
         twice += len(headers) != len(set(headers))
     if open_rules == "all":
-        assert rejected[("WB", "equivocation: second block for the same header")] > 0
+        assert rejected[("WB", Reason.SECOND_BLOCK_FOR_HEADER)] > 0
         assert twice == 0 and all(e.fork_evidence == 0 for e in run.honest())
     else:
-        assert rejected[("WB", "equivocation: second block for the same header")] == 0
+        assert rejected[("WB", Reason.SECOND_BLOCK_FOR_HEADER)] == 0
         assert twice > 0 and sum(e.fork_evidence for e in run.honest()) > 0
 
 
@@ -187,8 +188,8 @@ def test_double_spends_and_replays_are_rejected_and_nothing_is_lost():
     assert doubles > 0 and run.users.replays > 0
     assert tx["issued"] == tx["included"] + tx["rejected"] + tx["pending"]
     assert tx["lost"] == 0 and tx["included_more_than_once"] == 0
-    assert tx["rejected_by_reason"].get("nonce already used", 0) > 0
-    assert summary["messages"]["rejected"]["TX"]["duplicate transaction"] > 0
+    assert tx["rejected_by_reason"].get(Reason.NONCE_ALREADY_USED, 0) > 0
+    assert summary["messages"]["rejected"]["TX"][Reason.DUPLICATE_TRANSACTION] > 0
     # Of two transfers with one nonce at most one is in the chain.
     chain = {h for b in run.honest()[0].tree.canonical() if b.block
              for h in (t.hash for t in b.block.transactions)}

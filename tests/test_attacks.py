@@ -15,6 +15,7 @@ from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.attacks import JunkFiller
 from simulation.node.genesis import genesis_of
+from simulation.protocol.reasons import Reason
 from simulation.report.reporting import OUTSIDER, summarize
 from simulation.report.self_check import self_check
 
@@ -61,7 +62,7 @@ def test_sybil_fresh_keys_make_it_roy_of_every_block_until_only_employees_may_sp
     _, summary, (sybil,) = attacked("sybil:1")
     trainers, roys = chain_roles(summary)
     assert OUTSIDER not in trainers and roys[sybil] < summary["chain"]["length"] - 1
-    assert rejected(summary, "BH")["author is not an employee"] > 0
+    assert rejected(summary, "BH")[Reason.NOT_AN_EMPLOYEE] > 0
     assert not any(name.startswith(OUTSIDER) for name in summary["rewards"])
 
 
@@ -104,7 +105,7 @@ def test_flooder_fills_honest_headers_until_strangers_are_refused_and_headers_ca
     biggest = max(len(r.block.header.declarations) for e in run.honest()
                   for r in e.tree.records.values() if r.block is not None)
     assert biggest <= 5
-    assert rejected(summary, "TD")["author is not an employee"] > 500
+    assert rejected(summary, "TD")[Reason.NOT_AN_EMPLOYEE] > 500
 
 
 def test_splitter_two_blocks_for_one_header_split_for_good_unless_kept_as_evidence():
@@ -112,7 +113,7 @@ def test_splitter_two_blocks_for_one_header_split_for_good_unless_kept_as_eviden
     run, summary, _ = attacked("splitter:1", "fork-evidence", **changes)
     assert summary["attack"]["splitter"]["splits"] > 0
     assert not summary["finished"] and not summary["agreement"]["all_honest_agree"]
-    assert rejected(summary, "WB")["equivocation: second block for the same header"] > 0
+    assert rejected(summary, "WB")[Reason.SECOND_BLOCK_FOR_HEADER] > 0
     run, summary, _ = attacked("splitter:1", **changes)
     assert summary["attack"]["splitter"]["splits"] > 0
     assert summary["finished"] and summary["agreement"]["all_honest_agree"]
@@ -129,7 +130,7 @@ def test_backdater_earns_a_trainers_share_without_training_until_secrets_are_per
     run, summary, (backdater,) = attacked("backdater:1", **changes)
     trainers, _ = chain_roles(summary)
     assert trainers[backdater] == 0 and summary["attack"]["backdater"]["found"] > 0
-    assert rejected(summary, "TD")["commitment does not match own training secret"] > 0
+    assert rejected(summary, "TD")[Reason.COMMITMENT_NOT_OWN_SECRET] > 0
 
 
 def test_junk_filler_keeps_a_returning_employee_from_catching_up_until_state_is_bounded(
@@ -143,7 +144,7 @@ def test_junk_filler_keeps_a_returning_employee_from_catching_up_until_state_is_
     assert len(returning.missing) == 64  # full of invented blocks: the real ones unnoted
     run, summary, _ = attacked("junk-filler:1", **changes)
     assert summary["finished"] and run.employees[3].tree.tip.height >= 7
-    assert rejected(summary, "RQ")["request rate limit exceeded"] > 0
+    assert rejected(summary, "RQ")[Reason.REQUEST_RATE_LIMIT_EXCEEDED] > 0
     assert max(len(e.answered) for e in run.honest()) < 20
 
 

@@ -14,6 +14,7 @@ from simulation.node.employee import UNPARSED, Employee
 from simulation.protocol.encoding import encode
 from simulation.protocol.ledger import coinbase
 from simulation.protocol.messages import TD, StakeholderSignature
+from simulation.protocol.reasons import Reason
 from tests.helpers import (
     World,
     altered,
@@ -363,8 +364,8 @@ def test_declaration_duplicates():
     again = world.td(1, start=td.tick + 1)  # the same author, same stage, later tick
     employee.step(again.tick, [td.to_bytes(), td.to_bytes(), again.to_bytes()])
     assert employee.accepted[TD] == 1
-    assert rejections(employee, TD) == {"duplicate declaration": 1,
-                                        "second declaration for the round": 1}
+    assert rejections(employee, TD) == {Reason.DUPLICATE_DECLARATION: 1,
+                                        Reason.SECOND_DECLARATION_FOR_THE_ROUND: 1}
 
 
 def test_header_and_signature_duplicates():
@@ -376,8 +377,9 @@ def test_header_and_signature_duplicates():
     stray = StakeholderSignature.create(world.employees[0], world.bh(1).hash)
     roy.step(header.tick, [first.to_bytes(), header.to_bytes(), header.to_bytes(),
                            first.to_bytes(), first.to_bytes(), stray.to_bytes()])
-    assert rejections(roy, "BH") == {"duplicate header": 1}
-    assert rejections(roy, "SS") == {"unknown header": 2, "duplicate stakeholder signature": 1}
+    assert rejections(roy, "BH") == {Reason.DUPLICATE_HEADER: 1}
+    assert rejections(roy, "SS") == {Reason.UNKNOWN_HEADER: 2,
+                                     Reason.DUPLICATE_STAKEHOLDER_SIGNATURE: 1}
     assert roy.accepted["SS"] == 1
 
 
@@ -387,7 +389,7 @@ def test_block_duplicates_and_rejections():
     bad = altered(b1, tick=b1.tick + 1)  # Roy did not sign this tick
     employee = make_employee(world.scenario, 0, world.genesis)
     employee.step(b1.tick + 1, [bad.to_bytes(), b1.to_bytes(), b1.to_bytes()])
-    assert rejections(employee, "WB") == {"bad signature": 1, "duplicate block": 1}
+    assert rejections(employee, "WB") == {Reason.BAD_SIGNATURE: 1, Reason.DUPLICATE_BLOCK: 1}
     assert employee.tree.tip_hash == b1.hash
 
 
@@ -400,7 +402,7 @@ def test_orphans_wait_for_their_parent():
     employee.step(b3.tick, [b3.to_bytes(), b2.to_bytes()])
     assert employee.tree.tip.height == 0 and len(employee.tree.orphans) == 2
     employee.step(b3.tick + 1, [b2.to_bytes(), b1.to_bytes()])
-    assert rejections(employee, "WB") == {"duplicate block": 1}
+    assert rejections(employee, "WB") == {Reason.DUPLICATE_BLOCK: 1}
     assert employee.tree.tip_hash == b3.hash and not employee.tree.orphans
     assert employee.accepted["WB"] == 3
 
@@ -416,10 +418,10 @@ def test_an_orphan_is_checked_when_its_parent_arrives():
     employee = make_employee(world.scenario, 0, world.genesis)
     employee.step(bad_child.tick + 1, [bad_child.to_bytes(), forged.to_bytes()])
     assert len(employee.tree.orphans) == 1  # the forged one is not even held
-    assert rejections(employee, "WB") == {"bad signature": 1}
+    assert rejections(employee, "WB") == {Reason.BAD_SIGNATURE: 1}
     employee.step(bad_child.tick + 2, [b1.to_bytes()])
-    assert rejections(employee, "WB") == {"bad signature": 1,
-                                          "coinbase payouts differ from the reward rule": 1}
+    assert rejections(employee, "WB") == {Reason.BAD_SIGNATURE: 1,
+                                          Reason.PAYOUTS_NOT_REWARD_RULE: 1}
     assert employee.tree.tip_hash == b1.hash and not employee.tree.orphans
 
 

@@ -10,6 +10,7 @@ from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
+from simulation.protocol.reasons import Reason
 from simulation.report.fairness import fairness, gini, nakamoto_coefficient
 from simulation.report.reporting import summarize
 
@@ -238,7 +239,7 @@ def test_exact_verification_splits_the_honest_employees_by_hardware():
     assert s["training"]["secrets_identical"] is True  # within each computation
     assert s["training"]["secrets_disagree"] == {"exact/xla": 1.0}
     assert s["training"]["disagreement_simulated"] is True
-    assert s["messages"]["rejected"]["BH"]["revealed secret differs from own training"] > 0
+    assert s["messages"]["rejected"]["BH"][Reason.SECRET_NOT_OWN_TRAINING] > 0
     assert all(run.employees[i].tree.tip.height < 2 for i in range(3))
 
 

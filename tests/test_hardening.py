@@ -28,6 +28,7 @@ from simulation.protocol.messages import (
     Transaction,
     WrappedBlock,
 )
+from simulation.protocol.reasons import Reason
 from simulation.protocol.rules import Rules, rules_of, slot_of
 from simulation.protocol.stages import training_secret
 from simulation.protocol.validation import (
@@ -91,7 +92,7 @@ def test_bad_rule_knobs_are_refused_before_start(changes, problem):
 
 
 def test_members_only_employees_may_declare_and_author():
-    for rules, expected in (("", "author is not an employee"), ("members", None)):
+    for rules, expected in (("", Reason.NOT_AN_EMPLOYEE), ("members", None)):
         w = world(rules)
         td = w.td(w.outsider)
         assert reason_of(check_declaration, w.ctx, td) == expected
@@ -102,7 +103,7 @@ def test_members_only_employees_may_declare_and_author():
 def test_members_a_strangers_message_is_refused_before_its_signature_is_checked():
     w = world()
     forged = resign(w.td(w.outsider), w.outsider, sig=bytes(64))  # an invalid signature
-    assert reason_of(check_declaration, w.ctx, forged) == "author is not an employee"
+    assert reason_of(check_declaration, w.ctx, forged) == Reason.NOT_AN_EMPLOYEE
 
 
 def test_members_a_stranger_cannot_make_a_node_remember_missing_blocks():
@@ -118,7 +119,7 @@ def test_members_a_stranger_cannot_make_a_node_remember_missing_blocks():
 
 
 def test_tick_window_old_round_messages_are_refused_live_but_not_inside_a_block():
-    for rules, expected in (("", "tick older than the tick window"), ("tick-window", None)):
+    for rules, expected in (("", Reason.TICK_BEFORE_WINDOW), ("tick-window", None)):
         w = world(rules, tick_window=20)
         td = w.td(0)
         w.ctx.now = td.tick + 21
@@ -154,7 +155,7 @@ def test_lottery_kernel_a_win_is_judged_by_the_rules_kernel():
         td = unbound.td(0, tick=tick)
         verdicts = (reason_of(check_declaration, bound.ctx, td),
                     reason_of(check_declaration, unbound.ctx, td))
-        if verdicts == ("lottery not won", None):
+        if verdicts == (Reason.LOTTERY_NOT_WON, None):
             break
     else:
         pytest.fail("no tick wins the rule's kernel only")
@@ -208,7 +209,7 @@ def test_draw_one_header_per_author_parent_and_slot():
     by_slot = Counter(slot_of(w.scenario, t) for t in wins)
     slot = min(s for s, n in by_slot.items() if n >= 2 and s > 0)
     first_tick, second_tick = [t for t in wins if slot_of(w.scenario, t) == slot][:2]
-    for rules, expected in (("", {"equivocation: second header for the same lottery win": 1}),
+    for rules, expected in (("", {Reason.SECOND_HEADER_FOR_WIN: 1}),
                             ("draw", {})):
         w = world(rules)
         tds = w.declarations([0, 1, 2])
@@ -280,7 +281,7 @@ def test_draw_a_coalition_moving_its_coins_cannot_aim_a_known_draw_as_it_could()
 
 
 def test_header_cap_refuses_more_declarations_and_honest_authors_keep_under_it():
-    for rules, expected in (("", "more declarations than MAX_HEADER_DECLARATIONS"),
+    for rules, expected in (("", Reason.TOO_MANY_DECLARATIONS),
                             ("header-cap", None)):
         w = world(rules, max_header_declarations=3)
         header = w.bh(0, tds=w.declarations([0, 1, 2, 3]))
@@ -309,7 +310,7 @@ def test_fork_evidence_a_second_block_for_one_header_is_kept_as_a_fork():
             assert not employee.rejected.get("WB")
         else:
             assert not held and employee.rejected["WB"] == {
-                "equivocation: second block for the same header": 1}
+                Reason.SECOND_BLOCK_FOR_HEADER: 1}
 
 
 # --- bounded-state ------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def test_bounded_state_orphans_are_bounded_per_block_author():
                                     tick=header.tick).to_bytes() for i in range(300)]
         employee.step(WORLD_NOW, junk)
         assert len(employee.tree.orphans) == limit
-        full = employee.rejected.get("WB", {}).get("orphan pool full", 0)
+        full = employee.rejected.get("WB", {}).get(Reason.ORPHAN_POOL_FULL, 0)
         assert full == (0 if rules == "" else 300 - 256)
 
 
@@ -358,7 +359,7 @@ def test_bounded_state_block_requests_are_rate_limited_and_forgotten():
         request = BlockRequest.create(asker, want=sha256(tick.to_bytes(4, "big")),
                                       locator=[w.genesis.hash], tick=tick)
         employee.step(tick, [request.to_bytes()])
-    assert employee.rejected["RQ"] == {"request rate limit exceeded": 4}
+    assert employee.rejected["RQ"] == {Reason.REQUEST_RATE_LIMIT_EXCEEDED: 4}
     employee.step(WORLD_NOW + 40, [])
     assert employee.answered == {} and employee.request_ticks == {}
     opened = make_employee(small_scenario(open_rules="bounded-state"), 3)
@@ -386,7 +387,7 @@ def test_personal_secrets_differ_per_author_and_need_the_losses():
 def test_personal_secrets_a_copied_stage_secret_does_not_make_a_declaration():
     """A non-trainer that read the stage's secret in a header commits to it: rejected,
     since its declaration must commit to its own personal secret."""
-    for rules, expected in (("", "commitment does not match own training secret"),
+    for rules, expected in (("", Reason.COMMITMENT_NOT_OWN_SECRET),
                             ("personal-secrets", None)):
         w = world(rules)
         copier = w.td(2, secret=w.own(0).secret)
@@ -401,13 +402,13 @@ def test_personal_secrets_a_header_reveals_each_declarers_and_only_with_the_rule
     swapped = resign(header, w.employees[0], pts=list(reversed(header.wire["pts"])))
     light = w.light_ctx()
     assert reason_of(check_header, light, swapped) == (
-        "commitment does not verify against the revealed secret")
+        Reason.COMMITMENT_NOT_REVEALED_SECRET)
     wire = {k: v for k, v in header.wire.items() if k != "pts"}
     bare = resign(type(header)(wire), w.employees[0])
-    assert reason_of(check_header, w.ctx, bare) == "no personal secrets revealed"
+    assert reason_of(check_header, w.ctx, bare) == Reason.NO_PERSONAL_SECRETS_REVEALED
     opened = world("personal-secrets")
     assert reason_of(check_header, opened.ctx, header) == (
-        "personal secrets where the rules have none")
+        Reason.UNEXPECTED_PERSONAL_SECRETS)
 
 
 # --- roy-rules ----------------------------------------------------------------------------
@@ -420,8 +421,8 @@ def test_roy_rules_transactions_in_the_selection_order_and_a_timely_block():
         txs = [w.tx(0, 1, 5, 0), w.tx(0, 2, 1, 1), w.tx(1, 0, 2, 0)]
         shuffled = w.wrap(header, txs, keep_order=True)
         late = w.wrap(header, tick=header.tick + 21)
-        expected = ("transactions not in the selection order",
-                    "block more than TICK_WINDOW ticks after its header")
+        expected = (Reason.TRANSACTIONS_NOT_IN_ORDER,
+                    Reason.BLOCK_AFTER_TICK_WINDOW)
         got = (reason_of(check_block, w.ctx, shuffled), reason_of(check_block, w.ctx, late))
         assert got == (expected if rules == "" else (None, None))
         assert reason_of(check_block, w.ctx, w.wrap(header, txs,
@@ -467,7 +468,7 @@ def test_stage_time_no_declaration_sooner_than_the_fastest_hardware():
     assert min_stage_ticks(default_scenario().replace(stage_ticks=10)) == 10
     assert min_stage_ticks(default_scenario().replace(stage_ticks=10,
                                                       hardware="fast:1,slow:3")) == 5
-    for rules, expected in (("", "declared sooner than the fastest hardware trains a stage"),
+    for rules, expected in (("", Reason.DECLARED_TOO_SOON),
                             ("stage-time", None)):
         w = world(rules, stage_ticks=10)
         early = w.td(0, tick=w.lottery_tick(TD, 0, start=0))
@@ -488,8 +489,8 @@ def test_chain_id_a_transaction_names_its_chain():
     good = w.tx(0, 1, 1, 0)
     assert good.chain == w.genesis.hash
     header = w.bh(0)
-    for tx, reason in ((other, "transaction for another chain"),
-                       (bare, "transaction names no chain")):
+    for tx, reason in ((other, Reason.TRANSACTION_FOR_ANOTHER_CHAIN),
+                       (bare, Reason.TRANSACTION_NAMES_NO_CHAIN)):
         employee = make_employee(w.scenario, 3, w.genesis)
         employee.step(WORLD_NOW, [tx.to_bytes()])
         assert employee.rejected["TX"] == {reason: 1}

@@ -12,6 +12,7 @@ import pytest
 from simulation.config import default_scenario
 from simulation.net.runner import run
 from simulation.protocol.names import employee_name
+from simulation.protocol.reasons import Reason
 from tests.helpers import KERAS_RUN
 
 pytestmark = [pytest.mark.tf, pytest.mark.processes]
@@ -77,7 +78,7 @@ def test_a_poisoned_minority_with_real_training_is_rejected(tmp_path):
     assert outcome.exit_code == 0 and s["finished"]
     assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
     assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
-    assert s["messages"]["rejected"]["TD"]["model hash differs from own training"] > 0
+    assert s["messages"]["rejected"]["TD"][Reason.MODEL_HASH_NOT_OWN_TRAINING] > 0
 
 
 def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path):
@@ -131,7 +132,7 @@ def test_an_onednn_employee_trains_in_a_fresh_process_and_really_disagrees(tmp_p
     assert training["secrets_disagree"]["exact/onednn"] == 1.0
     rejected = s["messages"]["rejected"]
     assert sum(rejected.get(kind, {}).get(reason, 0) for kind, reason in [
-        ("BH", "revealed secret differs from own training"),
-        ("TD", "model hash differs from own training")]) > 0
+        ("BH", Reason.SECRET_NOT_OWN_TRAINING),
+        ("TD", Reason.MODEL_HASH_NOT_OWN_TRAINING)]) > 0
     assert "E0 trains as hardware profile onednn" in (tmp_path / "pot.log").read_text()
     assert "TF_ENABLE_ONEDNN_OPTS=1," in (tmp_path / "pot.log").read_text()

@@ -17,6 +17,7 @@ from simulation.protocol.ledger import (
     transaction_static_problem,
 )
 from simulation.protocol.messages import Transaction
+from simulation.protocol.reasons import Reason
 
 ALICE, BOB, CAROL = (derive_keypair(1, "user", i) for i in range(3))
 A, B, C = ALICE.public, BOB.public, CAROL.public
@@ -119,25 +120,25 @@ LEDGER = Ledger({A: 100, B: 5}, {A: 2})
 
 def test_transaction_problems():
     assert LEDGER.transaction_problem(tx(ALICE, B, 10, 2)) is None
-    assert LEDGER.transaction_problem(tx(ALICE, B, 10, 1)) == "nonce already used"
-    assert LEDGER.transaction_problem(tx(ALICE, B, 10, 0)) == "nonce already used"
+    assert LEDGER.transaction_problem(tx(ALICE, B, 10, 1)) == Reason.NONCE_ALREADY_USED
+    assert LEDGER.transaction_problem(tx(ALICE, B, 10, 0)) == Reason.NONCE_ALREADY_USED
     assert LEDGER.transaction_problem(tx(ALICE, B, 10, 3)) == (
         "nonce 3 is ahead of the next nonce 2")
     assert LEDGER.transaction_problem(tx(ALICE, B, 100, 2)) is None  # the whole balance
-    assert LEDGER.transaction_problem(tx(ALICE, B, 101, 2)) == "insufficient balance"
-    assert LEDGER.transaction_problem(tx(CAROL, A, 1, 0)) == "insufficient balance"
+    assert LEDGER.transaction_problem(tx(ALICE, B, 101, 2)) == Reason.INSUFFICIENT_BALANCE
+    assert LEDGER.transaction_problem(tx(CAROL, A, 1, 0)) == Reason.INSUFFICIENT_BALANCE
     assert LEDGER.transaction_problem(tx(BOB, A, 5, 0)) is None
 
 
 def test_static_problems():
     assert transaction_static_problem(tx(ALICE, B, 1, 0)) is None
-    assert transaction_static_problem(tx(ALICE, B, 0, 0)) == "amount below 1"
-    assert transaction_static_problem(tx(ALICE, A, 5, 0)) == "sender equals receiver"
+    assert transaction_static_problem(tx(ALICE, B, 0, 0)) == Reason.AMOUNT_BELOW_1
+    assert transaction_static_problem(tx(ALICE, A, 5, 0)) == Reason.SENDER_EQUALS_RECEIVER
     good = tx(ALICE, B, 5, 0)
     forged = Transaction({**good.wire, "amount": 6})
-    assert transaction_static_problem(forged) == "bad signature"
+    assert transaction_static_problem(forged) == Reason.BAD_SIGNATURE
     stolen = Transaction({**good.wire, "sender": C})
-    assert transaction_static_problem(stolen) == "bad signature"
+    assert transaction_static_problem(stolen) == Reason.BAD_SIGNATURE
 
 
 def test_apply_moves_coins_bumps_nonces_and_credits_payouts():
@@ -158,14 +159,14 @@ def test_apply_in_order_lets_received_coins_be_spent():
     # Bob holds 5; Alice's 10 arrive first, so Bob can send 12.
     after = LEDGER.apply([tx(ALICE, B, 10, 2), tx(BOB, C, 12, 0)], [])
     assert after.balance(C) == 12
-    with pytest.raises(ValueError, match="insufficient balance"):
+    with pytest.raises(ValueError, match=Reason.INSUFFICIENT_BALANCE):
         LEDGER.apply([tx(BOB, C, 12, 0), tx(ALICE, B, 10, 2)], [])
 
 
 @pytest.mark.parametrize(("transactions", "reason"), [
-    ([tx(ALICE, B, 1, 2), tx(ALICE, B, 2, 2)], "nonce already used"),
+    ([tx(ALICE, B, 1, 2), tx(ALICE, B, 2, 2)], Reason.NONCE_ALREADY_USED),
     ([tx(ALICE, B, 1, 4)], "nonce 4 is ahead of the next nonce 2"),
-    ([tx(ALICE, B, 60, 2), tx(ALICE, B, 60, 3)], "insufficient balance"),
+    ([tx(ALICE, B, 60, 2), tx(ALICE, B, 60, 3)], Reason.INSUFFICIENT_BALANCE),
 ])
 def test_apply_refuses_a_transaction_that_does_not_apply(transactions, reason):
     with pytest.raises(ValueError, match=reason):

@@ -16,10 +16,10 @@ from simulation.net.latency import REGION_LATENCY_MS, REGION_SHARES, REGIONS, La
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.net.relay import Router
 from simulation.node.adversaries import assign_adversaries
-from simulation.node.employee import UNPARSED
 from simulation.node.genesis import genesis_of
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.messages import MAX_LOCATOR, BlockRequest, parse_message
+from simulation.protocol.reasons import UNPARSED, Reason
 from simulation.report.propagation import finality
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import self_check
@@ -172,14 +172,14 @@ def test_a_block_request_is_answered_with_the_missing_path_to_the_requester_only
     assert newcomer.tree.tip_hash == holder.tree.tip_hash
     # The same request again within ROUND_TIMEOUT_TICKS is refused, with the reason.
     again = holder.step(holder.now + 1, [request.to_bytes()])
-    assert again.direct == () and holder.rejected["RQ"]["repeated request"] == 1
+    assert again.direct == () and holder.rejected["RQ"][Reason.REPEATED_REQUEST] == 1
 
 
 @pytest.mark.parametrize("forge, reason", [
-    ("stranger", "request from an unknown party"),
-    ("future", "tick in the future"),
-    ("signature", "bad signature"),
-    ("own", "own request"),
+    ("stranger", Reason.UNKNOWN_REQUESTER),
+    ("future", Reason.TICK_IN_THE_FUTURE),
+    ("signature", Reason.BAD_SIGNATURE),
+    ("own", Reason.OWN_REQUEST),
 ])
 def test_bad_block_requests_are_rejected_with_a_reason(forge, reason):
     run = _chain_of(3)

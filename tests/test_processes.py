@@ -24,8 +24,8 @@ from simulation.net.lockstep import run_lockstep
 from simulation.net.logs import LogPipes, log_to_queue
 from simulation.net.network import Network, Party
 from simulation.net.runner import run
-from simulation.node.employee import UNPARSED
 from simulation.protocol.names import employee_name
+from simulation.protocol.reasons import UNPARSED
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent

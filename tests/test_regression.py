@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulation.config import default_scenario  # noqa: E402
 from simulation.net.lockstep import run_lockstep  # noqa: E402
 from simulation.net.runner import run  # noqa: E402
+from simulation.protocol.reasons import Reason
 
 # A small network with a fork (two blocks for one round): 6 employees, 5 blocks, delay 2
 # (seed 11 forked under the protocol before the hardening rules, seed 2 forks with them).
@@ -57,14 +58,14 @@ ADVERSARIAL = {
                      "debe3b93f729cd5bf692a062b7bb004d866b6c050a00e3d007ee9d34f4a26aa9"),
         "sent": {"TX": 100, "TD": 382, "BH": 331, "SS": 391, "WB": 74, "RQ": 0},
         "rejected": {
-            "BH": {"revealed secret differs from own training": 80,
-                   "unknown parent block": 628},
-            "SS": {"unknown header": 1064},
-            "TD": {"model hash differs from own training": 28, "unknown parent block": 1436},
+            "BH": {Reason.SECRET_NOT_OWN_TRAINING: 80,
+                   Reason.UNKNOWN_PARENT_BLOCK: 628},
+            "SS": {Reason.UNKNOWN_HEADER: 1064},
+            "TD": {Reason.MODEL_HASH_NOT_OWN_TRAINING: 28, Reason.UNKNOWN_PARENT_BLOCK: 1436},
             # Blocks built on a rejected block are rejected with it (they were once held
             # as orphans for ever).
-            "WB": {"invalid header: revealed secret differs from own training": 4,
-                   "parent block is invalid": 276}},
+            "WB": {Reason.INVALID_HEADER.because(Reason.SECRET_NOT_OWN_TRAINING): 4,
+                   Reason.PARENT_BLOCK_IS_INVALID: 276}},
     }),
     # One of most kinds at once, 6 adversaries of 9 but only 2 training on poisoned data.
     "mixed-open": ({"employees_num": 9, "target_blockchain_length": 5, "seed": 5,
@@ -76,12 +77,12 @@ ADVERSARIAL = {
                      "ca5d2acc34bbc8b733c28d4b36d46d938c26e1f31c30f0e8483735eb68e8c65c"),
         "sent": {"TX": 100, "TD": 24, "BH": 23, "SS": 25, "WB": 4, "RQ": 0},
         "rejected": {
-            "BH": {"commitment does not verify against the revealed secret": 9,
-                   "equivocation: second header for the same lottery win": 6},
-            "TD": {"bad signature": 9, "commitment does not match own training secret": 126,
-                   "lottery not won": 354, "model hash differs from own training": 6,
-                   "tick in the future": 180},
-            "WB": {"equivocation: second block for the same header": 3}},
+            "BH": {Reason.COMMITMENT_NOT_REVEALED_SECRET: 9,
+                   Reason.SECOND_HEADER_FOR_WIN: 6},
+            "TD": {Reason.BAD_SIGNATURE: 9, Reason.COMMITMENT_NOT_OWN_SECRET: 126,
+                   Reason.LOTTERY_NOT_WON: 354, Reason.MODEL_HASH_NOT_OWN_TRAINING: 6,
+                   Reason.TICK_IN_THE_FUTURE: 180},
+            "WB": {Reason.SECOND_BLOCK_FOR_HEADER: 3}},
     }),
     # The hardened protocol (every rule in force) on the same scenarios, and the
     # strongest poisoning attacker at 4 of 11, which the open rules let through.
@@ -92,12 +93,12 @@ ADVERSARIAL = {
                      "fe67f4a16c3ee72c94f3193f933e90ca8cb9aca1c991fc3b07ccee0f2b6e7927"),
         "sent": {"TX": 100, "TD": 302, "BH": 225, "SS": 274, "WB": 60, "RQ": 0},
         "rejected": {
-            "BH": {"revealed secret differs from own training": 44,
-                   "unknown parent block": 460},
-            "SS": {"unknown header": 756},
-            "TD": {"model hash differs from own training": 28, "unknown parent block": 1100},
-            "WB": {"invalid header: revealed secret differs from own training": 4,
-                   "parent block is invalid": 216}},
+            "BH": {Reason.SECRET_NOT_OWN_TRAINING: 44,
+                   Reason.UNKNOWN_PARENT_BLOCK: 460},
+            "SS": {Reason.UNKNOWN_HEADER: 756},
+            "TD": {Reason.MODEL_HASH_NOT_OWN_TRAINING: 28, Reason.UNKNOWN_PARENT_BLOCK: 1100},
+            "WB": {Reason.INVALID_HEADER.because(Reason.SECRET_NOT_OWN_TRAINING): 4,
+                   Reason.PARENT_BLOCK_IS_INVALID: 216}},
     }),
     "mixed": ({"employees_num": 9, "target_blockchain_length": 5, "seed": 5,
                "adversaries": "poisoned:2,lazy:1,forger:1,equivocator:1,withholder:1"}, {
@@ -107,10 +108,10 @@ ADVERSARIAL = {
                      "3553014c13756e410fcf8d3311795cb8bc0aa6c5614913448520b160acb43868"),
         "sent": {"TX": 100, "TD": 23, "BH": 11, "SS": 15, "WB": 4, "RQ": 0},
         "rejected": {
-            "BH": {"equivocation: second header for the same lottery win": 6},
-            "TD": {"bad signature": 6, "commitment does not match own training secret": 9,
-                   "lottery not won": 240, "model hash differs from own training": 6,
-                   "tick in the future": 90}},
+            "BH": {Reason.SECOND_HEADER_FOR_WIN: 6},
+            "TD": {Reason.BAD_SIGNATURE: 6, Reason.COMMITMENT_NOT_OWN_SECRET: 9,
+                   Reason.LOTTERY_NOT_WON: 240, Reason.MODEL_HASH_NOT_OWN_TRAINING: 6,
+                   Reason.TICK_IN_THE_FUTURE: 90}},
     }),
     "poisoned-grinder-minority": ({"adversaries": "poisoned-grinder:4", "seed": 4}, {
         "finished": True, "ticks": 127,
@@ -118,7 +119,7 @@ ADVERSARIAL = {
         "employer": (6, 0, "honest",
                      "d6a0982361a636f494a45854d551c781b3bc9c8b605bfb9d95241a77f4572037"),
         "sent": {"TX": 100, "TD": 33, "BH": 15, "SS": 19, "WB": 5, "RQ": 0},
-        "rejected": {"TD": {"model hash differs from own training": 28}},
+        "rejected": {"TD": {Reason.MODEL_HASH_NOT_OWN_TRAINING: 28}},
     }),
     "poisoned-grinder-minority-open": ({"adversaries": "poisoned-grinder:4", "seed": 4,
                                         **OPEN}, {
@@ -128,12 +129,12 @@ ADVERSARIAL = {
                      "404ac5c6677a8600ec4be66672035416659c9546c8359ec1ee3ae26db9ff1bad"),
         "sent": {"TX": 100, "TD": 96, "BH": 81, "SS": 138, "WB": 45, "RQ": 0},
         "rejected": {
-            "BH": {"revealed secret differs from own training": 21,
-                   "unknown parent block": 413},
-            "SS": {"unknown header": 798},
-            "TD": {"model hash differs from own training": 21, "unknown parent block": 441},
-            "WB": {"invalid header: revealed secret differs from own training": 7,
-                   "parent block is invalid": 273}},
+            "BH": {Reason.SECRET_NOT_OWN_TRAINING: 21,
+                   Reason.UNKNOWN_PARENT_BLOCK: 413},
+            "SS": {Reason.UNKNOWN_HEADER: 798},
+            "TD": {Reason.MODEL_HASH_NOT_OWN_TRAINING: 21, Reason.UNKNOWN_PARENT_BLOCK: 441},
+            "WB": {Reason.INVALID_HEADER.because(Reason.SECRET_NOT_OWN_TRAINING): 7,
+                   Reason.PARENT_BLOCK_IS_INVALID: 273}},
     }),
 }
 

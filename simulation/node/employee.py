@@ -45,6 +45,7 @@ from simulation.protocol.messages import (
     parse_message,
 )
 from simulation.protocol.names import EMPLOYER_NAME, EMPLOYER_PARTY, employee_name, party_name
+from simulation.protocol.reasons import UNPARSED, Reason
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
@@ -59,7 +60,6 @@ from simulation.protocol.validation import (
 )
 
 DEBUG, INFO, WARNING = 10, 20, 30  # logging levels, without importing logging here
-UNPARSED = "??"  # message kind for bytes that did not parse
 MAX_CATCH_UP_BLOCKS = 32  # blocks in one answer to a block request
 MAX_MISSING = 64  # unknown blocks remembered at once (a forger can name any number)
 # Rule bounded-state: what one peer can make this node remember, and how often it may
@@ -346,24 +346,24 @@ class Employee:
 
     def _on_transaction(self, tx: Transaction) -> None:
         if tx.hash in self.seen_transactions:
-            raise Rejected("duplicate transaction")
+            raise Rejected(Reason.DUPLICATE_TRANSACTION)
         self.seen_transactions.add(tx.hash)
         problem = transaction_static_problem(tx, self.ctx.chain_id())
         if problem is not None:
             raise Rejected(problem)
         if tx.nonce < self.tree.tip.ledger.next_nonce(tx.sender):
-            raise Rejected("nonce already used")
+            raise Rejected(Reason.NONCE_ALREADY_USED)
         self.mempool[tx.hash] = tx
         self._accept(tx, f" ({tx.amount} coins to {self.names(tx.receiver)})")
 
     def _on_declaration(self, td: TrainingDeclaration) -> None:
         previous = self.declared.get((td.author, td.parent))
         if previous == td.hash:
-            raise Rejected("duplicate declaration")
+            raise Rejected(Reason.DUPLICATE_DECLARATION)
         self._note_if_missing(td)
         check_declaration(self.ctx, td)  # a forged second one is rejected for its fault
         if previous is not None:
-            raise Rejected("second declaration for the round")
+            raise Rejected(Reason.SECOND_DECLARATION_FOR_THE_ROUND)
         self._record_declaration(td)
         self._accept(td, f" for {td.stage_id}")
 
@@ -373,13 +373,13 @@ class Employee:
 
     def _on_header(self, bh: BlockHeader) -> None:
         if bh.hash in self.headers:
-            raise Rejected("duplicate header")
+            raise Rejected(Reason.DUPLICATE_HEADER)
         self._note_if_missing(bh)
         check_header(self.ctx, bh)
         first = self.header_for_win.setdefault(header_key(self.scenario, bh), bh.hash)
         if first != bh.hash:
             self.equivocations += 1
-            raise Rejected("equivocation: second header for the same lottery win")
+            raise Rejected(Reason.SECOND_HEADER_FOR_WIN)
         self._accept(bh, f" at height {bh.height}")
         self._take_header(bh)
 
@@ -417,28 +417,28 @@ class Employee:
     def _on_stakeholder_signature(self, ss: StakeholderSignature) -> None:
         stakeholders = self.header_stakeholders.get(ss.header_hash)
         if stakeholders is None:
-            raise Rejected("unknown header")
+            raise Rejected(Reason.UNKNOWN_HEADER)
         if ss.author in self.signatures[ss.header_hash]:
-            raise Rejected("duplicate stakeholder signature")
+            raise Rejected(Reason.DUPLICATE_STAKEHOLDER_SIGNATURE)
         check_stakeholder_signature(ss, stakeholders)
         self.signatures[ss.header_hash][ss.author] = ss
         self._accept(ss, f" for header {short(ss.header_hash)}")
 
     def _on_block(self, wb: WrappedBlock) -> None:
         if wb.hash in self.tree or wb.hash in self.tree.orphans:
-            raise Rejected("duplicate block")
+            raise Rejected(Reason.DUPLICATE_BLOCK)
         if wb.parent in self.invalid_blocks:
             self._remember_invalid(wb.hash)
-            raise Rejected("parent block is invalid")
+            raise Rejected(Reason.PARENT_BLOCK_IS_INVALID)
         if wb.parent not in self.tree:
             if self.rules.members and wb.author not in self.ctx.members:
-                raise Rejected("author is not an employee")
+                raise Rejected(Reason.NOT_AN_EMPLOYEE)
             if not wb.signature_valid():
-                raise Rejected("bad signature")
+                raise Rejected(Reason.BAD_SIGNATURE)
             self._note_missing(wb.parent, wb.author)
             limit = MAX_ORPHANS_PER_PEER if self.rules.bounded_state else None
             if not self.tree.add_orphan(wb, per_author=limit):
-                raise Rejected("orphan pool full")
+                raise Rejected(Reason.ORPHAN_POOL_FULL)
             self.log(INFO, f"holds orphan block {short(wb.hash)} until parent "
                            f"{short(wb.parent)} arrives")
             return
@@ -451,7 +451,7 @@ class Employee:
         if first is not None and first != wb.hash:
             self.equivocations += 1
             if not self.rules.fork_evidence:
-                raise Rejected("equivocation: second block for the same header")
+                raise Rejected(Reason.SECOND_BLOCK_FOR_HEADER)
             # Rule fork-evidence: both are valid blocks; keeping both as fork candidates
             # lets the longest chain decide, where rejecting the second split for good
             # those who had seen the other first.
@@ -482,7 +482,7 @@ class Employee:
         wait for it, and never ask for any of them."""
         self._remember_invalid(block_hash)
         for orphan in self.tree.take_orphans_of(block_hash):
-            self._reject(WB, "parent block is invalid", orphan)
+            self._reject(WB, Reason.PARENT_BLOCK_IS_INVALID, orphan)
             self._discard_descendants(orphan.hash)
 
     def _note_missing(self, block_hash: bytes, peer: bytes) -> None:
@@ -544,20 +544,20 @@ class Employee:
     def _on_block_request(self, rq: BlockRequest) -> None:
         party = self.names.party_index.get(rq.author)
         if party is None:
-            raise Rejected("request from an unknown party")
+            raise Rejected(Reason.UNKNOWN_REQUESTER)
         if rq.author == self.keys.public:
-            raise Rejected("own request")
+            raise Rejected(Reason.OWN_REQUEST)
         if rq.tick > self.now:
-            raise Rejected("tick in the future")
+            raise Rejected(Reason.TICK_IN_THE_FUTURE)
         if not rq.signature_valid():
-            raise Rejected("bad signature")
+            raise Rejected(Reason.BAD_SIGNATURE)
         last = self.answered.get((rq.author, rq.want))
         if last is not None and self.now - last < self.scenario.round_timeout_ticks:
-            raise Rejected("repeated request")
+            raise Rejected(Reason.REPEATED_REQUEST)
         if self.rules.bounded_state:
             answered = self.request_ticks.setdefault(rq.author, [])
             if len(answered) >= MAX_REQUESTS_PER_PEER:
-                raise Rejected("request rate limit exceeded")
+                raise Rejected(Reason.REQUEST_RATE_LIMIT_EXCEEDED)
             answered.append(self.now)
         self.answered[(rq.author, rq.want)] = self.now
         record = self.tree.get(rq.want)
@@ -615,7 +615,7 @@ class Employee:
         for h in stale:
             # Another transaction with this nonce is in the chain: a double spend.
             del self.mempool[h]
-            self.rejected_transactions.setdefault(h, "nonce already used")
+            self.rejected_transactions.setdefault(h, Reason.NONCE_ALREADY_USED)
             self.log(INFO, f"dropped TX {short(h)} from the mempool: nonce already used")
 
     def _block_transactions(self, block_hash: bytes) -> tuple[Transaction, ...]:

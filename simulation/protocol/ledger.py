@@ -15,6 +15,7 @@ from functools import cached_property
 
 from simulation.protocol.encoding import derive_keypair, encode, sha256
 from simulation.protocol.messages import Transaction
+from simulation.protocol.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,11 @@ class Ledger:
         """Why ``tx`` cannot be applied on this ledger now, or None if it can."""
         expected = self.next_nonce(tx.sender)
         if tx.nonce < expected:
-            return "nonce already used"
+            return Reason.NONCE_ALREADY_USED
         if tx.nonce > expected:
             return f"nonce {tx.nonce} is ahead of the next nonce {expected}"
         if self.balance(tx.sender) < tx.amount:
-            return "insufficient balance"
+            return Reason.INSUFFICIENT_BALANCE
         return None
 
     def apply(
@@ -59,18 +60,18 @@ class Ledger:
         return Ledger(balances, nonces)
 
 
-def transaction_static_problem(tx: Transaction, chain: bytes | None = None) -> str | None:
+def transaction_static_problem(tx: Transaction, chain: bytes | None = None) -> Reason | None:
     """Rules that hold on any ledger: signature, amount, distinct parties and, when
     ``chain`` is given (rule chain-id: the genesis hash), the chain it names."""
     if chain is not None and tx.chain != chain:
-        return "transaction for another chain" if tx.chain is not None else \
-            "transaction names no chain"
+        return Reason.TRANSACTION_FOR_ANOTHER_CHAIN if tx.chain is not None else \
+            Reason.TRANSACTION_NAMES_NO_CHAIN
     if tx.amount < 1:
-        return "amount below 1"
+        return Reason.AMOUNT_BELOW_1
     if tx.sender == tx.receiver:
-        return "sender equals receiver"
+        return Reason.SENDER_EQUALS_RECEIVER
     if not tx.signature_valid():
-        return "bad signature"
+        return Reason.BAD_SIGNATURE
     return None
 
 

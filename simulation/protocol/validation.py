@@ -1,9 +1,9 @@
 """The rules a receiver checks, one function per message kind.
 
-Each function raises ``Rejected(reason)`` for the first rule the message breaks. The
-order is cheap structural checks first (membership before anything that costs a
-signature check, so a flood from unknown keys is cheap to refuse), then signatures, then
-the checks that need the receiver's own training (which trains the stage if it has not
+Each function raises ``Rejected(reason)`` (a ``reasons.Reason``) for the first rule the
+message breaks. The order is cheap structural checks first (membership before anything
+that costs a signature check, so a flood from unknown keys is cheap to refuse), then
+signatures, then the checks that need the receiver's own training (which trains the stage if it has not
 yet). The hardening rules (``protocol.rules``) are applied where the scenario has them in
 force; each check names its rule.
 
@@ -38,14 +38,19 @@ from simulation.protocol.messages import (
     TrainingDeclaration,
     WrappedBlock,
 )
+from simulation.protocol.reasons import Reason
 from simulation.protocol.rules import Rules, rules_of, slot_of
 from simulation.protocol.stages import StageResult, stage_id
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    """A message breaks ``rule``; ``reason`` is the text counted and logged (the rule, or
+    the rule wrapping ``inner``, the reason of a part of the message)."""
+
+    def __init__(self, rule: Reason, inner: str | None = None):
+        self.rule = rule
+        self.reason: str = rule if inner is None else rule.because(inner)
+        super().__init__(self.reason)
 
 
 @dataclass
@@ -134,26 +139,26 @@ def _round_checks(ctx: Context, kind: str, message: TrainingDeclaration | BlockH
     """Rules a TD and a BH share: author, model, coinstake, tick, parent, stage, lottery."""
     rules = ctx.rules
     if rules.members and message.author not in ctx.members:
-        raise Rejected("author is not an employee")
+        raise Rejected(Reason.NOT_AN_EMPLOYEE)
     if message.model_id != ctx.model_id:
-        raise Rejected("wrong model id")
+        raise Rejected(Reason.WRONG_MODEL_ID)
     if message.coinstake != coinstake:
-        raise Rejected("coinstake differs from the network's")
+        raise Rejected(Reason.WRONG_COINSTAKE)
     if message.tick > ctx.now:
-        raise Rejected("tick in the future")
+        raise Rejected(Reason.TICK_IN_THE_FUTURE)
     if rules.tick_window and live and message.tick < ctx.now - ctx.scenario.tick_window:
-        raise Rejected("tick older than the tick window")
+        raise Rejected(Reason.TICK_BEFORE_WINDOW)
     parent = ctx.tree.get(message.parent)
     if parent is None:
-        raise Rejected("unknown parent block")
+        raise Rejected(Reason.UNKNOWN_PARENT_BLOCK)
     if message.stage_id != stage_id(ctx.model_id, parent.height):
-        raise Rejected("stage does not match the parent block")
+        raise Rejected(Reason.WRONG_STAGE)
     if message.tick < parent.tick:
-        raise Rejected("tick before its parent block")
+        raise Rejected(Reason.TICK_BEFORE_ITS_PARENT_BLOCK)
     if rules.stage_time and kind == TD and message.tick < parent.tick + ctx.min_stage_ticks:
-        raise Rejected("declared sooner than the fastest hardware trains a stage")
+        raise Rejected(Reason.DECLARED_TOO_SOON)
     if not lottery.wins(round_kernel(ctx.scenario, kind, message), coinstake):
-        raise Rejected("lottery not won")
+        raise Rejected(Reason.LOTTERY_NOT_WON)
     return parent
 
 
@@ -166,7 +171,7 @@ def check_declaration(ctx: Context, td: TrainingDeclaration, live: bool = True
     if td.hash in ctx.valid_declarations:
         return parent
     if not td.signature_valid():
-        raise Rejected("bad signature")
+        raise Rejected(Reason.BAD_SIGNATURE)
     if ctx.own_stage is None:
         ctx.valid_declarations.add(td.hash)
         return parent
@@ -174,12 +179,12 @@ def check_declaration(ctx: Context, td: TrainingDeclaration, live: bool = True
     # Tolerant verification: honest weights differ in their last bits across hardware,
     # so the model hash is informational; the (quantized) secret is the check.
     if ctx.scenario.verification == "exact" and td.model_hash != own.model_hash:
-        raise Rejected("model hash differs from own training")
+        raise Rejected(Reason.MODEL_HASH_NOT_OWN_TRAINING)
     secret = own.secret
     if ctx.rules.personal_secrets and ctx.personal_secret is not None:
         secret = ctx.personal_secret(parent.height, td.author)
     if not td.commitment_valid(secret):
-        raise Rejected("commitment does not match own training secret")
+        raise Rejected(Reason.COMMITMENT_NOT_OWN_SECRET)
     ctx.valid_declarations.add(td.hash)
     return parent
 
@@ -187,39 +192,39 @@ def check_declaration(ctx: Context, td: TrainingDeclaration, live: bool = True
 def check_header(ctx: Context, bh: BlockHeader, live: bool = True) -> BlockRecord:
     parent = _round_checks(ctx, BH, bh, ctx.scenario.bh_coinstake, live)
     if bh.height != parent.height + 1:
-        raise Rejected("height is not parent height + 1")
+        raise Rejected(Reason.WRONG_HEIGHT)
     tds = bh.declarations
     authors = [td.author for td in tds]
     if len(tds) < ctx.scenario.employer_confidence:
-        raise Rejected("too few training declarations")
+        raise Rejected(Reason.TOO_FEW_TRAINING_DECLARATIONS)
     if ctx.rules.header_cap and len(tds) > ctx.scenario.max_header_declarations:
-        raise Rejected("more declarations than MAX_HEADER_DECLARATIONS")
+        raise Rejected(Reason.TOO_MANY_DECLARATIONS)
     if authors != sorted(set(authors)):
-        raise Rejected("declarations not from distinct authors in order")
+        raise Rejected(Reason.DECLARATIONS_NOT_IN_ORDER)
     if bh.author not in authors:
-        raise Rejected("author has no declaration in the header")
+        raise Rejected(Reason.AUTHOR_NOT_DECLARED)
     revealed = bh.personal_secrets
     if ctx.rules.personal_secrets and revealed is None:
-        raise Rejected("no personal secrets revealed")
+        raise Rejected(Reason.NO_PERSONAL_SECRETS_REVEALED)
     if not ctx.rules.personal_secrets and revealed is not None:
-        raise Rejected("personal secrets where the rules have none")
+        raise Rejected(Reason.UNEXPECTED_PERSONAL_SECRETS)
     if not bh.signature_valid():
-        raise Rejected("bad signature")
+        raise Rejected(Reason.BAD_SIGNATURE)
     for position, td in enumerate(tds):
         if td.parent != bh.parent or td.stage_id != bh.stage_id:
-            raise Rejected("declaration for another round")
+            raise Rejected(Reason.DECLARATION_FOR_ANOTHER_ROUND)
         if td.tick > bh.tick:
-            raise Rejected("declaration newer than the header")
+            raise Rejected(Reason.DECLARATION_NEWER_THAN_THE_HEADER)
         secret = bh.secret if revealed is None else revealed[position]
         if not td.commitment_valid(secret):
-            raise Rejected("commitment does not verify against the revealed secret")
+            raise Rejected(Reason.COMMITMENT_NOT_REVEALED_SECRET)
     if ctx.own_stage is not None and bh.secret != ctx.own_stage(parent.height).secret:
-        raise Rejected("revealed secret differs from own training")
+        raise Rejected(Reason.SECRET_NOT_OWN_TRAINING)
     for td in tds:
         try:
             check_declaration(ctx, td, live=False)
         except Rejected as inner:
-            raise Rejected(f"invalid declaration: {inner.reason}") from None
+            raise Rejected(Reason.INVALID_DECLARATION, inner.reason) from None
     return parent
 
 
@@ -227,53 +232,53 @@ def check_stakeholder_signature(
     ss: StakeholderSignature, stakeholders: list[bytes]
 ) -> None:
     if ss.author not in stakeholders[:-1]:
-        raise Rejected("signer is not a normal stakeholder of the header")
+        raise Rejected(Reason.SIGNER_NOT_STAKEHOLDER)
     if not ss.signature_valid():
-        raise Rejected("bad signature")
+        raise Rejected(Reason.BAD_SIGNATURE)
 
 
 def check_block(ctx: Context, wb: WrappedBlock) -> Ledger:
     """Full check of a wrapped block whose parent is known; returns the ledger after it."""
     if wb.tick > ctx.now:
-        raise Rejected("tick in the future")
+        raise Rejected(Reason.TICK_IN_THE_FUTURE)
     header = wb.header
     try:
         parent = check_header(ctx, header, live=False)
     except Rejected as inner:
-        raise Rejected(f"invalid header: {inner.reason}") from None
+        raise Rejected(Reason.INVALID_HEADER, inner.reason) from None
     if wb.tick < header.tick:
-        raise Rejected("block older than its header")
+        raise Rejected(Reason.BLOCK_OLDER_THAN_ITS_HEADER)
     if ctx.rules.roy_rules and wb.tick > header.tick + ctx.scenario.tick_window:
-        raise Rejected("block more than TICK_WINDOW ticks after its header")
+        raise Rejected(Reason.BLOCK_AFTER_TICK_WINDOW)
     stakeholders = stakeholders_of(header, parent.ledger, ctx.genesis, ctx.scenario)
     if stakeholders is None:
-        raise Rejected("too few employees hold stake to draw stakeholders")
+        raise Rejected(Reason.TOO_FEW_STAKEHOLDERS)
     if wb.author != stakeholders[-1]:
-        raise Rejected("author is not the header's Roy")
+        raise Rejected(Reason.AUTHOR_NOT_ROY)
     signatures = wb.stakeholder_signatures
     if [s.author for s in signatures] != stakeholders[:-1]:
-        raise Rejected("stakeholder signatures are not exactly the first K-1 stakeholders")
+        raise Rejected(Reason.SIGNATURES_NOT_FIRST_STAKEHOLDERS)
     for ss in signatures:
         if ss.header_hash != header.hash:
-            raise Rejected("stakeholder signature for another header")
+            raise Rejected(Reason.SIGNATURE_FOR_ANOTHER_HEADER)
         check_stakeholder_signature(ss, stakeholders)
     transactions = wb.transactions
     if len(transactions) > ctx.scenario.max_block_transactions:
-        raise Rejected("too many transactions")
+        raise Rejected(Reason.TOO_MANY_TRANSACTIONS)
     chain = ctx.chain_id()
     for tx in transactions:
         problem = transaction_static_problem(tx, chain)
         if problem is not None:
-            raise Rejected(f"invalid transaction: {problem}")
+            raise Rejected(Reason.INVALID_TRANSACTION, problem)
     if ctx.rules.roy_rules and [selection_order(t) for t in transactions] != sorted(
             selection_order(t) for t in transactions):
-        raise Rejected("transactions not in the selection order")
+        raise Rejected(Reason.TRANSACTIONS_NOT_IN_ORDER)
     expected = payouts(header.height, header.author, stakeholders, ctx.scenario.trainer_share)
     if list(wb.payouts) != expected:
-        raise Rejected("coinbase payouts differ from the reward rule")
+        raise Rejected(Reason.PAYOUTS_NOT_REWARD_RULE)
     if not wb.signature_valid():
-        raise Rejected("bad signature")
+        raise Rejected(Reason.BAD_SIGNATURE)
     try:
         return parent.ledger.apply(transactions, expected)
     except ValueError as exc:
-        raise Rejected(f"transaction does not apply: {exc}") from None
+        raise Rejected(Reason.TRANSACTION_DOES_NOT_APPLY, str(exc)) from None
