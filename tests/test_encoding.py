@@ -292,10 +292,10 @@ def snapshot(employee):
         sorted(employee.tree.records),
         employee.tree.tip_hash,
         sorted(employee.tree.orphans),
-        sorted(employee.headers),
-        sorted(employee.header_stakeholders),
-        sorted(employee.declared.items()),
-        sorted((h, sorted(v)) for h, v in employee.signatures.items() if v),
+        sorted((h, held.stakeholders is not None, sorted(held.signatures))
+               for h, held in employee.headers.items()),
+        sorted((parent, sorted((a, td.hash) for a, td in r.declarations.items()))
+               for parent, r in employee.rounds.items()),
         dict(employee.sent),
     )
 

@@ -93,7 +93,7 @@ def test_an_employee_declares_only_after_its_hardware_finished_the_stage():
     waits = {}
     for employee in run.employees:
         assert employee.stage_ticks == {0.5: 4, 1.0: 8, 4.0: 32}[employee.speed_factor]
-        for parent, td in employee.my_declaration.items():
+        for parent, td in ((p, r.mine) for p, r in employee.rounds.items() if r.mine):
             stage = employee.tree.records[parent].height
             wait = td.tick - employee.stage_started[stage]
             assert wait >= employee.stage_ticks

@@ -97,7 +97,7 @@ class Lazy(Behaviour):
     def own_stage(self, stage: int) -> StageResult:
         node = self.node
         made_up = sha256(b"lazy" + node.keys.public + stage.to_bytes(8, "big"))
-        seen = [td.model_hash for tds in node.declarations.values() for td in tds.values()
+        seen = [td.model_hash for r in node.rounds.values() for td in r.declarations.values()
                 if td.stage_id == stage_id(node.model_id, stage)
                 and td.author != node.keys.public]
         return StageResult(stage, (), made_up, seen[0] if seen else made_up)

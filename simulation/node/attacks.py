@@ -210,7 +210,7 @@ class Attacker(Behaviour):
         the rules let strangers declare)."""
         node = self.node
         authors = {td.author for td in declarations}
-        declarations += [td for a, td in node.declarations[parent.hash].items()
+        declarations += [td for a, td in node.rounds[parent.hash].declarations.items()
                          if a not in authors and td.tick <= tick]
         missing = node.scenario.employer_confidence - len(declarations)
         if missing > 0 and not node.rules.members:
@@ -339,7 +339,8 @@ class PoisonedGrinder(Attacker):
         if last is not None and node.now - last < node.scenario.round_timeout_ticks:
             return  # a header the coalition can wrap is out: wait for its block
         record = node.tree.records[parent]
-        mine = node.my_declaration[parent]
+        mine = node.rounds[parent].mine
+        assert mine is not None  # try_header is asked once it has declared
         tick = self._search_own_header(record, sid, mine.tick)
         if tick is not None:
             self._publish_wanted(record, stage, sid, own, node.keys, tick, [mine])
@@ -369,11 +370,12 @@ class Grinder(Attacker):
     def try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
         node = self.node
         record = node.tree.records[parent]
-        mine = node.my_declaration[parent]
-        if len(node.declarations[parent]) >= node.scenario.employer_confidence:
+        mine = node.rounds[parent].mine
+        assert mine is not None  # try_header is asked once it has declared
+        if len(node.rounds[parent].declarations) >= node.scenario.employer_confidence:
             tick = self._search_own_header(record, sid, mine.tick)
             if tick is not None:
-                node.my_header_tick[parent] = node.now
+                node.rounds[parent].header_tick = node.now
                 self._publish_wanted(record, stage, sid, own, node.keys, tick, [mine])
                 return
         super().try_header(parent, stage, sid, own)
@@ -521,10 +523,11 @@ class Backdater(Lazy):
 
     def try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
         node = self.node
-        mine = node.my_declaration[parent]
-        if node.my_header_tick.get(parent) is not None:
+        mine = node.rounds[parent].mine
+        assert mine is not None  # try_header is asked once it has declared
+        if node.header_tick(parent) is not None:
             return
-        if len(node.declarations[parent]) < node.scenario.employer_confidence:
+        if len(node.rounds[parent].declarations) < node.scenario.employer_confidence:
             return
         record = node.tree.records[parent]
         earliest = max(mine.tick, record.tick)
@@ -532,10 +535,10 @@ class Backdater(Lazy):
             earliest = max(earliest, node.now - node.scenario.tick_window)
         for tick in range(earliest, node.now + 1):
             kernel = kernel_of(node.scenario, BH, node.keys.public, parent, sid, tick)
-            older = [td for td in node.declarations[parent].values() if td.tick <= tick]
+            older = [td for td in node.rounds[parent].declarations.values() if td.tick <= tick]
             if len(older) >= node.scenario.employer_confidence and lottery.wins(
                     kernel, node.scenario.bh_coinstake):
-                node.my_header_tick[parent] = node.now
+                node.rounds[parent].header_tick = node.now
                 node.attack["found"] += 1
                 cap = node.scenario.max_header_declarations if node.rules.header_cap \
                     else len(older)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from simulation.config import Role, Scenario, parse_hardware
@@ -87,6 +87,28 @@ class Ready:
     direct: tuple[tuple[int, bytes], ...] = ()
 
 
+@dataclass
+class Round:
+    """This employee's view of the round on one parent block (``Employee.rounds``)."""
+
+    # The first valid declaration of each author, by author, in arrival order (its own
+    # included): what a header of this round can carry.
+    declarations: dict[bytes, TrainingDeclaration] = field(default_factory=dict)
+    mine: TrainingDeclaration | None = None  # its own declaration in this round
+    header_tick: int | None = None  # when it last published a header (round timeout)
+
+
+@dataclass
+class HeldHeader:
+    """A valid header this employee holds (``Employee.headers``), with its stakeholder
+    duties: who must sign it, the signatures gathered (for Roy), whether it signed."""
+
+    header: BlockHeader
+    stakeholders: list[bytes] | None = None  # None: too few employees hold stake
+    signatures: dict[bytes, StakeholderSignature] = field(default_factory=dict)
+    signed: bool = False
+
+
 class Names:
     """Short names for public keys in log lines: E3 for employees, U2 for users."""
 
@@ -146,11 +168,12 @@ class Employee:
     - the chain: ``tree`` (every valid block known, and the tip), ``arrived``;
     - training: ``trained`` (one StageResult per stage, in order), ``_personal``
       (personal secrets by stage and author), ``stage_started``;
-    - the rounds, keyed by parent hash: ``declarations`` received, ``declared`` (one
-      declaration per author and parent), ``my_declaration``, ``my_header_tick``,
-      ``headers`` received by header hash, ``header_for_win`` (one header per author,
-      parent and slot), ``header_stakeholders``, ``roy_of``, ``signatures`` and
-      ``signed``, ``block_for_header``, ``wrapped_heights``;
+    - the rounds: ``rounds`` (one ``Round`` per parent block: the declarations held,
+      its own, when it last published a header), ``headers`` (one ``HeldHeader`` per
+      valid header: its stakeholders, the signatures gathered, whether it signed),
+      ``roy_of`` (the headers it would wrap), ``header_for_win`` and
+      ``block_for_header`` (the first header of a lottery win and the first block of a
+      header, to tell equivocation), ``wrapped_heights``;
     - transactions: ``mempool``, ``seen_transactions``, ``rejected_transactions``;
     - catch-up: ``missing``, ``requested``, ``answered``, ``request_ticks``,
       ``invalid_blocks``;
@@ -197,19 +220,16 @@ class Employee:
         self.trained: list[StageResult] = []
         self._personal: dict[tuple[int, bytes], bytes] = {}  # (stage, author) -> secret
         # Round state, keyed by parent block hash.
-        self.declarations: dict[bytes, dict[bytes, TrainingDeclaration]] = defaultdict(dict)
-        self.declared: dict[tuple[bytes, bytes], bytes] = {}  # (author, parent) -> TD hash
-        self.my_declaration: dict[bytes, TrainingDeclaration] = {}
-        self.my_header_tick: dict[bytes, int] = {}
-        self.headers: dict[bytes, BlockHeader] = {}
+        self.rounds: dict[bytes, Round] = defaultdict(Round)
+        self.headers: dict[bytes, HeldHeader] = {}  # by header hash
+        # The first header of each lottery win (header_key): a second is equivocation.
         self.header_for_win: dict[tuple[bytes, bytes, int], bytes] = {}
+        self.roy_of: set[bytes] = set()  # headers this employee would wrap
+        # Round state kept by height and header: the heights it wrapped a block at, the
+        # first block seen for each header (a second is equivocation).
+        self.wrapped_heights: set[int] = set()
         self.block_for_header: dict[bytes, bytes] = {}
         self.equivocations = 0
-        self.header_stakeholders: dict[bytes, list[bytes]] = {}
-        self.roy_of: set[bytes] = set()  # headers this employee would wrap
-        self.signatures: dict[bytes, dict[bytes, StakeholderSignature]] = defaultdict(dict)
-        self.signed: set[bytes] = set()
-        self.wrapped_heights: set[int] = set()
         self.mempool: dict[bytes, Transaction] = {}
         self.seen_transactions: set[bytes] = set()
         self.rejected_transactions: dict[bytes, str] = {}
@@ -342,6 +362,16 @@ class Employee:
             return self.behaviour.personal_secret(stage, self.keys.public)
         return own.secret
 
+    def my_declaration(self, parent: bytes) -> TrainingDeclaration | None:
+        """Its own declaration in the round on ``parent`` (None: none yet)."""
+        known = self.rounds.get(parent)
+        return known.mine if known is not None else None
+
+    def header_tick(self, parent: bytes) -> int | None:
+        """When it last published a header in the round on ``parent``."""
+        known = self.rounds.get(parent)
+        return known.header_tick if known is not None else None
+
     # --- Handlers -----------------------------------------------------------------------
 
     def _on_transaction(self, tx: Transaction) -> None:
@@ -357,8 +387,9 @@ class Employee:
         self._accept(tx, f" ({tx.amount} coins to {self.names(tx.receiver)})")
 
     def _on_declaration(self, td: TrainingDeclaration) -> None:
-        previous = self.declared.get((td.author, td.parent))
-        if previous == td.hash:
+        known = self.rounds.get(td.parent)
+        previous = known.declarations.get(td.author) if known is not None else None
+        if previous is not None and previous.hash == td.hash:
             raise Rejected(Reason.DUPLICATE_DECLARATION)
         self._note_if_missing(td)
         check_declaration(self.ctx, td)  # a forged second one is rejected for its fault
@@ -368,8 +399,7 @@ class Employee:
         self._accept(td, f" for {td.stage_id}")
 
     def _record_declaration(self, td: TrainingDeclaration) -> None:
-        self.declared[(td.author, td.parent)] = td.hash
-        self.declarations[td.parent][td.author] = td
+        self.rounds[td.parent].declarations[td.author] = td
 
     def _on_header(self, bh: BlockHeader) -> None:
         if bh.hash in self.headers:
@@ -386,13 +416,13 @@ class Employee:
     def _take_header(self, bh: BlockHeader) -> None:
         """Stakeholder duties for a valid header, the employee's own included."""
         self.behaviour.saw_header(bh)
-        self.headers[bh.hash] = bh
+        held = self.headers[bh.hash] = HeldHeader(bh)
         stakeholders = self.ctx.stakeholders(bh)
         if stakeholders is None:
             self.log(INFO, f"header {short(bh.hash)} has no stakeholders "
                            f"(too few employees hold stake)")
             return
-        self.header_stakeholders[bh.hash] = stakeholders
+        held.stakeholders = stakeholders
         me = self.keys.public
         if me not in stakeholders:
             return
@@ -400,28 +430,29 @@ class Employee:
             self.roy_of.add(bh.hash)
             self.log(DEBUG, f"is Roy of header {short(bh.hash)}")
             return
-        if bh.hash in self.signed:
+        if held.signed:
             return
         if bh.height != self.tree.tip.height + 1:
             self.log(DEBUG, f"does not sign stale header {short(bh.hash)}")
             return
-        self.signed.add(bh.hash)
+        held.signed = True
         self.behaviour.sign(bh)
 
     def honest_sign(self, bh: BlockHeader) -> None:
         """A normal stakeholder's endorsement."""
         ss = StakeholderSignature.create(self.keys, bh.hash)
-        self.signatures[bh.hash][self.keys.public] = ss
+        self.headers[bh.hash].signatures[self.keys.public] = ss
         self._broadcast(ss, f"for header {short(bh.hash)}")
 
     def _on_stakeholder_signature(self, ss: StakeholderSignature) -> None:
-        stakeholders = self.header_stakeholders.get(ss.header_hash)
-        if stakeholders is None:
+        held = self.headers.get(ss.header_hash)
+        if held is None or held.stakeholders is None:
             raise Rejected(Reason.UNKNOWN_HEADER)
-        if ss.author in self.signatures[ss.header_hash]:
+        stakeholders = held.stakeholders
+        if ss.author in held.signatures:
             raise Rejected(Reason.DUPLICATE_STAKEHOLDER_SIGNATURE)
         check_stakeholder_signature(ss, stakeholders)
-        self.signatures[ss.header_hash][ss.author] = ss
+        held.signatures[ss.author] = ss
         self._accept(ss, f" for header {short(ss.header_hash)}")
 
     def _on_block(self, wb: WrappedBlock) -> None:
@@ -635,9 +666,9 @@ class Employee:
         # come sooner after the parent than the fastest hardware could train it).
         if self.now - started >= self.stage_ticks and (
                 not self.rules.stage_time or self.now >= tip.tick + self.ctx.min_stage_ticks):
-            if tip.hash not in self.my_declaration:
+            if self.my_declaration(tip.hash) is None:
                 self.behaviour.try_declare(tip.hash, sid, own)
-            if tip.hash in self.my_declaration:
+            if self.my_declaration(tip.hash) is not None:
                 self.behaviour.try_header(tip.hash, stage, sid, own)
         self._try_wrap()
 
@@ -687,16 +718,16 @@ class Employee:
             model_hash=own.model_hash, secret=self.behaviour.commit_secret(own.stage, own),
             coinstake=self.scenario.td_coinstake,
         )
-        self.my_declaration[parent] = td
+        self.rounds[parent].mine = td
         self._record_declaration(td)
         self.ctx.valid_declarations.add(td.hash)
         self._broadcast(td, f"for {sid}")
 
     def honest_try_header(self, parent: bytes, stage: int, sid: str, own: StageResult) -> None:
-        last = self.my_header_tick.get(parent)
+        last = self.header_tick(parent)
         if last is not None and self.now - last < self.scenario.round_timeout_ticks:
             return
-        declarations = self.declarations[parent]
+        declarations = self.rounds[parent].declarations
         if len(declarations) < self.scenario.employer_confidence:
             return
         if not self._lottery(BH, parent, sid, self.scenario.bh_coinstake):
@@ -705,14 +736,14 @@ class Employee:
             self.log(INFO, f"round timeout: no block on {short(parent)} since its header "
                            f"at tick {last}, tries again")
         bh = self.make_header(parent, stage, sid, own, self.now)
-        self.my_header_tick[parent] = self.now
+        self.rounds[parent].header_tick = self.now
         self.behaviour.publish_header(bh)
 
     def _header_declarations(self, parent: bytes) -> list[TrainingDeclaration]:
         """The declarations a header on ``parent`` carries: all this employee holds, or
         under the rule header-cap its own and then the oldest, MAX_HEADER_DECLARATIONS
         in all."""
-        held = list(self.declarations[parent].values())
+        held = list(self.rounds[parent].declarations.values())
         cap = self.scenario.max_header_declarations
         if not self.rules.header_cap or len(held) <= cap:
             return held
@@ -748,25 +779,28 @@ class Employee:
         k = self.scenario.stakeholders_num
         # Rule roy-rules: a block's tick lies at most TICK_WINDOW after its header's.
         late = self.now - self.scenario.tick_window if self.rules.roy_rules else None
-        ready = [(self.headers[h].tick, h) for h in self.roy_of
-                 if self.headers[h].height == height and len(self.signatures[h]) == k - 1
-                 and (late is None or self.headers[h].tick >= late)]
+        ready = [(held.header.tick, h) for h in self.roy_of
+                 if (held := self.headers[h]).header.height == height
+                 and len(held.signatures) == k - 1
+                 and (late is None or held.header.tick >= late)]
         if not ready:
             return
         _, h = min(ready)
         self.wrapped_heights.add(height)
-        self.behaviour.wrap(self.headers[h])
+        self.behaviour.wrap(self.headers[h].header)
 
     def build_block(self, header: BlockHeader, limit: int, tick: int | None = None
                     ) -> WrappedBlock:
-        stakeholders = self.header_stakeholders[header.hash]
+        held = self.headers[header.hash]
+        stakeholders = held.stakeholders
+        assert stakeholders is not None  # Roy of a header with stakeholders
         parent = self.tree.records[header.parent]
         transactions = select_transactions(parent.ledger, self.mempool.values(), limit)
         rewards = payouts(header.height, header.author, stakeholders,
                           self.scenario.trainer_share)
         return WrappedBlock.create(
             self.keys, header=header,
-            signatures=[self.signatures[header.hash][pk] for pk in stakeholders[:-1]],
+            signatures=[held.signatures[pk] for pk in stakeholders[:-1]],
             transactions=transactions, payouts=rewards,
             tick=self.now if tick is None else tick,
         )

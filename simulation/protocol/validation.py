@@ -3,9 +3,9 @@
 Each function raises ``Rejected(reason)`` (a ``reasons.Reason``) for the first rule the
 message breaks. The order is cheap structural checks first (membership before anything
 that costs a signature check, so a flood from unknown keys is cheap to refuse), then
-signatures, then the checks that need the receiver's own training (which trains the stage if it has not
-yet). The hardening rules (``protocol.rules``) are applied where the scenario has them in
-force; each check names its rule.
+signatures, then the checks that need the receiver's own training (which trains the
+stage if it has not yet). The hardening rules (``protocol.rules``) are applied where the
+scenario has them in force; each check names its rule.
 
 ``live``: a declaration or header that arrives on its own is checked against the tick
 window; one inside a header or block (which may be old: a block fetched by catch-up)
