@@ -43,7 +43,7 @@ def one_run(changes: dict, memo: bool) -> tuple[float, str]:
     run = run_lockstep(scenario)
     seconds = time.perf_counter() - started
     honest = run.honest()
-    return seconds, honest[0].status()["tip"].hex()[:16] if honest else "none"
+    return seconds, honest[0].status().tip.hex()[:16] if honest else "none"
 
 
 def main() -> None:

@@ -121,7 +121,7 @@ def test_some_runs_end_inside_a_window_and_units_stop_there():
         if done.ticks % 4 != 3:
             inside += 1
         heights = {e.index: e.tree.tip.height for e in employees}
-        assert {i: s["height"] for i, s in done.statuses.items()} == heights
+        assert {i: s.height for i, s in done.statuses.items()} == heights
         # No employee was stepped past the run's last tick (a unit that stopped early
         # waits until the run has gone past the tick it stopped at).
         assert {e.now for e in employees} == {done.ticks}, seed
@@ -134,7 +134,7 @@ def test_windows_cut_the_exchanges_by_the_smallest_delay():
     at_target: list[int] = []  # ticks at which some honest employee held the target
 
     def watch(tick, statuses):
-        if any(s["height"] + 1 >= scenario.target_blockchain_length for s in statuses):
+        if any(s.height + 1 >= scenario.target_blockchain_length for s in statuses):
             at_target.append(tick)
 
     windowed, host, _ = _conducted(scenario, units=2, after_tick=watch)

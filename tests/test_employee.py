@@ -11,10 +11,11 @@ import pytest
 from simulation.net.lockstep import run_lockstep
 from simulation.net.relay import Router, target_reached
 from simulation.node.employee import UNPARSED, Employee
-from simulation.protocol.encoding import encode
+from simulation.protocol.encoding import DecodeError, decode, encode
 from simulation.protocol.ledger import coinbase
 from simulation.protocol.messages import TD, StakeholderSignature
 from simulation.protocol.reasons import Reason
+from simulation.protocol.records import Status
 from tests.helpers import (
     World,
     altered,
@@ -450,14 +451,25 @@ def test_status_and_report():
     employee = run.employees[0]
     status = employee.status()
     target = employee.scenario.target_blockchain_length
-    assert status["height"] == employee.tree.tip.height
-    assert status["anchor"] == employee.tree.path(employee.tree.tip_hash)[target - 1]
+    assert status.height == employee.tree.tip.height
+    assert status.anchor == employee.tree.path(employee.tree.tip_hash)[target - 1]
+    assert Status.from_wire(decode(encode(status.to_wire()))) == status
     report = employee.report()
-    assert [b["height"] for b in report["chain"]] == list(range(status["height"] + 1))
+    assert [b["height"] for b in report["chain"]] == list(range(status.height + 1))
     assert report["sent"] == dict(employee.sent)
     assert encode(report)  # plain CBOR-able data
     fresh = make_employee(employee.scenario, 0)
-    assert fresh.status() == {"height": 0, "tip": fresh.genesis.hash, "anchor": None}
+    assert fresh.status() == Status(0, fresh.genesis.hash, None)
+
+
+@pytest.mark.parametrize("wire", [None, [], {"height": 0, "tip": b"t"},
+                                  {"height": "0", "tip": b"t", "anchor": None},
+                                  {"height": 0, "tip": "t", "anchor": None},
+                                  {"height": 0, "tip": b"t", "anchor": 5},
+                                  {"height": 0, "tip": b"t", "anchor": None, "x": 1}])
+def test_a_malformed_status_is_refused_with_the_reason(wire):
+    with pytest.raises(DecodeError, match="status"):
+        Status.from_wire(wire)
 
 
 # --- The router ---------------------------------------------------------------------------------
@@ -484,7 +496,8 @@ def test_router_refuses_a_delay_below_one():
 
 def test_target_reached():
     a, b = b"a" * 32, b"b" * 32
-    assert target_reached([{"height": 5, "anchor": a}, {"height": 6, "anchor": a}], 6)
-    assert not target_reached([{"height": 5, "anchor": a}, {"height": 5, "anchor": b}], 6)
-    assert not target_reached([{"height": 5, "anchor": a}, {"height": 3, "anchor": None}], 6)
+    tip = b"t" * 32
+    assert target_reached([Status(5, tip, a), Status(6, tip, a)], 6)
+    assert not target_reached([Status(5, tip, a), Status(5, tip, b)], 6)
+    assert not target_reached([Status(5, tip, a), Status(3, tip, None)], 6)
     assert not target_reached([], 6)

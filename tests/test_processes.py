@@ -26,6 +26,7 @@ from simulation.net.network import Network, Party
 from simulation.net.runner import run
 from simulation.protocol.names import employee_name
 from simulation.protocol.reasons import UNPARSED
+from simulation.protocol.records import Status
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +90,10 @@ class _FakeParty(threading.Thread):
     """Answers ticks with one junk message; at ``die_at`` closes its pipe, at
     ``mute_at`` stops answering while keeping the pipe open."""
 
-    def __init__(self, conn, die_at=None, mute_at=None):
+    def __init__(self, conn, die_at=None, mute_at=None, status=None):
         super().__init__(daemon=True)
         self.conn, self.die_at, self.mute_at = conn, die_at, mute_at
+        self.status = status or Status(0, b"t" * 32, None).to_wire()
 
     def run(self):
         self.conn.send_bytes(frames.pack("ready", index=0))
@@ -109,7 +111,7 @@ class _FakeParty(threading.Thread):
             if frame["t"] == self.mute_at:
                 continue
             self.conn.send_bytes(frames.pack("done", t=frame["t"], out=[b"x"],
-                                             status={"height": 0, "anchor": None}))
+                                             status=self.status))
 
 
 def fake_network(scenario, behaviour=None) -> Network:
@@ -142,6 +144,13 @@ def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
     assert result["cut_off"] == {"E0": "no done frame within 0.5 s"}
     assert result["ticks"] == 6 and result["relayed"]["E1"] == 7
     assert time.monotonic() - started < 10  # waited once, then went on without E0
+
+
+def test_network_cuts_off_a_party_whose_status_is_malformed(tmp_path):
+    scenario = small(tmp_path, employees_num=2, max_ticks=4)
+    result = fake_network(scenario, {1: dict(status={"height": "tall"})}).run()
+    assert result["cut_off"] == {"E1": "bad frame: status: not a map of height, tip and anchor"}
+    assert result["relayed"]["E0"] == 5
 
 
 def test_network_cuts_off_a_party_sending_garbage(tmp_path):

@@ -136,7 +136,7 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
     assert (done.ticks, done.finished, done.crashed) == (
         reference.ticks, reference.finished, reference.crashed)
     assert done.relayed_bytes == reference.relayed_bytes
-    live = {i: s["height"] for i, s in done.statuses.items() if i not in done.crashed}
+    live = {i: s.height for i, s in done.statuses.items() if i not in done.crashed}
     reports = host.reports(final_plan(scenario, roles, live, done.employer))
     assert reports == network_result(reference)["reports"]  # the users' too
 

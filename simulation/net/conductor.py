@@ -32,6 +32,7 @@ from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import Status
 
 NO_HONEST_LEFT = "no live honest employee"
 log = logging.getLogger("pot.network")
@@ -44,7 +45,7 @@ class Answer:
 
     outgoing: tuple[bytes, ...]
     direct: tuple[tuple[int, bytes], ...]
-    status: dict[str, Any]
+    status: Status | None  # None: the users, who have no chain
     events: tuple[LogEvent, ...] = ()
 
 
@@ -79,11 +80,11 @@ class UsersParty:
     def step(self, tick: int, deliveries: list[bytes]) -> Ready:
         return Ready(tick, tuple(self.users.step(tick)), ())
 
-    def status(self) -> dict[str, Any]:
-        return {}
+    def status(self) -> None:
+        return None
 
 
-def may_end(statuses: list[dict[str, Any]], target_length: int) -> bool:
+def may_end(statuses: list[Status], target_length: int) -> bool:
     """Whether a run could end at this tick as far as these (live honest) employees'
     statuses tell: none of them, or all at the target on one anchor."""
     return not statuses or target_reached(statuses, target_length)
@@ -100,7 +101,7 @@ def step_window(employees: dict[int, Employee | UsersParty], window: Window,
     for offset, deliveries in enumerate(window.deliveries):
         tick = window.first + offset
         answers: dict[int, Answer | None] = {}
-        honest: list[dict[str, Any]] = []
+        honest: list[Status] = []
         for index, messages in deliveries.items():
             if index in crashed:
                 continue
@@ -113,7 +114,7 @@ def step_window(employees: dict[int, Employee | UsersParty], window: Window,
                 continue
             status = employee.status()
             answers[index] = Answer(ready.outgoing, ready.direct, status, ready.events)
-            if employee.role == Role.HONEST:
+            if employee.role == Role.HONEST and status is not None:
                 honest.append(status)
         stepped.append(answers)
         if may_end(honest, target_length):
@@ -131,7 +132,7 @@ class Conducted:
     relayed_bytes: dict[int, int] = field(default_factory=dict)  # by sender index
     dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
     facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
-    statuses: dict[int, dict[str, Any]] = field(default_factory=dict)  # the last, by index
+    statuses: dict[int, Status] = field(default_factory=dict)  # the last, by index
     in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
 
 
@@ -139,7 +140,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
             on_events: Callable[[tuple[LogEvent, ...]], None] | None = None,
             stop_reason: Callable[[], str | None] | None = None,
             max_window: int | None = None,
-            after_tick: Callable[[int, list[dict[str, Any]]], str | None] | None = None,
+            after_tick: Callable[[int, list[Status]], str | None] | None = None,
             crashed: Iterable[int] = ()) -> Conducted:
     """Run the ticks. ``honest``: the honest employees' indices (the end condition);
     ``on_events``: receives each employee's log events; ``stop_reason``: polled before
@@ -168,7 +169,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     span = router.min_delay() if scenario.tick_seconds <= 0 else 1
     span = min(span, max_window or span)
     crashed = list(crashed)
-    statuses: dict[int, dict[str, Any]] = {}
+    statuses: dict[int, Status] = {}
     tick, finished, stopped_by = 0, False, "MAX_TICKS"
     first = 0
     while first <= scenario.max_ticks and stopped_by == "MAX_TICKS":
@@ -209,7 +210,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                             crashed.append(index)
                         continue
                     router.submit(tick, index, answer.outgoing, answer.direct)
-                    if index < n:
+                    if answer.status is not None:
                         statuses[index] = answer.status
                     if on_events is not None:
                         on_events(answer.events)
@@ -249,8 +250,8 @@ class Watch:
         self.live = live
         self.best_height = 0
 
-    def __call__(self, tick: int, statuses: list[dict[str, Any]]) -> str | None:
-        height = max((st.get("height", 0) for st in statuses), default=0)
+    def __call__(self, tick: int, statuses: list[Status]) -> str | None:
+        height = max((st.height for st in statuses), default=0)
         if height > self.best_height:
             self.best_height = height
             progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",

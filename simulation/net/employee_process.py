@@ -132,7 +132,7 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                     continue
                 conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
                                             to=[[r, m] for r, m in ready.direct],
-                                            status=employee.status()))
+                                            status=employee.status().to_wire()))
             elif frame["type"] == "stop":
                 report = employee.final_report(frame.get("evaluate") or [])
                 report["stage_seconds"] = trainer.stage_seconds

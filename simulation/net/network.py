@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -33,6 +33,7 @@ from simulation.net.shutdown import failure_line, ignore_interrupts, stop_reques
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import Status
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
@@ -49,7 +50,7 @@ class Party:
     alive: bool = True
     cut_off_reason: str = ""
     failure: str = ""  # the traceback a failed party sent before it exited
-    status: dict[str, Any] = field(default_factory=dict)
+    status: Status | None = None  # an employee's last (the users have none)
 
 
 class Network:
@@ -157,9 +158,13 @@ class Network:
                 and isinstance(d[1], bytes) for d in direct):
             self.cut_off(party, "bad frame: direct messages are not [receiver, bytes] pairs")
             return None
+        if frame.get("status") is not None:
+            try:
+                party.status = Status.from_wire(frame["status"])
+            except DecodeError as exc:
+                self.cut_off(party, f"bad frame: {exc}")
+                return None
         self.relayed[party.index] += len(outgoing) + len(direct)
-        if isinstance(frame.get("status"), dict):
-            party.status = frame["status"]
         return Answer(tuple(outgoing), tuple((r, m) for r, m in direct), party.status)
 
     def _stop_reason(self) -> str | None:
@@ -191,7 +196,7 @@ class Network:
                       "tick %d (stopped by %s)", s.target_blockchain_length, self.tick,
                       self.stopped_by)
         n = s.employees_num
-        heights = {p.index: done.statuses.get(p.index, {}).get("height", 0)
+        heights = {p.index: status.height if (status := done.statuses.get(p.index)) else 0
                    for p in self.live() if p.index < n}
         reports = self.stop(final_plan(s, self.roles, heights, done.employer))
         result = result_of(s, done.finished, done.ticks, done.stopped_by, reports,

@@ -41,6 +41,7 @@ from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import Status
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -102,7 +103,8 @@ class Shard:
         steps = step_window(self.employees, window, self.target, self.crashed)
         return frames.pack("stepped", steps=[
             [[index, None if a is None else
-              [list(a.outgoing), [list(d) for d in a.direct], a.status,
+              [list(a.outgoing), [list(d) for d in a.direct],
+               None if a.status is None else a.status.to_wire(),
                [[e.level, e.text] for e in a.events]]] for index, a in answers.items()]
             for answers in steps])
 
@@ -160,7 +162,8 @@ class ShardHost:
         out: dict[int, list[dict[int, Answer | None]]] = {}
         for k, data in self._call("step", asked).items():
             out[k] = [{index: None if answer is None else Answer(
-                tuple(answer[0]), tuple((r, m) for r, m in answer[1]), answer[2],
+                tuple(answer[0]), tuple((r, m) for r, m in answer[1]),
+                None if answer[2] is None else Status.from_wire(answer[2]),
                 tuple(LogEvent(level, text) for level, text in answer[3]))
                 for index, answer in step} for step in frames.unpack(data, "stepped")["steps"]]
         for k, window in windows.items():
@@ -237,7 +240,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
         watch = Watch(scenario, started, lambda: (n + 1 - len(host.failed), n + 1))
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
                        log_events, stop_reason, after_tick=watch)
-        live = {i: status["height"] for i, status in done.statuses.items()
+        live = {i: status.height for i, status in done.statuses.items()
                 if i not in done.crashed}
         reports = host.reports(final_plan(scenario, roles, live, done.employer))
         result = result_of(scenario, done.finished, done.ticks, done.stopped_by, reports,

@@ -17,6 +17,7 @@ from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import Status
 
 
 @dataclass(frozen=True)
@@ -165,15 +166,15 @@ def network_facts(router: Router, last_tick: int) -> dict[str, Any]:
     return facts
 
 
-def target_reached(statuses: Sequence[dict[str, Any]], target_length: int) -> bool:
+def target_reached(statuses: Sequence[Status], target_length: int) -> bool:
     """True when every given (live honest) employee's chain holds ``target_length``
     blocks and they all have the same block at height target_length - 1."""
     if not statuses:
         return False
-    anchors = {s.get("anchor") for s in statuses}
+    anchors = {s.anchor for s in statuses}
     if None in anchors or len(anchors) != 1:
         return False
-    return all(s["height"] + 1 >= target_length for s in statuses)
+    return all(s.height + 1 >= target_length for s in statuses)
 
 
 # Training behaviours whose model a run reports: the honest one, and the poisoned one the

@@ -33,7 +33,7 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
                              " (double spend)" if entry["double_spend"] else "")
                 if len(outgoing) > len(users.issued) - before:
                     log.info("users replay an earlier transaction")
-                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status={}))
+                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status=None))
             elif frame["type"] == "stop":
                 conn.send_bytes(frames.pack("report", report=users.report()))
                 return

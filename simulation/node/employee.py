@@ -46,6 +46,7 @@ from simulation.protocol.messages import (
 )
 from simulation.protocol.names import EMPLOYER_NAME, EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.reasons import UNPARSED, Reason
+from simulation.protocol.records import Status
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
@@ -837,13 +838,13 @@ class Employee:
 
     # --- Reporting ----------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """Height, tip, and the canonical block at the target height (None if short):
         the network ends the run when every honest employee has the same one."""
         tip = self.tree.tip
         target = self.scenario.target_blockchain_length - 1
         anchor = self.tree.ancestor(tip.hash, target) if tip.height >= target else None
-        return {"height": tip.height, "tip": tip.hash, "anchor": anchor}
+        return Status(tip.height, tip.hash, anchor)
 
     def report(self) -> dict[str, Any]:
         """Everything the summary needs from this employee, as plain CBOR-able data."""
