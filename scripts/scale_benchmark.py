@@ -254,7 +254,7 @@ PARTS = [
     ("  signature checks (Ed25519 verify)", [("encoding.py", {"verify"})]),
     ("  signing", [("encoding.py", {"sign"})]),
     ("  decoding messages (CBOR, schema)", [("messages.py", {"decode", "from_bytes"})]),
-    ("frames (pack/unpack)", [("frames.py", {"pack", "unpack"})]),
+    ("frames (pack/unpack)", [("frames.py", {"to_wire", "read", "from_fields"})]),
     ("pipes (send/recv, CPU only)", [("connection.py", {"send_bytes", "recv_bytes"})]),
     ("logging", [("logs.py", set()), ("logging/__init__.py", {"handle"})]),
 ]

@@ -323,16 +323,18 @@ def test_an_employee_that_raises_tells_the_network_why_and_the_check_fails(tmp_p
     users_ours, users_theirs = multiprocessing.Pipe()
 
     def users():
-        users_theirs.send_bytes(frames.pack("ready", index=-1))
+        users_theirs.send_bytes(frames.Hello(-1).to_wire())
         while True:
             try:
-                frame = frames.unpack(users_theirs.recv_bytes())
+                frame = frames.read(users_theirs.recv_bytes(), frames.Tick,
+                                    frames.StopAndReport)
             except (EOFError, OSError):
                 return
-            if frame["type"] == "stop":
-                users_theirs.send_bytes(frames.pack("report", report={"issued": []}))
+            if isinstance(frame, frames.StopAndReport):
+                users_theirs.send_bytes(frames.PartyReport({"issued": []}).to_wire())
                 return
-            users_theirs.send_bytes(frames.pack("done", t=frame["t"], out=[], status={}))
+            assert isinstance(frame, frames.Tick)
+            users_theirs.send_bytes(frames.Done(frame.t, (), (), None).to_wire())
 
     threading.Thread(target=users, daemon=True).start()
     network = Network(scenario, [Party(0, "E0", ours), Party(1, "users", users_ours)], {0})

@@ -24,6 +24,7 @@ from simulation.net.lockstep import run_lockstep
 from simulation.net.logs import LogPipes, log_to_queue
 from simulation.net.network import Network, Party
 from simulation.net.runner import run
+from simulation.protocol.encoding import encode
 from simulation.protocol.names import employee_name
 from simulation.protocol.reasons import UNPARSED
 from simulation.protocol.records import Status
@@ -96,22 +97,23 @@ class _FakeParty(threading.Thread):
         self.status = status or Status(0, b"t" * 32, None).to_wire()
 
     def run(self):
-        self.conn.send_bytes(frames.pack("ready", index=0))
+        self.conn.send_bytes(frames.Hello(0).to_wire())
         while True:
             try:
-                frame = frames.unpack(self.conn.recv_bytes())
+                frame = frames.read(self.conn.recv_bytes(), frames.Tick, frames.StopAndReport)
             except (EOFError, OSError):  # the network cut this party off
                 return
-            if frame["type"] == "stop":
-                self.conn.send_bytes(frames.pack("report", report={}))
+            if isinstance(frame, frames.StopAndReport):
+                self.conn.send_bytes(frames.PartyReport({}).to_wire())
                 return
-            if frame["t"] == self.die_at:
+            if frame.t == self.die_at:
                 self.conn.close()
                 return
-            if frame["t"] == self.mute_at:
+            if frame.t == self.mute_at:
                 continue
-            self.conn.send_bytes(frames.pack("done", t=frame["t"], out=[b"x"],
-                                             status=self.status))
+            # Written by hand, not as frames.Done: the status may be a malformed one.
+            self.conn.send_bytes(encode({"type": "done", "t": frame.t, "out": [b"x"],
+                                         "to": [], "status": self.status}))
 
 
 def fake_network(scenario, behaviour=None) -> Network:
@@ -160,7 +162,7 @@ def test_network_cuts_off_a_party_sending_garbage(tmp_path):
     users.start()
 
     def garbage():
-        b0.send_bytes(frames.pack("ready", index=0))
+        b0.send_bytes(frames.Hello(0).to_wire())
         b0.recv_bytes()
         b0.send_bytes(b"\xff\x00 not cbor")
 

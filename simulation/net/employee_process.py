@@ -112,12 +112,13 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                      INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1),
                      "on" if computation == "xla" else "off")
         log.debug("E%d ready (pid %d)", index, os.getpid())
-        conn.send_bytes(frames.pack("ready", index=index))
+        conn.send_bytes(frames.Hello(index).to_wire())
         while True:
-            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
-            if frame["type"] == "tick":
+            frame = frames.read(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                frames.Tick, frames.StopAndReport)
+            if isinstance(frame, frames.Tick):
                 try:
-                    ready = employee.step(frame["t"], frame["msgs"])
+                    ready = employee.step(frame.t, frame.msgs)
                 except Crashed as exc:
                     log.warning("%s: the process exits now", exc)
                     logging.shutdown()
@@ -130,14 +131,13 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                     log.info("E%d writes an oversized frame of %d bytes", index, len(junk))
                     conn.send_bytes(junk)
                     continue
-                conn.send_bytes(frames.pack("done", t=ready.tick, out=list(ready.outgoing),
-                                            to=[[r, m] for r, m in ready.direct],
-                                            status=employee.status().to_wire()))
-            elif frame["type"] == "stop":
-                report = employee.final_report(frame.get("evaluate") or [])
+                conn.send_bytes(frames.Done(ready.tick, ready.outgoing, ready.direct,
+                                            employee.status()).to_wire())
+            elif isinstance(frame, frames.StopAndReport):
+                report = employee.final_report(list(frame.evaluate))
                 report["stage_seconds"] = trainer.stage_seconds
                 report["stage_samples"] = trainer.samples
-                conn.send_bytes(frames.pack("report", report=report))
+                conn.send_bytes(frames.PartyReport(report).to_wire())
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         log.warning("E%d lost its pipe to the network; exiting", index)

@@ -28,6 +28,7 @@ from simulation.net.conductor import (
     final_plan,
     result_of,
 )
+from simulation.net.frames import F
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.node.employer import EMPLOYER_INDEX
@@ -87,31 +88,30 @@ class Network:
         except (OSError, ValueError):
             self.cut_off(party, PROCESS_GONE)
 
-    def collect(self, waiting: list[Party], expected: str, deadline: float,
-                tick: int | None = None) -> dict[int, dict[str, Any]]:
+    def collect(self, waiting: list[Party], expected: type[F], deadline: float,
+                tick: int | None = None) -> dict[int, F]:
         """One frame of type ``expected`` from each party, until the deadline."""
-        got: dict[int, dict[str, Any]] = {}
+        got: dict[int, F] = {}
         pending = {p.conn: p for p in waiting if p.alive}
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 for party in pending.values():
-                    self.cut_off(party, f"no {expected} frame within "
+                    self.cut_off(party, f"no {expected.KIND} frame within "
                                         f"{self.scenario.party_timeout_seconds:g} s")
                 break
             for conn in wait(list(pending), timeout=remaining):
                 party = pending.pop(conn)  # type: ignore[arg-type]
                 try:
-                    frame = frames.unpack(party.conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
-                    if frame["type"] == "failed":
-                        party.failure = str(frame.get("error", ""))
+                    frame = frames.read(party.conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                        expected, frames.Failed)
+                    if isinstance(frame, frames.Failed):
+                        party.failure = frame.error
                         self.cut_off(party, f"crashed: {failure_line(party.failure)}"[:300])
                         continue
-                    if frame["type"] != expected:
-                        raise DecodeError(f"expected a {expected} frame, got "
-                                          f"{frame['type']!r}"[:80])
-                    if tick is not None and frame.get("t") != tick:
-                        raise DecodeError(f"answered tick {frame.get('t')!r}, not {tick}")
+                    assert isinstance(frame, expected)
+                    if tick is not None and isinstance(frame, frames.Done) and frame.t != tick:
+                        raise DecodeError(f"answered tick {frame.t!r}, not {tick}")
                     got[party.index] = frame
                 except (EOFError, ConnectionResetError, BrokenPipeError):
                     self.cut_off(party, PROCESS_GONE)
@@ -137,35 +137,22 @@ class Network:
         tick = self.tick = next(iter(windows.values())).first  # the same for every party
         asked = [self.parties[index] for index in windows]
         for party in asked:
-            self.send(party, frames.pack("tick", t=tick, msgs=windows[party.index]
-                                         .deliveries[0].get(party.index, [])))
-        frames_in = self.collect(asked, "done", time.monotonic()
+            self.send(party, frames.Tick(tick, tuple(windows[party.index].deliveries[0]
+                                                     .get(party.index, []))).to_wire())
+        frames_in = self.collect(asked, frames.Done, time.monotonic()
                                  + self.scenario.party_timeout_seconds, tick)
         out: dict[int, list[dict[int, Answer | None]]] = {}
         for party in asked:
             out[party.index] = [{party.index: self._answer(party, frames_in.get(party.index))}]
         return out
 
-    def _answer(self, party: Party, frame: dict[str, Any] | None) -> Answer | None:
+    def _answer(self, party: Party, frame: frames.Done | None) -> Answer | None:
         if frame is None or not party.alive:
             return None
-        outgoing, direct = frame.get("out"), frame.get("to", [])
-        if not isinstance(outgoing, list) or not all(isinstance(m, bytes) for m in outgoing):
-            self.cut_off(party, "bad frame: outgoing is not a list of bytes")
-            return None
-        if not isinstance(direct, list) or not all(
-                isinstance(d, list) and len(d) == 2 and type(d[0]) is int
-                and isinstance(d[1], bytes) for d in direct):
-            self.cut_off(party, "bad frame: direct messages are not [receiver, bytes] pairs")
-            return None
-        if frame.get("status") is not None:
-            try:
-                party.status = Status.from_wire(frame["status"])
-            except DecodeError as exc:
-                self.cut_off(party, f"bad frame: {exc}")
-                return None
-        self.relayed[party.index] += len(outgoing) + len(direct)
-        return Answer(tuple(outgoing), tuple((r, m) for r, m in direct), party.status)
+        if frame.status is not None:
+            party.status = frame.status
+        self.relayed[party.index] += len(frame.out) + len(frame.to)
+        return Answer(frame.out, frame.to, party.status)
 
     def _stop_reason(self) -> str | None:
         self.interrupted = stop_requested(self.stop_receiver) or ""
@@ -178,7 +165,7 @@ class Network:
     def run(self) -> dict[str, Any]:
         s = self.scenario
         self.started = self.launched or time.monotonic()
-        ready = self.collect(self.live(), "ready", time.monotonic() + s.party_timeout_seconds)
+        ready = self.collect(self.live(), frames.Hello, time.monotonic() + s.party_timeout_seconds)
         startup_seconds = time.monotonic() - self.started
         log.info("network: %d of %d parties ready after %.1f s", len(ready),
                  len(self.parties), startup_seconds)
@@ -217,12 +204,12 @@ class Network:
         their models. After an interrupt the parties get less time: the person who
         pressed Ctrl-C is waiting."""
         for party in self.live():
-            self.send(party, frames.pack("stop", evaluate=plan.get(party.index, [])))
+            self.send(party, frames.StopAndReport(tuple(plan.get(party.index, []))).to_wire())
         timeout = self.scenario.party_timeout_seconds
         if self.interrupted:
             timeout = min(timeout, INTERRUPTED_STOP_SECONDS)
-        answers = self.collect(self.live(), "report", time.monotonic() + timeout)
-        return {self.parties[i].name: frame.get("report") for i, frame in answers.items()}
+        answers = self.collect(self.live(), frames.PartyReport, time.monotonic() + timeout)
+        return {self.parties[i].name: frame.report for i, frame in answers.items()}
 
 
 def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,
@@ -243,7 +230,7 @@ def network_main(scenario: Scenario, conns: list[Connection], result_conn: Conne
         result = {"finished": False, "error": "network process failed",
                   "reports": {}, "ticks": network.tick}
     try:
-        result_conn.send_bytes(frames.pack("result", **result))
+        result_conn.send_bytes(frames.Result(result).to_wire())
     except (OSError, ValueError):
         log.warning("network: the parent is gone; the result is dropped")
 

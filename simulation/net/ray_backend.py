@@ -41,7 +41,6 @@ from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import Status
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -97,25 +96,18 @@ class Shard:
 
     def step(self, frame: bytes) -> bytes:
         """A ``conductor.Window`` in, the answers of each tick stepped out."""
-        asked = frames.unpack(frame, "window")
-        window = Window(asked["first"], [{index: messages for index, messages in tick}
-                                         for tick in asked["ticks"]])
+        window = frames.read_one(frame, frames.ShardWindow).window
         steps = step_window(self.employees, window, self.target, self.crashed)
-        return frames.pack("stepped", steps=[
-            [[index, None if a is None else
-              [list(a.outgoing), [list(d) for d in a.direct],
-               None if a.status is None else a.status.to_wire(),
-               [[e.level, e.text] for e in a.events]]] for index, a in answers.items()]
-            for answers in steps])
+        return frames.Stepped(tuple(steps)).to_wire()
 
     def reports(self, frame: bytes) -> bytes:
-        plan = frames.unpack(frame, "stop")["evaluate"]
-        reports = [[employee_name(index),  # the plan names employees only
-                    cast(Employee, self.employees[index]).final_report(stages)]
+        plan = frames.read_one(frame, frames.ShardStop).evaluate
+        reports = [(employee_name(index),  # the plan names employees only
+                    cast(Employee, self.employees[index]).final_report(list(stages)))
                    for index, stages in plan]
-        reports += [["users", party.users.report()] for party in self.employees.values()
+        reports += [("users", party.users.report()) for party in self.employees.values()
                     if isinstance(party, UsersParty)]
-        return frames.pack("report", reports=reports)
+        return frames.ShardReports(tuple(reports)).to_wire()
 
 
 class ShardHost:
@@ -156,16 +148,11 @@ class ShardHost:
         return self.shard_of[index]
 
     def advance(self, windows: dict[int, Window]) -> dict[int, list[dict[int, Answer | None]]]:
-        asked = {k: frames.pack("window", first=w.first, ticks=[
-            [[i, messages] for i, messages in sorted(tick.items())] for tick in w.deliveries])
-            for k, w in windows.items() if k not in self.dead}
+        asked = {k: frames.ShardWindow(w).to_wire() for k, w in windows.items()
+                 if k not in self.dead}
         out: dict[int, list[dict[int, Answer | None]]] = {}
         for k, data in self._call("step", asked).items():
-            out[k] = [{index: None if answer is None else Answer(
-                tuple(answer[0]), tuple((r, m) for r, m in answer[1]),
-                None if answer[2] is None else Status.from_wire(answer[2]),
-                tuple(LogEvent(level, text) for level, text in answer[3]))
-                for index, answer in step} for step in frames.unpack(data, "stepped")["steps"]]
+            out[k] = list(frames.read_one(data, frames.Stepped).steps)
         for k, window in windows.items():
             if k in self.dead:  # failed now or before: its employees are gone
                 gone = {i for tick in window.deliveries for i in tick}
@@ -174,11 +161,11 @@ class ShardHost:
         return out
 
     def reports(self, plan: dict[int, list[int]]) -> dict[str, Any]:
-        asked = {k: frames.pack("stop", evaluate=[[i, plan[i]] for i in shard if i in plan])
-                 for k, shard in enumerate(self.indices) if k not in self.dead}
+        asked = {k: frames.ShardStop(tuple((i, tuple(plan[i])) for i in shard if i in plan))
+                 .to_wire() for k, shard in enumerate(self.indices) if k not in self.dead}
         out: dict[str, Any] = {}
         for data in self._call("reports", asked).values():
-            for name, report in frames.unpack(data, "report")["reports"]:
+            for name, report in frames.read_one(data, frames.ShardReports).reports:
                 out[name] = report
         return out
 

@@ -581,8 +581,8 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_s
     while True:
         if result_recv.poll(0.2):
             try:
-                return frames.unpack(result_recv.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
-                                     "result")
+                return frames.read_one(result_recv.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                       frames.Result).result
             except (EOFError, OSError):
                 break
         if not network.is_alive():

@@ -93,7 +93,7 @@ def send_failure(conn: Any) -> None:
     """In a child's ``except Exception``: the traceback to the network, if the pipe works."""
     text = traceback.format_exc()[-FAILURE_TEXT_BYTES:]
     try:
-        conn.send_bytes(frames.pack("failed", error=text))
+        conn.send_bytes(frames.Failed(text).to_wire())
     except (OSError, ValueError):
         pass
 
@@ -122,7 +122,7 @@ class StopRequest:
         if self.requested is None:
             self.requested = signum
             try:
-                self._sender.send_bytes(frames.pack("interrupt", signal=signum))
+                self._sender.send_bytes(frames.Interrupt(signum).to_wire())
             except (OSError, ValueError):
                 pass
 
@@ -136,14 +136,13 @@ def stop_requested(receiver: Any) -> str | None:
     if receiver is None or not receiver.poll():
         return None
     try:
-        frame = frames.unpack(receiver.recv_bytes(1024))
+        signum = frames.read_one(receiver.recv_bytes(1024), frames.Interrupt).signal
     except (EOFError, OSError):
         return "the parent process is gone"
     except Exception:  # noqa: BLE001 - any bad frame still means: stop
         return "interrupted"
-    signum = frame.get("signal")
     try:
-        name = signal.Signals(signum).name  # type: ignore[arg-type]  # bad: TypeError
-    except (ValueError, TypeError):
+        name = signal.Signals(signum).name
+    except ValueError:
         name = f"signal {signum!r}"
     return f"interrupted by {name}"

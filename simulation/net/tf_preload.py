@@ -53,7 +53,7 @@ PROFILED = {
     "  Ed25519 verify": ("simulation.protocol.encoding", "verify"),
     "  Ed25519 sign": ("simulation.protocol.encoding", "KeyPair.sign"),
     "  parse messages (CBOR, schema)": ("simulation.protocol.messages", "parse_message"),
-    "IPC: frames pack/unpack": ("simulation.net.frames", "pack unpack"),
+    "IPC: frames pack/unpack": ("simulation.net.frames", "Frame.to_wire read"),
     "IPC: pipe send/recv (CPU only)": ("multiprocessing.connection",
                                        "Connection.send_bytes Connection.recv_bytes"),
     "logging": ("logging", "Logger.handle"),

@@ -20,12 +20,13 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
     log = logging.getLogger("pot.users")
     try:
         users = Users(scenario, genesis)
-        conn.send_bytes(frames.pack("ready", index=-1))
+        conn.send_bytes(frames.Hello(-1).to_wire())
         while True:
-            frame = frames.unpack(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES))
-            if frame["type"] == "tick":
+            frame = frames.read(conn.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
+                                frames.Tick, frames.StopAndReport)
+            if isinstance(frame, frames.Tick):
                 before = len(users.issued)
-                outgoing = users.step(frame["t"])
+                outgoing = users.step(frame.t)
                 for entry in users.issued[before:]:
                     log.info("users issued TX %s: U%d sends %d coins to U%d (nonce %d)%s",
                              entry["hash"].hex()[:10], entry["sender"], entry["amount"],
@@ -33,9 +34,9 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
                              " (double spend)" if entry["double_spend"] else "")
                 if len(outgoing) > len(users.issued) - before:
                     log.info("users replay an earlier transaction")
-                conn.send_bytes(frames.pack("done", t=frame["t"], out=outgoing, status=None))
-            elif frame["type"] == "stop":
-                conn.send_bytes(frames.pack("report", report=users.report()))
+                conn.send_bytes(frames.Done(frame.t, tuple(outgoing), (), None).to_wire())
+            elif isinstance(frame, frames.StopAndReport):
+                conn.send_bytes(frames.PartyReport(users.report()).to_wire())
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         log.warning("users lost their pipe to the network; exiting")
