@@ -214,4 +214,4 @@ def test_every_role_has_its_own_behaviour_object(role):
                                    derive_keypair(s.seed, "employee", i)) for i in (0, 1))
     assert first.role == second.role == role
     assert first.behaviour is not second.behaviour and first.behaviour.node is first
-    assert first.report()["behaviour"] == role
+    assert first.report().behaviour == role

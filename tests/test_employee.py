@@ -15,7 +15,7 @@ from simulation.protocol.encoding import DecodeError, decode, encode
 from simulation.protocol.ledger import coinbase
 from simulation.protocol.messages import TD, StakeholderSignature
 from simulation.protocol.reasons import Reason
-from simulation.protocol.records import Status
+from simulation.protocol.records import EmployeeReport, Status
 from tests.helpers import (
     World,
     altered,
@@ -455,11 +455,35 @@ def test_status_and_report():
     assert status.anchor == employee.tree.path(employee.tree.tip_hash)[target - 1]
     assert Status.from_wire(decode(encode(status.to_wire()))) == status
     report = employee.report()
-    assert [b["height"] for b in report["chain"]] == list(range(status.height + 1))
-    assert report["sent"] == dict(employee.sent)
-    assert encode(report)  # plain CBOR-able data
+    assert [b.height for b in report.chain] == list(range(status.height + 1))
+    assert report.sent == dict(employee.sent)
+    assert len(report.tree) == len(employee.tree.records) - 1  # all but genesis
+    # Through the pipes and back: canonical CBOR, and the same record.
+    assert EmployeeReport.from_wire(decode(encode(report.to_wire()))) == report
     fresh = make_employee(employee.scenario, 0)
     assert fresh.status() == Status(0, fresh.genesis.hash, None)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda w: w.pop("secrets"), "report: secrets must be a list"),
+    (lambda w: w.update(index="0"), "report: index must be an integer"),
+    (lambda w: w.update(behaviour=None), "report: behaviour must be text"),
+    (lambda w: w.update(sent={"TD": "1"}), "report: sent must map texts to integers"),
+    (lambda w: w.update(rejected={"TD": {"bad signature": None}}), "report: rejected"),
+    (lambda w: w["chain"][1].pop("secret"), "chain must be a list of chain entries"),
+    (lambda w: w["tree"][0].pop(), "tree must be a list of tree entries"),
+    (lambda w: w.update(balances=[[b"a", "5"]]), "balances must be a list of"),
+    (lambda w: w.update(accuracies=[[0, "high"]]), "accuracies must be a list of"),
+])
+def test_a_malformed_report_is_refused_with_the_reason(change, message):
+    """What the network checks of an employee's final report before the summary reads
+    it (a report of another shape is a bad frame: the party is cut off)."""
+    report = lockstep().employees[0].report()
+    assert len(report.chain) > 1 and report.tree
+    wire = report.to_wire()
+    change(wire)
+    with pytest.raises(DecodeError, match=message):
+        EmployeeReport.from_wire(wire)
 
 
 @pytest.mark.parametrize("wire", [None, [], {"height": 0, "tip": b"t"},

@@ -11,6 +11,7 @@ from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
 from simulation.protocol.reasons import Reason
+from simulation.protocol.records import ChainEntry
 from simulation.report.fairness import fairness, gini, nakamoto_coefficient
 from simulation.report.reporting import summarize
 
@@ -34,8 +35,8 @@ def test_fairness_groups_by_speed_factor_exactly():
     blocks, E2 one, E3 one; an outsider's key (a Sybil's) earned coins but has no
     hardware: its coins count in the shares' total only."""
     rewards = {"E0": 600, "E1": 100, "E2": 200, "E3": 50, "outsider:ab12cd34": 50}
-    chain = [{"height": 0}, {"trainer": 0}, {"trainer": 2}, {"trainer": 0},
-             {"trainer": 3}, {"trainer": -1}]
+    chain = [ChainEntry(0, b"g", 0)] + [ChainEntry(h, b"b", h, trainer=t)
+                                        for h, t in enumerate([0, 2, 0, 3, -1], start=1)]
     factors = {"E0": 0.5, "E1": 0.5, "E2": 1.0, "E3": 4.0}
     f = fairness(rewards, chain, factors)
     # speeds 2, 2, 1, 0.25: total 5.25
@@ -50,7 +51,7 @@ def test_fairness_groups_by_speed_factor_exactly():
                                     "reward_share": 0.6, "blocks_trained": 2}
     assert f["nakamoto_coefficient"] == 2  # E0's 2 of 4 employee blocks is not > half
     assert f["gini_rewards"] == round(gini([600, 100, 200, 50]), 5)
-    empty = fairness({"E0": 0, "E1": 0}, [{"height": 0}], {})
+    empty = fairness({"E0": 0, "E1": 0}, [ChainEntry(0, b"g", 0)], {})
     assert empty["gini_rewards"] is None and empty["nakamoto_coefficient"] is None
     assert empty["by_speed_factor"]["1"]["reward_share"] is None
     assert empty["by_speed_factor"]["1"]["blocks_share"] is None

@@ -20,6 +20,7 @@ from simulation.node.genesis import genesis_of
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.messages import MAX_LOCATOR, BlockRequest, parse_message
 from simulation.protocol.reasons import UNPARSED, Reason
+from simulation.protocol.records import ChainEntry
 from simulation.report.propagation import finality
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import self_check
@@ -291,7 +292,7 @@ def test_the_default_scenario_sends_no_block_request():
 # --- Finality --------------------------------------------------------------------------------
 
 def test_finality_waits_for_every_honest_employee_to_hold_the_covering_block():
-    chain = [{"hash": bytes([h]), "tick": 10 * h} for h in range(5)]
+    chain = [ChainEntry(h, bytes([h]), 10 * h) for h in range(5)]
     arrivals = {"E0": {bytes([h]): 10 * h + 1 for h in range(5)},
                 "E1": {bytes([h]): 10 * h + 4 for h in range(4)}}  # E1 lacks block 4
     # depth 2: block 1 is final when block 3 is everywhere (tick 34), block 2 never yet.

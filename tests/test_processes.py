@@ -91,9 +91,10 @@ class _FakeParty(threading.Thread):
     """Answers ticks with one junk message; at ``die_at`` closes its pipe, at
     ``mute_at`` stops answering while keeping the pipe open."""
 
-    def __init__(self, conn, die_at=None, mute_at=None, status=None):
+    def __init__(self, conn, die_at=None, mute_at=None, status=None, report=None):
         super().__init__(daemon=True)
         self.conn, self.die_at, self.mute_at = conn, die_at, mute_at
+        self.report = report
         self.status = status or Status(0, b"t" * 32, None).to_wire()
 
     def run(self):
@@ -104,7 +105,7 @@ class _FakeParty(threading.Thread):
             except (EOFError, OSError):  # the network cut this party off
                 return
             if isinstance(frame, frames.StopAndReport):
-                self.conn.send_bytes(frames.PartyReport({}).to_wire())
+                self.conn.send_bytes(frames.PartyReport(self.report).to_wire())
                 return
             if frame.t == self.die_at:
                 self.conn.close()
@@ -153,6 +154,13 @@ def test_network_cuts_off_a_party_whose_status_is_malformed(tmp_path):
     result = fake_network(scenario, {1: dict(status={"height": "tall"})}).run()
     assert result["cut_off"] == {"E1": "bad frame: status: not a map of height, tip and anchor"}
     assert result["relayed"]["E0"] == 5
+
+
+def test_network_cuts_off_a_party_whose_report_is_malformed(tmp_path):
+    scenario = small(tmp_path, employees_num=2, max_ticks=2)
+    result = fake_network(scenario, {0: dict(report={"index": 0})}).run()
+    assert result["cut_off"] == {"E0": "bad report: report: behaviour must be text"}
+    assert "E0" not in result["reports"] and "E1" in result["reports"]
 
 
 def test_network_cuts_off_a_party_sending_garbage(tmp_path):

@@ -10,6 +10,7 @@ from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import ChainEntry, EmployeeReport, TreeEntry
 from simulation.report.propagation import network_metrics
 from simulation.report.reporting import render, summarize
 
@@ -21,10 +22,23 @@ def _summary(**changes):
                      assign_adversaries(scenario), 1.0), run
 
 
-def _entry(block: bytes, parent: bytes, arrived: int | None, tick: int) -> list:
-    # [hash, parent, height, trainer, secret, arrived, block tick]; height and the rest
-    # do not matter here
-    return [block, parent, 1, 0, b"s", arrived, tick]
+def _entry(block: bytes, parent: bytes, arrived: int | None, tick: int) -> TreeEntry:
+    # The height, the trainer and the secret do not matter here.
+    return TreeEntry(block, parent, 1, 0, b"s", arrived, tick)
+
+
+def _report(tree: list[TreeEntry], sent_bytes: dict[str, int] | None = None
+            ) -> EmployeeReport:
+    """An employee's report with this tree and nothing else."""
+    return EmployeeReport(index=0, behaviour="honest", chain=(), tree=tuple(tree), forks=0,
+                          equivocations=0, fork_evidence=0, orphans=0, served_blocks=0,
+                          attack={}, sent={}, sent_bytes=sent_bytes or {}, accepted={},
+                          rejected={}, mempool=(), rejected_transactions=(), balances=(),
+                          secrets=(), model_hashes=())
+
+
+def _chain(*hashes: bytes) -> list[ChainEntry]:
+    return [ChainEntry(height, h, 0) for height, h in enumerate(hashes)]
 
 
 def test_percentiles_by_hand():
@@ -38,8 +52,8 @@ def test_percentiles_by_hand():
         tree = [] if delay is None else [_entry(x, genesis, 10 + delay, 10)]
         if i < 4:
             tree.append(_entry(y, x, 20 + i, 20))
-        employees[employee_name(i)] = {"tree": tree, "sent_bytes": {"TD": 100 + i}}
-    chain = [{"hash": genesis}, {"hash": x}]
+        employees[employee_name(i)] = _report(tree, {"TD": 100 + i})
+    chain = _chain(genesis, x)
     net = network_metrics(chain, employees, list(employees))
     assert net["blocks_measured"] == 2 and net["blocks_below_p90"] == 1
     assert net["propagation_p50_ticks"] == 2.0 and net["propagation_p90_ticks"] == 5.0
@@ -58,8 +72,7 @@ def test_fork_depth_is_the_longest_stale_branch_per_fork_point():
     tree = [_entry(a, g, 1, 1), _entry(d, a, 2, 2), _entry(b"B1", a, 3, 3),
             _entry(b"B2", b"B1", 4, 4), _entry(b"B3", b"B2", 5, 5), _entry(b"C1", a, 3, 3),
             _entry(b"E1", d, 4, 4)]
-    net = network_metrics([{"hash": g}, {"hash": a}, {"hash": d}], {"E0": {"tree": tree}},
-                          ["E0"])
+    net = network_metrics(_chain(g, a, d), {"E0": _report(tree)}, ["E0"])
     assert net["stale_blocks"] == 5 and net["fork_depths"] == {"1": 1, "3": 1}
 
 

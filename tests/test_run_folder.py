@@ -154,13 +154,9 @@ def test_the_summary_lists_every_block_of_every_honest_tree_and_flags_poisoned_o
     assert all(b["poisoned"] for b in on_employer)
     assert [b["hash"] for b in summary["blocks"] if b["on_chain"]] == \
         [b["hash"] for b in summary["chain"]["blocks"]]
-    for entry in employer_tree(run):
-        stage = entry[2] - 1
-        assert blocks[entry[0].hex()]["poisoned"] == (entry[4] != honest_secrets[stage])
-
-
-def employer_tree(run):
-    return run.employer.report()["tree"]
+    for entry in run.employer.report().tree:
+        stage = entry.height - 1
+        assert blocks[entry.hash.hex()]["poisoned"] == (entry.secret != honest_secrets[stage])
 
 
 def test_pictures_are_drawn_from_the_summary(poisoned_majority, tmp_path, caplog):

@@ -286,7 +286,7 @@ def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
 
     return {"finished": finished, "ticks": ticks,
             "reports": reports,
-            "employer": employer.report(), "stopped_by": stopped_by,
+            "employer": employer.report().to_wire(), "stopped_by": stopped_by,
             "cut_off": {name(i): "pipe closed (process gone)" for i in crashed},
             "relayed_bytes": {name(i): b for i, b in sorted(relayed_bytes.items())},
             "dropped": dropped, "in_flight": in_flight, **facts}

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -134,10 +135,10 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                 conn.send_bytes(frames.Done(ready.tick, ready.outgoing, ready.direct,
                                             employee.status()).to_wire())
             elif isinstance(frame, frames.StopAndReport):
-                report = employee.final_report(list(frame.evaluate))
-                report["stage_seconds"] = trainer.stage_seconds
-                report["stage_samples"] = trainer.samples
-                conn.send_bytes(frames.PartyReport(report).to_wire())
+                report = replace(employee.final_report(list(frame.evaluate)),
+                                 stage_seconds=tuple(trainer.stage_seconds),
+                                 stage_samples=tuple(trainer.samples))
+                conn.send_bytes(frames.PartyReport(report.to_wire()).to_wire())
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         log.warning("E%d lost its pipe to the network; exiting", index)

@@ -124,7 +124,8 @@ def network_result(run: LockstepRun) -> dict[str, Any]:
                               if e.role != Role.HONEST}
     plan = final_plan(run.scenario, roles, {e.index: e.tree.tip.height for e in live},
                       run.employer)
-    reports: dict[str, Any] = {employee_name(e.index): e.final_report(plan[e.index]) for e in live}
+    reports: dict[str, Any] = {employee_name(e.index): e.final_report(plan[e.index]).to_wire()
+                               for e in live}
     reports["users"] = run.users.report()
     return result_of(run.scenario, run.finished, run.ticks,
                      "target reached" if run.finished else "MAX_TICKS", reports,

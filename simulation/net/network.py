@@ -34,7 +34,7 @@ from simulation.net.shutdown import failure_line, ignore_interrupts, stop_reques
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import Status
+from simulation.protocol.records import EmployeeReport, Status
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
@@ -209,7 +209,17 @@ class Network:
         if self.interrupted:
             timeout = min(timeout, INTERRUPTED_STOP_SECONDS)
         answers = self.collect(self.live(), frames.PartyReport, time.monotonic() + timeout)
-        return {self.parties[i].name: frame.report for i, frame in answers.items()}
+        reports: dict[str, Any] = {}
+        for i, frame in answers.items():
+            party = self.parties[i]
+            if i < self.scenario.employees_num and frame.report is not None:
+                try:
+                    EmployeeReport.from_wire(frame.report)  # its form, before the summary
+                except DecodeError as exc:
+                    self.cut_off(party, f"bad report: {exc}")
+                    continue
+            reports[party.name] = frame.report
+        return reports
 
 
 def network_main(scenario: Scenario, conns: list[Connection], result_conn: Connection,

@@ -103,7 +103,7 @@ class Shard:
     def reports(self, frame: bytes) -> bytes:
         plan = frames.read_one(frame, frames.ShardStop).evaluate
         reports = [(employee_name(index),  # the plan names employees only
-                    cast(Employee, self.employees[index]).final_report(list(stages)))
+                    cast(Employee, self.employees[index]).final_report(list(stages)).to_wire())
                    for index, stages in plan]
         reports += [("users", party.users.report()) for party in self.employees.values()
                     if isinstance(party, UsersParty)]

@@ -46,7 +46,7 @@ from simulation.protocol.messages import (
 )
 from simulation.protocol.names import EMPLOYER_NAME, EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.reasons import UNPARSED, Reason
-from simulation.protocol.records import Status
+from simulation.protocol.records import ChainEntry, EmployeeReport, Status, TreeEntry
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import StageResult, Trainer, secret_rule, stage_id
 from simulation.protocol.validation import (
@@ -823,7 +823,7 @@ class Employee:
         if self.ctx.own_stage is not None:
             self.behaviour.own_stage(stage)
 
-    def final_report(self, evaluate: Sequence[int]) -> dict[str, Any]:
+    def final_report(self, evaluate: Sequence[int]) -> EmployeeReport:
         """The report at the end of a run, after training up to the stages the network
         asked this employee to evaluate (``relay.evaluation_plan``) and, with the real
         Keras trainer, the model's test accuracy after each of them. Every driver (the
@@ -832,8 +832,8 @@ class Employee:
             self.train_up_to(max(evaluate))
         report = self.report()
         if self.scenario.trainer == "keras":
-            report["accuracies"] = [[s, float(self.trainer.test_accuracy(s))]
-                                    for s in evaluate]
+            report = replace(report, accuracies=tuple(
+                (s, float(self.trainer.test_accuracy(s))) for s in evaluate))
         return report
 
     # --- Reporting ----------------------------------------------------------------------
@@ -846,50 +846,44 @@ class Employee:
         anchor = self.tree.ancestor(tip.hash, target) if tip.height >= target else None
         return Status(tip.height, tip.hash, anchor)
 
-    def report(self) -> dict[str, Any]:
-        """Everything the summary needs from this employee, as plain CBOR-able data."""
+    def report(self) -> EmployeeReport:
+        """Everything the summary needs from this employee."""
+        index_of = self.names.employee_index
         chain = []
         for record in self.tree.canonical():
             block = record.block
-            entry: dict[str, Any] = {"height": record.height, "hash": record.hash,
-                                     "tick": record.tick}
-            if block is not None:
-                entry.update(
-                    trainer=self.names.employee_index.get(block.header.author, -1),
-                    roy=self.names.employee_index.get(block.author, -1),
-                    transactions=[tx.hash for tx in block.transactions],
-                    payouts=[[a, n] for a, n in block.payouts],
-                    declarations=len(block.header.declarations),
-                    secret=block.header.secret,
-                )
-            chain.append(entry)
-        tip_ledger = self.tree.tip.ledger
-        return {
-            "index": self.index,
-            "behaviour": str(self.role),
-            "chain": chain,
-            "forks": self.tree.forks,
-            "equivocations": self.equivocations,
-            "fork_evidence": self.fork_evidence,
-            "attack": dict(self.attack),
-            # [hash, parent, height, trainer's employee index, revealed secret, tick it
-            # entered this tree, the block's own tick] per block but genesis; the first
-            # two positions are what older readers use.
-            "tree": [[r.hash, r.parent, r.height,
-                      self.names.employee_index.get(r.block.header.author, -1),
-                      r.block.header.secret, self.arrived.get(r.hash), r.tick]
-                     for r in self.tree.records.values()
-                     if r.parent is not None and r.block is not None],
-            "orphans": len(self.tree.orphans),
-            "served_blocks": self.served_blocks,
-            "sent": dict(self.sent),
-            "sent_bytes": dict(self.sent_bytes),
-            "accepted": dict(self.accepted),
-            "rejected": {k: dict(v) for k, v in self.rejected.items()},
-            "mempool": sorted(self.mempool),
-            "rejected_transactions": [[h, r] for h, r in
-                                      sorted(self.rejected_transactions.items())],
-            "balances": [[a, n] for a, n in sorted(tip_ledger.balances.items())],
-            "secrets": [r.secret for r in self.trained],
-            "model_hashes": [r.model_hash for r in self.trained],
-        }
+            if block is None:  # genesis
+                chain.append(ChainEntry(record.height, record.hash, record.tick))
+                continue
+            chain.append(ChainEntry(
+                record.height, record.hash, record.tick,
+                trainer=index_of.get(block.header.author, -1),
+                roy=index_of.get(block.author, -1),
+                transactions=tuple(tx.hash for tx in block.transactions),
+                payouts=tuple(block.payouts), declarations=len(block.header.declarations),
+                secret=block.header.secret))
+        return EmployeeReport(
+            index=self.index,
+            behaviour=str(self.role),
+            chain=tuple(chain),
+            tree=tuple(TreeEntry(r.hash, r.parent, r.height,
+                                 index_of.get(r.block.header.author, -1),
+                                 r.block.header.secret, self.arrived.get(r.hash), r.tick)
+                       for r in self.tree.records.values()
+                       if r.parent is not None and r.block is not None),
+            forks=self.tree.forks,
+            equivocations=self.equivocations,
+            fork_evidence=self.fork_evidence,
+            orphans=len(self.tree.orphans),
+            served_blocks=self.served_blocks,
+            attack=dict(self.attack),
+            sent=dict(self.sent),
+            sent_bytes=dict(self.sent_bytes),
+            accepted=dict(self.accepted),
+            rejected={k: dict(v) for k, v in self.rejected.items()},
+            mempool=tuple(sorted(self.mempool)),
+            rejected_transactions=tuple(sorted(self.rejected_transactions.items())),
+            balances=tuple(sorted(self.tree.tip.ledger.balances.items())),
+            secrets=tuple(r.secret for r in self.trained),
+            model_hashes=tuple(r.model_hash for r in self.trained),
+        )

@@ -12,9 +12,11 @@ to control block production).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import ChainEntry
 
 
 def gini(values: list[float]) -> float | None:
@@ -41,7 +43,7 @@ def nakamoto_coefficient(blocks_by_trainer: dict[str, int]) -> int | None:
     return len(blocks_by_trainer)  # unreachable: the whole set holds all blocks
 
 
-def fairness(rewards: dict[str, int], chain: list[dict[str, Any]],
+def fairness(rewards: dict[str, int], chain: Sequence[ChainEntry],
              speed_factors: dict[str, float]) -> dict[str, Any]:
     """``rewards``: coinbase earned per employee name; ``chain``: the reference chain's
     entries (``trainer`` is an employee index); ``speed_factors``: name -> the profile's
@@ -54,9 +56,8 @@ def fairness(rewards: dict[str, int], chain: list[dict[str, Any]],
     total_rewards = sum(rewards.values())
     blocks: Counter[str] = Counter({n: 0 for n in names})
     for entry in chain[1:]:
-        trainer = entry.get("trainer", -1)
-        if isinstance(trainer, int) and trainer >= 0:
-            blocks[employee_name(trainer)] += 1
+        if entry.trainer is not None and entry.trainer >= 0:
+            blocks[employee_name(entry.trainer)] += 1
     value = gini([float(rewards[n]) for n in names])
     total_blocks = sum(blocks.values())
     by_factor: dict[str, dict[str, Any]] = {}

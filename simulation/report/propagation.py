@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
+
+from simulation.protocol.records import ChainEntry, EmployeeReport
 
 
 def _reach(delays: list[int], share: float, employees: int) -> int | None:
@@ -38,7 +41,7 @@ def _percentile(values: list[int], share: float) -> float | None:
     return float(sorted(values)[max(0, math.ceil(share * len(values)) - 1)])
 
 
-def finality(chain: list[dict[str, Any]], arrivals: dict[str, dict[bytes, int]],
+def finality(chain: Sequence[ChainEntry], arrivals: dict[str, dict[bytes, int]],
              depth: int) -> list[int]:
     """Per block of the reference chain (genesis excluded) that has ``depth`` blocks on
     top of it: ticks from the block's own tick until every honest employee held the block
@@ -46,15 +49,14 @@ def finality(chain: list[dict[str, Any]], arrivals: dict[str, dict[bytes, int]],
     blocks). Blocks not yet buried that deep everywhere are left out."""
     out = []
     for height in range(1, len(chain) - depth):
-        cover = bytes(chain[height + depth]["hash"])
-        ticks = [held.get(cover) for held in arrivals.values()]
-        made = chain[height].get("tick")
-        if ticks and None not in ticks and made is not None:
-            out.append(max(ticks) - made)  # type: ignore[type-var]
+        cover = chain[height + depth].hash
+        ticks = [held[cover] for held in arrivals.values() if cover in held]
+        if arrivals and len(ticks) == len(arrivals):
+            out.append(max(ticks) - chain[height].tick)
     return out
 
 
-def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
+def network_metrics(chain: Sequence[ChainEntry], employees: dict[str, EmployeeReport],
                     honest_names: list[str],
                     relayed_bytes: dict[str, int] | None = None,
                     confidence: int = 1) -> dict[str, Any]:
@@ -65,18 +67,17 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
     parent_of: dict[bytes, bytes] = {}
     arrivals: dict[str, dict[bytes, int]] = {name: {} for name in honest_names}
     for name in honest_names:
-        for entry in employees[name]["tree"]:
-            if len(entry) < 7 or entry[5] is None:
-                continue  # a report from before these fields existed
-            block = bytes(entry[0])
-            delays[block].append(entry[5] - entry[6])
-            parent_of[block] = bytes(entry[1])
-            arrivals[name][block] = entry[5]
+        for entry in employees[name].tree:
+            if entry.arrived is None:
+                continue
+            delays[entry.hash].append(entry.arrived - entry.tick)
+            parent_of[entry.hash] = entry.parent
+            arrivals[name][entry.hash] = entry.arrived
     holders = len(honest_names)
     p50 = {b: _reach(d, 0.5, holders) for b, d in delays.items()}
     p90 = {b: _reach(d, 0.9, holders) for b, d in delays.items()}
 
-    on_chain = {bytes(b["hash"]) for b in chain}
+    on_chain = {b.hash for b in chain}
     stale = {b for b in delays if b not in on_chain}
     deepest: dict[bytes, int] = {}  # fork point (a block on the chain) -> deepest branch
     for block in stale:
@@ -87,11 +88,11 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
         deepest[fork_point] = max(deepest.get(fork_point, 0), depth)
     fork_depths = Counter(deepest.values())
 
-    by_employee = {name: dict(sorted(employees[name].get("sent_bytes", {}).items()))
+    by_employee = {name: dict(sorted(employees[name].sent_bytes.items()))
                    for name in sorted(employees, key=lambda n: int(n[1:]))}
     final = finality(chain, arrivals, confidence)
-    blocks_sent = sum(employees[n].get("sent", {}).get("WB", 0) for n in employees)
-    block_bytes = sum(employees[n].get("sent_bytes", {}).get("WB", 0) for n in employees)
+    blocks_sent = sum(employees[n].sent.get("WB", 0) for n in employees)
+    block_bytes = sum(employees[n].sent_bytes.get("WB", 0) for n in employees)
     return {
         "propagation_p50_ticks": _median(list(p50.values())),
         "propagation_p90_ticks": _median(list(p90.values())),
@@ -108,8 +109,8 @@ def network_metrics(chain: list[dict[str, Any]], employees: dict[str, Any],
         "finality_p90_ticks": _percentile(final, 0.9),
         "blocks_final": len(final),
         # Catch-up (block requests): requests sent and blocks sent in answer.
-        "block_requests": sum(employees[n].get("sent", {}).get("RQ", 0) for n in employees),
-        "blocks_served": sum(employees[n].get("served_blocks", 0) for n in employees),
+        "block_requests": sum(employees[n].sent.get("RQ", 0) for n in employees),
+        "blocks_served": sum(employees[n].served_blocks for n in employees),
         # Encoded bytes of the employees' own broadcasts, by kind; the network's count
         # per sender (adversaries' junk included) when the backend reports it.
         "bytes_sent": sum(sum(kinds.values()) for kinds in by_employee.values()),

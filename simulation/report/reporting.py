@@ -14,6 +14,7 @@ from simulation.config import EXACT, Role, Scenario, computation_of, parse_hardw
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import ChainEntry, EmployeeReport
 from simulation.report.fairness import fairness
 from simulation.report.propagation import network_metrics
 
@@ -42,7 +43,11 @@ def summarize(
 ) -> dict[str, Any]:
     """``roles``: employee index -> behaviour for the adversaries; the rest are honest."""
     reports: dict[str, Any] = result.get("reports") or {}
-    employees = {name: r for name, r in reports.items() if name.startswith("E") and r}
+    # The employees' reports as records (the network checked their form on arrival).
+    employees = {name: EmployeeReport.from_wire(r) for name, r in reports.items()
+                 if name.startswith("E") and r}
+    employer_report = EmployeeReport.from_wire(result["employer"]) \
+        if result.get("employer") is not None else None
     honest = [i for i in range(scenario.employees_num) if i not in roles]
     # An employee still offline (CHURN) when the run ended is left out like a dead one.
     offline = set(result.get("offline_at_end") or [])
@@ -61,20 +66,20 @@ def summarize(
     exact_honest = [n for n in honest_names if computations[n] == EXACT]
     reference_name = next(iter(exact_honest or honest_names), None)
     reference = employees[reference_name] if reference_name else None
-    chain_entries = reference["chain"] if reference else []
-    chains = [[b["hash"] for b in employees[n]["chain"]] for n in honest_names]
-    tips = {n: employees[n]["chain"][-1]["hash"] for n in honest_names}
+    chain_entries = list(reference.chain) if reference else []
+    chains = [[b.hash for b in employees[n].chain] for n in honest_names]
+    tips = {n: employees[n].chain[-1].hash for n in honest_names}
     prefix = _common_prefix(chains)
 
     blocks = [
         {
-            "height": b["height"],
-            "hash": b["hash"].hex(),
-            "trainer": _party(b["trainer"]) if "trainer" in b else None,
-            "roy": _party(b["roy"]) if "roy" in b else None,
-            "tick": b["tick"],
-            "transactions": len(b.get("transactions", [])),
-            "declarations": b.get("declarations", 0),
+            "height": b.height,
+            "hash": b.hash.hex(),
+            "trainer": _party(b.trainer) if b.trainer is not None else None,
+            "roy": _party(b.roy) if b.roy is not None else None,
+            "tick": b.tick,
+            "transactions": len(b.transactions),
+            "declarations": b.declarations,
         }
         for b in chain_entries
     ]
@@ -85,10 +90,10 @@ def summarize(
     accepted: Counter[str] = Counter()
     rejected: dict[str, Counter[str]] = defaultdict(Counter)
     for report in employees.values():
-        sent.update(report["sent"])
+        sent.update(report.sent)
     for name in honest_names:
-        accepted.update(employees[name]["accepted"])
-        for kind, reasons in employees[name]["rejected"].items():
+        accepted.update(employees[name].accepted)
+        for kind, reasons in employees[name].rejected.items():
             rejected[kind].update(reasons)
     adversarial_sent = {k: n for k, n in sorted(sent.items()) if k not in KINDS}
     sent["TX"] += len(users_report["issued"]) + users_report.get("replays", 0)
@@ -96,8 +101,8 @@ def summarize(
     # Forks: branch points in the union of the honest employees' block trees.
     children: dict[bytes, set[bytes]] = defaultdict(set)
     for name in honest_names:
-        for entry in employees[name]["tree"]:
-            children[entry[1]].add(entry[0])
+        for entry in employees[name].tree:
+            children[entry.parent].add(entry.hash)
     forks = sum(len(c) - 1 for c in children.values() if len(c) > 1)
     known_blocks = len({h for c in children.values() for h in c})
 
@@ -119,22 +124,21 @@ def summarize(
     # The honest and the poisoned model after the evaluated stage (None: not evaluated).
     accuracy, poisoned_accuracy = (None, None) if evaluated_stage is None else (
         accuracies["honest"].get(evaluated_stage), accuracies["poisoned"].get(evaluated_stage))
-    employer = _employer(result.get("employer"), honest_secrets, poisoned_secrets,
-                         accuracies)
+    employer = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
     ticks_run = max(1, (result.get("ticks") or 0) + 1)
-    poisoned_chain = employees[poisoned_names[0]]["chain"] if poisoned_names else None
+    poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None
     known = _known_blocks(genesis.hash, chain_entries, employees, honest_names,
-                          result.get("employer"), honest_secrets)
+                          employer_report, honest_secrets)
 
-    minted = sum(coinbase(b["height"]) for b in chain_entries[1:])
+    minted = sum(coinbase(b.height) for b in chain_entries[1:])
     return {
         "finished": bool(result.get("finished")),
         "interrupted": bool(result.get("interrupted")),
         "error": result.get("error"),
         "chain": {
             "length": len(chain_entries),
-            "tip_hash": _hex(chain_entries[-1]["hash"]) if chain_entries else None,
+            "tip_hash": _hex(chain_entries[-1].hash) if chain_entries else None,
             "reference_employee": reference_name,
             "blocks": blocks,
         },
@@ -142,7 +146,7 @@ def summarize(
             "all_honest_agree": len(set(tips.values())) == 1 and bool(tips),
             "common_prefix_length": prefix,
             "tips": {n: h.hex() for n, h in tips.items()},
-            "lengths": {n: len(employees[n]["chain"]) for n in honest_names},
+            "lengths": {n: len(employees[n].chain) for n in honest_names},
         },
         "messages": {
             "sent": {k: sent.get(k, 0) for k in KINDS},
@@ -223,31 +227,33 @@ def _party(index: int) -> str:
     return employee_name(index) if index >= 0 else OUTSIDER
 
 
-def _attack(employees: dict[str, Any], roles: dict[int, Role]) -> dict[str, dict[str, int]]:
+def _attack(employees: dict[str, EmployeeReport], roles: dict[int, Role]
+            ) -> dict[str, dict[str, int]]:
     """The adversaries' own counts (hash tries of their searches, what they found ...),
     added up per behaviour."""
     out: dict[str, Counter[str]] = {}
     for index, behaviour in sorted(roles.items()):
-        counts = (employees.get(employee_name(index)) or {}).get("attack") or {}
+        report = employees.get(employee_name(index))
+        counts = report.attack if report is not None else {}
         if counts:
             out.setdefault(behaviour, Counter()).update(counts)
     return {b: dict(sorted(c.items())) for b, c in sorted(out.items())}
 
 
-def _secrets(employees: dict[str, Any], names: list[str]) -> list[bytes]:
+def _secrets(employees: dict[str, EmployeeReport], names: list[str]) -> list[bytes]:
     """Secrets by stage from the one of ``names`` that trained the most stages (they all
     train the same data; ``training.secrets_identical`` checks that they agree)."""
     if not names:
         return []
-    longest = max(names, key=lambda n: len(employees[n]["secrets"]))
-    return [bytes(s) for s in employees[longest]["secrets"]]
+    longest = max(names, key=lambda n: len(employees[n].secrets))
+    return list(employees[longest].secrets)
 
 
-def _accuracies(employees: dict[str, Any], names: list[str]) -> dict[int, float]:
+def _accuracies(employees: dict[str, EmployeeReport], names: list[str]) -> dict[int, float]:
     """Test accuracy by stage, from every one of ``names`` that evaluated a stage."""
     out: dict[int, float] = {}
     for name in names:
-        for stage, accuracy in employees[name].get("accuracies") or []:
+        for stage, accuracy in employees[name].accuracies or ():
             out.setdefault(int(stage), float(accuracy))
     return out
 
@@ -260,8 +266,9 @@ def _by_stage(accuracies: dict[int, float], last: int | None) -> list[dict[str, 
             if 0 <= s <= last]
 
 
-def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: dict[str, Any],
-                  honest_names: list[str], employer: dict[str, Any] | None,
+def _known_blocks(genesis_hash: bytes, chain: list[ChainEntry],
+                  employees: dict[str, EmployeeReport], honest_names: list[str],
+                  employer: EmployeeReport | None,
                   honest_secrets: list[bytes]) -> list[dict[str, Any]]:
     """Every block an honest employee knows (the union of their block trees), and those
     of the employer's light client, which also holds a branch the honest employees
@@ -269,29 +276,24 @@ def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: d
     is not the honest training's (``poisoned``; None when the honest secret for its
     stage is unknown), who saw it and which chains it is on. Genesis first."""
     found: dict[bytes, dict[str, Any]] = {}
-    trees = [(employees[name]["tree"], True) for name in honest_names]
+    trees = [(employees[name].tree, True) for name in honest_names]
     if employer is not None:
-        trees.append((employer.get("tree") or [], False))
+        trees.append((employer.tree, False))
     for tree, honest in trees:
         for entry in tree:
-            block_hash = bytes(entry[0])
-            if block_hash in found:
-                found[block_hash]["seen_by_honest"] |= honest
+            if entry.hash in found:
+                found[entry.hash]["seen_by_honest"] |= honest
                 continue
-            height = trainer = secret = None
-            if len(entry) >= 5:  # [hash, parent, height, trainer, secret]
-                height, trainer, secret = entry[2], entry[3], bytes(entry[4])
             poisoned = None
-            if secret is not None and height is not None and 0 < height <= len(
-                    honest_secrets):
-                poisoned = secret != honest_secrets[height - 1]
-            found[block_hash] = {
-                "hash": block_hash.hex(), "parent": bytes(entry[1]).hex(), "height": height,
-                "trainer": employee_name(trainer) if trainer is not None and trainer >= 0 else None,
+            if 0 < entry.height <= len(honest_secrets):
+                poisoned = entry.secret != honest_secrets[entry.height - 1]
+            found[entry.hash] = {
+                "hash": entry.hash.hex(), "parent": entry.parent.hex(), "height": entry.height,
+                "trainer": employee_name(entry.trainer) if entry.trainer >= 0 else None,
                 "poisoned": poisoned, "seen_by_honest": honest,
             }
-    on_chain = {bytes(b["hash"]) for b in chain}
-    on_employer = {bytes(b["hash"]) for b in (employer or {}).get("chain", [])}
+    on_chain = {b.hash for b in chain}
+    on_employer = {b.hash for b in employer.chain} if employer is not None else set()
     out = [{"hash": genesis_hash.hex(), "parent": None, "height": 0, "trainer": None,
             "poisoned": False, "seen_by_honest": True}]
     out += sorted(found.values(), key=lambda b: (b["height"] or 0, b["hash"]))
@@ -302,19 +304,19 @@ def _known_blocks(genesis_hash: bytes, chain: list[dict[str, Any]], employees: d
     return out
 
 
-def _poisoned_blocks(chain: list[dict[str, Any]], honest_secrets: list[bytes]) -> int | None:
+def _poisoned_blocks(chain: list[ChainEntry], honest_secrets: list[bytes]) -> int | None:
     """Blocks whose revealed secret is not the honest training's secret for their stage
     (poisoned or lazy training). None when an honest secret is missing to compare."""
     count = 0
     for block in chain[1:]:
-        stage = block["height"] - 1
+        stage = block.height - 1
         if stage >= len(honest_secrets):
             return None
-        count += bytes(block["secret"]) != honest_secrets[stage]
+        count += block.secret != honest_secrets[stage]
     return count
 
 
-def _employer(report: dict[str, Any] | None, honest_secrets: list[bytes],
+def _employer(report: EmployeeReport | None, honest_secrets: list[bytes],
               poisoned_secrets: list[bytes], accuracies: dict[str, dict[int, float]]
               ) -> dict[str, Any] | None:
     """The employer's chain, how much of it is poisoned, and the model it receives: the
@@ -322,24 +324,24 @@ def _employer(report: dict[str, Any] | None, honest_secrets: list[bytes],
     revealed secret matches."""
     if report is None:
         return None
-    chain = report["chain"]
+    chain = list(report.chain)
     tip = chain[-1]
-    stage = tip["height"] - 1
+    stage = tip.height - 1
     source = "genesis" if stage < 0 else "unknown"
     if stage >= 0:
-        secret = bytes(tip["secret"])
+        secret = tip.secret
         if stage < len(honest_secrets) and secret == honest_secrets[stage]:
             source = "honest"
         elif stage < len(poisoned_secrets) and secret == poisoned_secrets[stage]:
             source = "poisoned"
     return {
         "chain_length": len(chain),
-        "tip_hash": bytes(tip["hash"]).hex(),
+        "tip_hash": tip.hash.hex(),
         "poisoned_blocks": _poisoned_blocks(chain, honest_secrets),
         "model_source": source,
         "model_stage": stage if stage >= 0 else None,
         "model_test_accuracy": accuracies.get(source, {}).get(stage),
-        "rejected": {k: dict(sorted(v.items())) for k, v in report["rejected"].items()},
+        "rejected": {k: dict(sorted(v.items())) for k, v in report.rejected.items()},
     }
 
 
@@ -347,19 +349,19 @@ def _round(value: Any) -> float | None:
     return round(value, 3) if isinstance(value, (int, float)) else None
 
 
-def _transactions(issued: list[dict[str, Any]], chain: list[dict[str, Any]],
-                  employees: dict[str, Any], honest: list[str],
+def _transactions(issued: list[dict[str, Any]], chain: list[ChainEntry],
+                  employees: dict[str, EmployeeReport], honest: list[str],
                   in_flight: set[bytes]) -> dict[str, Any]:
     """Every issued transaction lands in exactly one of included / rejected / pending
     (in an honest mempool, or still in flight when the run ended); ``lost`` counts those
     in none and must be 0."""
-    in_chain: Counter[bytes] = Counter(h for b in chain for h in b.get("transactions", []))
+    in_chain: Counter[bytes] = Counter(h for b in chain for h in b.transactions)
     reasons: dict[bytes, str] = {}
     pooled: set[bytes] = set()
     for name in honest:
-        for tx_hash, reason in employees[name]["rejected_transactions"]:
+        for tx_hash, reason in employees[name].rejected_transactions:
             reasons.setdefault(tx_hash, reason)
-        pooled.update(employees[name]["mempool"])
+        pooled.update(employees[name].mempool)
     included = rejected = pending = lost = flying = 0
     twice = 0
     by_reason: Counter[str] = Counter()
@@ -393,37 +395,38 @@ def _transactions(issued: list[dict[str, Any]], chain: list[dict[str, Any]],
     }
 
 
-def _coins(reference: dict[str, Any] | None, genesis: Genesis,
+def _coins(reference: EmployeeReport | None, genesis: Genesis,
            names: dict[bytes, str]) -> tuple[dict[str, int], dict[str, int]]:
     rewards: Counter[str] = Counter({employee_name(i): 0 for i in range(len(genesis.employees))})
     balances: dict[str, int] = {}
     if reference is None:
         return dict(rewards), balances
-    for block in reference["chain"]:
-        for account, amount in block.get("payouts", []):
+    for block in reference.chain:
+        for account, amount in block.payouts:
             rewards[names.get(account, f"{OUTSIDER}:{account.hex()[:8]}")] += amount
-    for account, amount in reference["balances"]:
+    for account, amount in reference.balances:
         balances[names.get(account, f"{OUTSIDER}:{account.hex()[:8]}")] = amount
     order = sorted(balances, key=lambda n: (n[0], int(n[1:]) if n[1:].isdigit() else 0, n))
     return dict(rewards), {n: balances[n] for n in order}
 
 
-def _training(employees: dict[str, Any], honest: list[str], computations: dict[str, str],
+def _training(employees: dict[str, EmployeeReport], honest: list[str],
+              computations: dict[str, str],
               simulated: bool) -> dict[str, Any]:
     """Whether every honest employee derived the same secret and model hash per stage as
     the others that compute the same way (HARDWARE: "xla" employees compute otherwise),
     how often different computations disagreed, and how long training took (stage 0
     includes building the training function)."""
-    stages = min((len(employees[n]["secrets"]) for n in honest), default=0)
+    stages = min((len(employees[n].secrets) for n in honest), default=0)
     # Every reporting honest employee trained stage 0 at its first tick: one with no
     # secret at all means its report lost them, and nothing could be compared.
-    without = [n for n in honest if not employees[n]["secrets"]]
+    without = [n for n in honest if not employees[n].secrets]
     groups: dict[str, list[str]] = {}
     for name in honest:
         groups.setdefault(computations.get(name, EXACT), []).append(name)
     identical = all(
-        len({bytes(employees[n]["secrets"][s]) for n in group}) == 1
-        and len({bytes(employees[n]["model_hashes"][s]) for n in group}) == 1
+        len({employees[n].secrets[s] for n in group}) == 1
+        and len({employees[n].model_hashes[s] for n in group}) == 1
         for group in groups.values() for s in range(stages)
     )
     disagreement = {}
@@ -431,18 +434,17 @@ def _training(employees: dict[str, Any], honest: list[str], computations: dict[s
     for i, a in enumerate(ordered):
         for b in ordered[i + 1:]:
             first, second = employees[groups[a][0]], employees[groups[b][0]]
-            differ = sum(bytes(first["secrets"][s]) != bytes(second["secrets"][s])
+            differ = sum(first.secrets[s] != second.secrets[s]
                          for s in range(stages))
             disagreement[f"{a}/{b}"] = round(differ / stages, 5) if stages else None
     later_ms = [
         1000 * seconds / samples
         for n in honest
-        for seconds, samples in zip(employees[n].get("stage_seconds", [])[1:],
-                                    employees[n].get("stage_samples", [])[1:], strict=False)
+        for seconds, samples in zip((employees[n].stage_seconds or ())[1:],
+                                    (employees[n].stage_samples or ())[1:], strict=False)
         if samples
     ]
-    first = [employees[n]["stage_seconds"][0] for n in honest
-             if employees[n].get("stage_seconds")]
+    first_stage = [seconds[0] for n in honest if (seconds := employees[n].stage_seconds)]
     return {
         "stages_compared": stages,
         "secrets_identical": identical if stages else None,
@@ -453,7 +455,8 @@ def _training(employees: dict[str, Any], honest: list[str], computations: dict[s
         "secrets_disagree": disagreement,
         "disagreement_simulated": simulated and len(groups) > 1,
         "median_ms_per_sample": round(statistics.median(later_ms), 4) if later_ms else None,
-        "median_first_stage_seconds": round(statistics.median(first), 3) if first else None,
+        "median_first_stage_seconds": round(statistics.median(first_stage), 3)
+        if first_stage else None,
     }
 
 
