@@ -4,6 +4,8 @@ gives, to the byte."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from simulation.config import Role, default_scenario
@@ -11,6 +13,7 @@ from simulation.net.conductor import Window, conduct
 from simulation.net.latency import Latency
 from simulation.net.lockstep import LocalHost, build_employees, network_result, run_lockstep
 from simulation.net.relay import Router
+from simulation.net.watch import Watch
 from simulation.node.adversaries import hash_trainer_for
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
@@ -146,11 +149,20 @@ def test_windows_cut_the_exchanges_by_the_smallest_delay():
     assert host.exchanges < single.exchanges / 3
 
 
-def test_pacing_takes_one_tick_at_a_time():
+def test_pacing_takes_one_tick_at_a_time_and_keeps_ticks_apart():
+    """TICK_SECONDS is the driver's Watch: one tick per exchange, and at least
+    TICK_SECONDS between the ends of two ticks (a lower bound: the machine may be
+    slower, never faster); the run is the unpaced one."""
     scenario = default_scenario().replace(trainer="hash", latency="constant:3",
-                                          tick_seconds=0.001, max_ticks=12)
-    _, host, _ = _conducted(scenario, units=1)
+                                          tick_seconds=0.02, max_ticks=12)
+    watch = Watch(scenario, time.monotonic(), lambda: (12, 12))
+    started = time.monotonic()
+    paced, host, _ = _conducted(scenario, units=1, max_window=watch.max_window,
+                                after_tick=watch)
+    assert time.monotonic() - started >= 12 * 0.02
     assert set(host.ticks_per_unit_call) == {1}
+    unpaced, _, _ = _conducted(scenario.replace(tick_seconds=0), units=1)
+    assert paced.statuses == unpaced.statuses and paced.ticks == unpaced.ticks == 12
 
 
 def test_a_unit_without_honest_employees_steps_one_tick_per_call():
@@ -166,11 +178,8 @@ def test_a_unit_without_honest_employees_steps_one_tick_per_call():
 
 
 def test_the_watch_logs_progress_and_stops_a_run_after_max_wall_seconds(caplog):
-    """The process and Ray backends pass ``conductor.Watch`` as ``after_tick``."""
+    """The process and Ray backends pass ``watch.Watch`` as ``after_tick``."""
     import logging
-    import time
-
-    from simulation.net.conductor import Watch
 
     scenario = default_scenario().replace(trainer="hash")
     employees = build_employees(scenario, genesis_of(scenario), hash_trainer_for(scenario))

@@ -121,3 +121,13 @@ def test_the_subclass_check_sees_a_subclass(tmp_path: Path) -> None:
     probe.write_text("from simulation.node import employee\n"
                      "class A(employee.Employee):\n    pass\nclass B(Behaviour):\n    pass\n")
     assert _employee_subclasses(probe) == ["line 2: A(employee.Employee)"]
+
+
+def test_the_shared_conductor_keeps_no_clock_pipe_or_log() -> None:
+    """The backends are a transport and a clock over one conductor: its module imports
+    no clock, process, pipe, Ray or logging (pacing, progress lines and the wall-clock
+    guard are the driver's ``watch.Watch``)."""
+    path = PACKAGE / "net" / "conductor.py"
+    wrong = [f"line {line}: {module}" for module, line in _imports(path)
+             if module.split(".")[0] in {*IMPURE, "ray"}]
+    assert not wrong, "\n".join(wrong)

@@ -3,6 +3,7 @@ results, fault handling and the command line."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import multiprocessing
@@ -286,3 +287,30 @@ def test_a_child_killed_in_the_middle_of_a_log_record_stops_no_other_child():
     while not records.empty():
         lines.append(records.get().getMessage())
     assert lines == [f"line {i}" for i in range(200)]
+
+
+PRELOAD_PROBE = ("import sys, simulation.net.tf_preload; "
+                 "print(sorted(m for m in sys.modules if m in {"
+                 "'simulation.ml.keras_training', 'simulation.ml.dataset', "
+                 "'simulation.net.employee_process', 'simulation.net.network', "
+                 "'simulation.net.users_process', 'simulation.net.profiling'}))")
+
+
+@pytest.mark.tf  # the fork server's preload imports TensorFlow
+@pytest.mark.processes
+@pytest.mark.parametrize("profile", [False, True])
+def test_the_fork_server_preloads_the_process_modules_and_profiling_only_when_asked(
+        profile, tmp_path):
+    """What every forked child inherits (tf_preload): the training and process modules
+    (a restructure once dropped them silently, and the profiler then timed nothing in
+    them), and the profiling hooks only with POT_PROFILE_DIR set."""
+    env = {k: v for k, v in os.environ.items() if k != "POT_PROFILE_DIR"}
+    if profile:
+        env["POT_PROFILE_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", PRELOAD_PROBE], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    loaded = ast.literal_eval(out.strip().splitlines()[-1])
+    modules = ["simulation.ml.dataset", "simulation.ml.keras_training",
+               "simulation.net.employee_process", "simulation.net.network",
+               "simulation.net.users_process"]
+    assert loaded == sorted(modules + (["simulation.net.profiling"] if profile else []))

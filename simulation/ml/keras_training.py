@@ -162,6 +162,81 @@ class AdamStep:
         self.iterations.assign_add(1)
 
 
+def _import_keras(intra_op_threads: int) -> tuple[Any, Any]:
+    """TensorFlow and Keras, imported quietly and limited to ``intra_op_threads``."""
+    captured = tf_env.import_tensorflow_quietly()
+    if captured:
+        log.debug("TensorFlow import wrote to stderr:\n%s", captured.rstrip())
+    tf_env.limit_tf_threads(intra_op_threads)
+    import keras
+    import tensorflow as tf
+
+    return tf, keras
+
+
+def training_function(tf: Any, keras: Any, model: Any, adam: AdamStep, weights: list[Any],
+                      jit_compile: bool) -> Any:
+    """The tf.function that trains one stage: ``(x, y) -> (per-sample losses, weights
+    after the stage)``, one Adam step per sample, in order."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    variables = model.trainable_variables
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, 28, 28], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+        ],
+        # XLA changes the float results (docs/DETERMINISM.md): only the "xla" profile
+        # (HARDWARE) compiles with it, to be an honest employee that diverges.
+        jit_compile=jit_compile,
+        # No AutoGraph: the loop is an explicit tf.while_loop. Converting this function
+        # and what it calls to graph code (parsing and rewriting their source) took
+        # about half of the first stage's CPU time here (docs/PERFORMANCE.md).
+        autograph=False,
+    )
+    def train_samples(x, y):
+        """The stage's per-sample losses, and the weights after the stage.
+
+        Returning the weights from the same call costs one copy per array; reading
+        them afterwards through Keras (``get_weights()``, one eager op per variable)
+        took longer than hashing them.
+        """
+        n = tf.shape(x)[0]
+
+        def one_sample(i, losses):
+            with tf.GradientTape() as tape:
+                prediction = model(x[i : i + 1], training=True)
+                loss = loss_fn(y[i : i + 1], prediction)
+            adam.apply(tape.gradient(loss, variables))
+            return i + 1, losses.write(i, loss)
+
+        _, losses = tf.while_loop(
+            lambda i, _: i < n,
+            one_sample,
+            [tf.constant(0), tf.TensorArray(tf.float32, size=n)],
+            # One sample after the other: each step must see the previous update.
+            parallel_iterations=1,
+        )
+        # Automatic control dependencies order these reads after the loop's updates.
+        return losses.stack(), [tf.identity(w.value) for w in weights]
+
+    return train_samples
+
+
+def prediction_function(tf: Any, model: Any) -> Any:
+    """The tf.function that classifies a batch of images."""
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)],
+        jit_compile=False,
+        autograph=False,
+    )
+    def predict_classes(x):
+        return tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
+
+    return predict_classes
+
+
 class KerasTrainer(StagedTrainer):
     """Trains the task's DNN on MNIST, one stage at a time, in one process.
 
@@ -211,76 +286,19 @@ class KerasTrainer(StagedTrainer):
         self._checkpoints: dict[int, list[np.ndarray]] = {}
         self.replayed_stages = 0  # stages recomputed by weights_after, for the report
 
-        captured = tf_env.import_tensorflow_quietly()
-        if captured:
-            log.debug("TensorFlow import wrote to stderr:\n%s", captured.rstrip())
-        tf_env.limit_tf_threads(intra_op_threads)
-        import keras
-        import tensorflow as tf
-
+        tf, keras = _import_keras(intra_op_threads)
         keras.utils.set_random_seed(tf_seed)
         model = build_model(keras)
-        loss_fn = keras.losses.SparseCategoricalCrossentropy()
-        variables = model.trainable_variables
         # Keras' Adam with its default hyper-parameters (but the learning rate, if given),
         # in fewer passes (AdamStep). Its variables are created now, outside the
         # tf.function.
-        adam = AdamStep(tf, keras, variables, learning_rate)
+        adam = AdamStep(tf, keras, model.trainable_variables, learning_rate)
         self._model = model
         self._adam = adam
-
         # get_weights() order: the order of the model hash (PROTOCOL.md section 4).
         weights = list(model.weights)
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, 28, 28], tf.float32),
-                tf.TensorSpec([None], tf.int32),
-            ],
-            # XLA changes the float results (docs/DETERMINISM.md): only the "xla" profile
-            # (HARDWARE) compiles with it, to be an honest employee that diverges.
-            jit_compile=jit_compile,
-            # No AutoGraph: the loop is an explicit tf.while_loop. Converting this function
-            # and what it calls to graph code (parsing and rewriting their source) took
-            # about half of the first stage's CPU time here (docs/PERFORMANCE.md).
-            autograph=False,
-        )
-        def train_samples(x, y):
-            """The stage's per-sample losses, and the weights after the stage.
-
-            Returning the weights from the same call costs one copy per array; reading
-            them afterwards through Keras (``get_weights()``, one eager op per variable)
-            took longer than hashing them.
-            """
-            n = tf.shape(x)[0]
-
-            def one_sample(i, losses):
-                with tf.GradientTape() as tape:
-                    prediction = model(x[i : i + 1], training=True)
-                    loss = loss_fn(y[i : i + 1], prediction)
-                adam.apply(tape.gradient(loss, variables))
-                return i + 1, losses.write(i, loss)
-
-            _, losses = tf.while_loop(
-                lambda i, _: i < n,
-                one_sample,
-                [tf.constant(0), tf.TensorArray(tf.float32, size=n)],
-                # One sample after the other: each step must see the previous update.
-                parallel_iterations=1,
-            )
-            # Automatic control dependencies order these reads after the loop's updates.
-            return losses.stack(), [tf.identity(w.value) for w in weights]
-
-        @tf.function(
-            input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)],
-            jit_compile=False,
-            autograph=False,
-        )
-        def predict_classes(x):
-            return tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
-
-        self._train_samples = train_samples
-        self._predict_classes = predict_classes
+        self._train_samples = training_function(tf, keras, model, adam, weights, jit_compile)
+        self._predict_classes = prediction_function(tf, model)
         # The traced graph of train_samples, taken on the first stage. Calling it directly
         # with tensors skips the tf.function's argument binding and dispatch, which cost
         # about a tenth of a stage of 10 samples here (docs/PERFORMANCE.md).

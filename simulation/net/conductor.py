@@ -10,14 +10,11 @@ per exchange, with its timeouts and cut-offs) or in Ray actors (``ray_backend``)
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from simulation.config import Role, Scenario
-from simulation.net.logs import PROGRESS_LOGGER
 from simulation.net.relay import (
     Router,
     evaluation_plan,
@@ -35,8 +32,6 @@ from simulation.protocol.names import employee_name
 from simulation.protocol.records import Status
 
 NO_HONEST_LEFT = "no live honest employee"
-log = logging.getLogger("pot.network")
-progress = logging.getLogger(PROGRESS_LOGGER)
 
 
 @dataclass(frozen=True)
@@ -165,8 +160,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     router = Router.for_scenario(scenario)
     n = scenario.employees_num
     honest = set(honest)
-    # Pacing (watching live) takes one tick at a time.
-    span = router.min_delay() if scenario.tick_seconds <= 0 else 1
+    span = router.min_delay()
     span = min(span, max_window or span)
     crashed = list(crashed)
     statuses: dict[int, Status] = {}
@@ -200,7 +194,6 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                 resume[unit] = windows[unit].first + len(steps)
             ready_to = min([last, *(start - 1 for start in resume.values())])
             for tick in range(done_to + 1, ready_to + 1):
-                tick_started = time.monotonic()
                 router.take(tick)  # as peeked: nothing sent in the window is due in it
                 answers = answered.pop(tick)
                 for index in sorted(answers):
@@ -227,40 +220,12 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                 if reason:
                     stopped_by = reason
                     break
-                if scenario.tick_seconds > 0:  # pacing; changes no outcome
-                    time.sleep(max(0.0, scenario.tick_seconds
-                                   - (time.monotonic() - tick_started)))
             done_to = ready_to
         first = last + 1
     return Conducted(employer, tick, finished, stopped_by, crashed,
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,
                      [sha256(data) for data in router.in_flight()])
-
-
-class Watch:
-    """An ``after_tick`` for a driver: logs the longest honest chain each time it grows
-    (the console's progress lines) and stops the run once MAX_WALL_SECONDS have passed
-    since ``started`` (time.monotonic()). ``live``: (live parties, all parties)."""
-
-    def __init__(self, scenario: Scenario, started: float,
-                 live: Callable[[], tuple[int, int]]):
-        self.scenario = scenario
-        self.started = started
-        self.live = live
-        self.best_height = 0
-
-    def __call__(self, tick: int, statuses: list[Status]) -> str | None:
-        height = max((st.height for st in statuses), default=0)
-        if height > self.best_height:
-            self.best_height = height
-            progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
-                          tick, height + 1, *self.live())
-        if time.monotonic() - self.started > self.scenario.max_wall_seconds:
-            log.error("wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
-                      self.scenario.max_wall_seconds)
-            return "MAX_WALL_SECONDS"
-        return None
 
 
 def final_plan(scenario: Scenario, roles: dict[int, Role], heights: dict[int, int],

@@ -22,7 +22,6 @@ from simulation.net import frames
 from simulation.net.conductor import (
     NO_HONEST_LEFT,
     Answer,
-    Watch,
     Window,
     conduct,
     final_plan,
@@ -31,6 +30,7 @@ from simulation.net.conductor import (
 from simulation.net.frames import F
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
+from simulation.net.watch import Watch
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
 from simulation.protocol.names import employee_name

@@ -28,14 +28,14 @@ from simulation.net import frames
 from simulation.net.conductor import (
     Answer,
     UsersParty,
-    Watch,
-    Window,
+        Window,
     conduct,
     final_plan,
     result_of,
     step_window,
 )
 from simulation.net.lockstep import build_employees
+from simulation.net.watch import Watch
 from simulation.node.adversaries import assign_adversaries, hash_trainer_for
 from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
@@ -226,7 +226,8 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
 
         watch = Watch(scenario, started, lambda: (n + 1 - len(host.failed), n + 1))
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
-                       log_events, stop_reason, after_tick=watch)
+                       log_events, stop_reason, after_tick=watch,
+                       max_window=watch.max_window)
         live = {i: status.height for i, status in done.statuses.items()
                 if i not in done.crashed}
         reports = host.reports(final_plan(scenario, roles, live, done.employer))
