@@ -34,9 +34,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from simulation.config import MNIST_TRAIN_SIZE  # noqa: E402
 from simulation.ml.dataset import load_mnist  # noqa: E402
 from simulation.ml.keras_training import KerasTrainer, build_model  # noqa: E402
-from simulation.protocol.stages import MNIST_TRAIN_SIZE, stage_indices  # noqa: E402
+from simulation.protocol.stages import stage_indices  # noqa: E402
 
 
 def time_stages(run_stage, stages: range) -> tuple[list[float], list[float]]:

@@ -32,7 +32,10 @@ COMPUTATIONS = ("exact", "xla", "onednn", "cpu-4threads")
 
 def train(computation: str, stages: int) -> list[dict]:
     """This process trains as ``computation``: the losses and secret of each stage."""
-    from simulation.config import INTRA_OP_THREADS_OF_COMPUTATION, TF_ENVIRONMENT_OF_COMPUTATION
+    from simulation.ml.hardware import (
+        INTRA_OP_THREADS_OF_COMPUTATION,
+        TF_ENVIRONMENT_OF_COMPUTATION,
+    )
 
     threads = INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1)
     task = keras_task(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}), threads)

@@ -26,15 +26,16 @@ class Task:
 
 def keras_task(environment: dict[str, str] | None = None, intra_op_threads: int = 1) -> Task:
     """Call before anything imports TensorFlow; ``environment`` and ``intra_op_threads``:
-    a HARDWARE profile's (config.TF_ENVIRONMENT_OF_COMPUTATION, ...INTRA_OP_THREADS...)."""
+    a HARDWARE profile's (ml.hardware.TF_ENVIRONMENT_OF_COMPUTATION, ...INTRA_OP_THREADS...)."""
     from simulation.config import default_scenario
     from simulation.ml import tf_env
 
     tf_env.use_profile_environment(environment or {})
     tf_env.import_tensorflow_quietly()
     tf_env.limit_tf_threads(intra_op_threads)  # before the first op, as trainers do
+    from simulation.config import MNIST_TRAIN_SIZE
     from simulation.ml.dataset import load_mnist
-    from simulation.protocol.stages import MNIST_TRAIN_SIZE, model_id_of, samples_per_stage
+    from simulation.protocol.stages import model_id_of, samples_per_stage
 
     scenario = default_scenario()
     return Task(scenario, load_mnist(), model_id_of(scenario),

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulation.config import Scenario, default_scenario, problems
+from simulation.config import MNIST_TRAIN_SIZE, Scenario, default_scenario, problems
 from simulation.ml.training import HashTrainer
 from simulation.net.relay import Router, target_reached
 from simulation.node.employee import Employee, LogEvent
@@ -34,7 +34,6 @@ from simulation.protocol.messages import (
 )
 from simulation.protocol.rules import rules_of
 from simulation.protocol.stages import (
-    MNIST_TRAIN_SIZE,
     StageResult,
     model_id,
     samples_per_stage,

@@ -20,6 +20,7 @@ from simulation.config import (
     flag_name,
     knob_comments,
     knob_names,
+    knob_text,
     parse_int,
     problems,
     scenario_from_args,
@@ -264,3 +265,63 @@ def test_the_learning_rate_names_the_task_only_when_it_is_not_the_default():
     assert genesis_of(slower).hash != genesis_of(default_scenario()).hash
     parsed = scenario_from_args(parser().parse_args(["--learning-rate", "3e-4"]))
     assert parsed.learning_rate == 0.0003
+
+
+def test_a_run_parses_each_text_knob_once(monkeypatch):
+    """The validated scenario carries its parsed text knobs (Scenario's cached
+    properties): validating, running and summarising a run parse each text knob once,
+    where each consumer used to parse it again."""
+    from collections import Counter
+
+    from simulation.config import knobs, validated
+    from simulation.net.lockstep import network_result, run_lockstep
+    from simulation.node.adversaries import assign_adversaries
+    from simulation.node.genesis import genesis_of
+    from simulation.report.reporting import summarize
+
+    calls: Counter[str] = Counter()
+    parsers = ("parse_adversaries", "parse_open_rules", "parse_latency", "parse_partitions",
+               "parse_churn", "hardware_profiles")
+    def counting(name, parse):
+        def counted(*args):
+            calls[name] += 1
+            return parse(*args)
+        return counted
+
+    for name in parsers:
+        monkeypatch.setattr(knobs, name, counting(name, getattr(knobs, name)))
+    scenario = validated(default_scenario().replace(
+        trainer="hash", adversaries="poisoned:2,lazy:1", hardware="fast:2,slow:2",
+        latency="uniform:1:3", partitions="0-4|5-10@10:20", churn="3@5:9",
+        open_rules="draw", max_ticks=60, log_file="unused.log"))
+    run = run_lockstep(scenario)
+    summarize(scenario, genesis_of(scenario), network_result(run),
+              assign_adversaries(scenario), 0.0)
+    assert run.ticks > 20
+    assert calls == dict.fromkeys(parsers, 1)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (2**252, "2**252"), (2**33, "2**33"), (2**20, "1048576"), (7, "7"), (0.1, "0.1"),
+    (1e-3, "0.001"), ("uniform:1:3", "uniform:1:3")])
+def test_one_function_writes_a_knob_as_main_py_reads_it(value, text):
+    """The rerun command, the changed flags and the sweep's CSVs all write knobs with
+    config.knob_text; main.py reads the text back to the same value."""
+    assert knob_text(value) == text
+    if type(value) is int:
+        assert parse_int(text) == value
+    elif isinstance(value, float):
+        assert float(text) == value
+
+
+def test_the_process_wide_computations_are_those_tensorflow_sets_per_process():
+    """config names the computations that need a process of their own (a Ray shard
+    cannot host them); ml.hardware says how TensorFlow is set to them: the same set."""
+    from simulation.config import PROCESS_WIDE_COMPUTATIONS
+    from simulation.ml.hardware import (
+        INTRA_OP_THREADS_OF_COMPUTATION,
+        TF_ENVIRONMENT_OF_COMPUTATION,
+    )
+
+    assert PROCESS_WIDE_COMPUTATIONS == {*TF_ENVIRONMENT_OF_COMPUTATION,
+                                         *INTRA_OP_THREADS_OF_COMPUTATION}

@@ -481,7 +481,7 @@ def test_the_onednn_hardware_profile_really_computes_other_losses(trainer,
 def test_the_four_thread_profile_computes_like_the_reference_here(trainer,
                                                                    trained_elsewhere):
     """HARDWARE "cpu-4threads" really runs TensorFlow with 4 intra-op threads, and on
-    this model that changes no loss (measured here): the profile table (config.py) and
+    this model that changes no loss (measured here): the profile table (config.grammars) and
     the hash trainer, which gives this profile no noise model, assume it. On a CPU where
     4 threads do change the losses this test fails, as it should: the assumption is then
     wrong there."""

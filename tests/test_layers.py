@@ -131,3 +131,31 @@ def test_the_shared_conductor_keeps_no_clock_pipe_or_log() -> None:
     wrong = [f"line {line}: {module}" for module, line in _imports(path)
              if module.split(".")[0] in {*IMPURE, "ray"}]
     assert not wrong, "\n".join(wrong)
+
+
+TEXT_KNOB_PARSERS = {"parse_adversaries", "parse_open_rules", "parse_latency",
+                     "parse_partitions", "parse_churn", "parse_hardware", "hardware_profiles"}
+
+
+def _parsers_used(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return sorted({f"line {node.lineno}: {name}" for node in ast.walk(tree)
+                   for name in ([a.name for a in node.names]
+                                if isinstance(node, ast.ImportFrom) else
+                                [node.attr] if isinstance(node, ast.Attribute) else [])
+                   if name in TEXT_KNOB_PARSERS})
+
+
+def test_the_text_knobs_are_parsed_only_by_the_scenario() -> None:
+    """Outside config/ the parsed values are read from the scenario (``adversary_counts``,
+    ``speed_factors``, ``latency_model`` ...), never parsed again from the text."""
+    found = [f"{p.relative_to(PACKAGE)} {use}" for p in MODULES
+             if p.relative_to(PACKAGE).parts[0] != "config" for use in _parsers_used(p)]
+    assert not found, "\n".join(found)
+
+
+def test_the_parser_check_sees_a_parser(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from simulation.config import parse_latency, Scenario\n"
+                     "import simulation.config as c\nc.parse_churn('', 3)\n")
+    assert _parsers_used(probe) == ["line 1: parse_latency", "line 3: parse_churn"]

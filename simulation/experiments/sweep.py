@@ -190,18 +190,10 @@ def parse_value(knob: str, text: str) -> Any:
     return text
 
 
-def knob_text(value: Any) -> str:
-    """How a knob's value is written for main.py and in the CSVs (2**N for the large
-    powers of two the coinstakes are)."""
-    if type(value) is int and value > 2**32 and value & (value - 1) == 0:
-        return f"2**{value.bit_length() - 1}"
-    return str(value)
-
-
 def default_texts() -> dict[str, str]:
     """Every knob the sweep may set, as text, at its default."""
     knobs = config.default_scenario().knobs()
-    return {k: knob_text(v) for k, v in knobs.items() if k not in NOT_SETTABLE}
+    return {k: config.knob_text(v) for k, v in knobs.items() if k not in NOT_SETTABLE}
 
 
 def canonical(knob: str, value: Any) -> str:

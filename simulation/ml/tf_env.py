@@ -42,7 +42,7 @@ TF_ENVIRONMENT: dict[str, str] = {
 # does not depend on str/bytes hash order (no iteration over sets of strings).
 
 # A HARDWARE profile's changes to TF_ENVIRONMENT for this whole process
-# (config.TF_ENVIRONMENT_OF_COMPUTATION), set by ``use_profile_environment`` before the
+# (ml.hardware.TF_ENVIRONMENT_OF_COMPUTATION), set by ``use_profile_environment`` before the
 # first TensorFlow import.
 _PROFILE_ENVIRONMENT: dict[str, str] = {}
 

@@ -12,9 +12,9 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from simulation.config import MNIST_TRAIN_SIZE
 from simulation.ml.measured_divergence import MEASURED
 from simulation.protocol.stages import (
-    MNIST_TRAIN_SIZE,
     StageResult,
     stage_id,
     stage_indices,

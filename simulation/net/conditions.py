@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from simulation.config import Scenario, parse_churn, parse_partitions
+from simulation.config import Scenario
 
 
 class Conditions:
@@ -25,9 +25,8 @@ class Conditions:
     @classmethod
     def of(cls, scenario: Scenario) -> Conditions | None:
         """None when nothing is lost, split or offline."""
-        n = scenario.employees_num
-        partitions = parse_partitions(scenario.partitions, n)
-        churn = parse_churn(scenario.churn, n)
+        partitions = scenario.partition_windows
+        churn = scenario.churn_windows
         if scenario.loss_probability == 0 and not partitions and not churn:
             return None
         return cls(scenario.seed, scenario.loss_probability, partitions, churn)

@@ -12,12 +12,12 @@ from typing import Any
 
 from simulation.config import (
     EXACT,
-    INTRA_OP_THREADS_OF_COMPUTATION,
-    TF_ENVIRONMENT_OF_COMPUTATION,
+    MNIST_TRAIN_SIZE,
     Role,
     Scenario,
     computation_of,
 )
+from simulation.ml.hardware import INTRA_OP_THREADS_OF_COMPUTATION, TF_ENVIRONMENT_OF_COMPUTATION
 from simulation.net import frames
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
@@ -25,7 +25,6 @@ from simulation.node.adversaries import Crashed, hash_trainer_for, label_map_for
 from simulation.node.genesis import genesis_of
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.stages import (
-    MNIST_TRAIN_SIZE,
     StageResult,
     Trainer,
     model_id_of,

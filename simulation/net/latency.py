@@ -12,7 +12,7 @@ import hashlib
 import math
 import statistics
 
-from simulation.config import Scenario, parse_latency
+from simulation.config import Scenario
 
 _NORMAL = statistics.NormalDist()
 
@@ -47,7 +47,7 @@ class Latency:
     @classmethod
     def of(cls, scenario: Scenario) -> Latency | None:
         """None when every message takes NETWORK_DELAY_TICKS (no model chosen)."""
-        parsed = parse_latency(scenario.latency)
+        parsed = scenario.latency_model
         return None if parsed is None else cls(*parsed, scenario.seed,
                                                scenario.tick_milliseconds)
 

@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulation.config import (
-    TF_ENVIRONMENT_OF_COMPUTATION,
     Role,
     Scenario,
     ScenarioError,
     computation_of,
     default_scenario,
     flag_name,
+    knob_text,
     validated,
 )
+from simulation.ml.hardware import TF_ENVIRONMENT_OF_COMPUTATION
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
@@ -197,17 +198,10 @@ def _remove_empty(directories: list[str]) -> None:
             return
 
 
-def _knob_text(value: Any) -> str:
-    """A knob's value as main.py reads it back (large powers of two as 2**N)."""
-    if type(value) is int and value > 2**32 and value & (value - 1) == 0:
-        return f"2**{value.bit_length() - 1}"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def changed_flags(scenario: Scenario) -> dict[str, str]:
     """The knob flags whose value differs from the default, in knob order, as text."""
     defaults = default_scenario().knobs()
-    return {flag_name(knob): _knob_text(value) for knob, value in scenario.knobs().items()
+    return {flag_name(knob): knob_text(value) for knob, value in scenario.knobs().items()
             if value != defaults[knob]}
 
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from simulation.config import POISONED_TRAINING, Role, Scenario, computation_of, parse_adversaries
+from simulation.config import MNIST_TRAIN_SIZE, POISONED_TRAINING, Role, Scenario, computation_of
 from simulation.ml.training import HashTrainer, LabelMap
 from simulation.node.behaviour import Behaviour
 from simulation.node.employee import INFO, Employee, Ready, short
@@ -22,7 +22,6 @@ from simulation.protocol.encoding import KeyPair, encode, sha256
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.messages import TD, BlockHeader, TrainingDeclaration
 from simulation.protocol.stages import (
-    MNIST_TRAIN_SIZE,
     StageResult,
     Trainer,
     model_id_of,
@@ -35,7 +34,7 @@ HONEST = Role.HONEST
 
 def assign_adversaries(scenario: Scenario) -> dict[int, Role]:
     """Employee index -> role, for the adversaries only; deterministic from SEED."""
-    counts = parse_adversaries(scenario.adversaries)
+    counts = scenario.adversary_counts
     total = sum(counts.values())
     rng = random.Random(f"PoT-adversaries-{scenario.seed}")
     chosen = rng.sample(range(scenario.employees_num), total)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simulation.config import Role, Scenario, parse_hardware
+from simulation.config import Role, Scenario
 from simulation.node.behaviour import Behaviour
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
@@ -213,7 +213,7 @@ class Employee:
         self.tip_since = 0  # tick at which the current tip was adopted
         # HARDWARE and STAGE_TICKS: ticks this employee needs per stage, and the tick at
         # which its chain first reached each stage (when it began training it).
-        self.speed_factor = (parse_hardware(scenario.hardware, scenario.employees_num)[index]
+        self.speed_factor = (scenario.speed_factors[index]
                              if 0 <= index < scenario.employees_num else 1.0)
         self.stage_ticks = math.ceil(scenario.stage_ticks * self.speed_factor)
         self.stage_started: dict[int, int] = {}

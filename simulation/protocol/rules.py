@@ -50,7 +50,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
-from simulation.config import Scenario, parse_open_rules
+from simulation.config import Scenario
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Rules:
 
 @lru_cache(maxsize=64)
 def rules_of(scenario: Scenario) -> Rules:
-    opened = parse_open_rules(scenario.open_rules)
+    opened = scenario.opened_rules
     return Rules(**{f.name: f.name.replace("_", "-") not in opened
                     for f in dataclasses.fields(Rules)})
 

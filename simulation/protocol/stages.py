@@ -16,7 +16,6 @@ from typing import Protocol
 
 from simulation.config import Scenario
 
-MNIST_TRAIN_SIZE = 60000
 
 @dataclass(frozen=True)
 class StageResult:

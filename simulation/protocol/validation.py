@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simulation.config import Scenario, parse_hardware
+from simulation.config import Scenario
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockRecord, BlockTree
 from simulation.protocol.follow_the_coin import draw_by_race, draw_seed, draw_stakeholders
@@ -91,7 +91,7 @@ class Context:
 
 def min_stage_ticks(scenario: Scenario) -> int:
     """Ticks the fastest hardware of the scenario needs per stage (rule stage-time)."""
-    fastest = min(parse_hardware(scenario.hardware, scenario.employees_num), default=1.0)
+    fastest = min(scenario.speed_factors, default=1.0)
     return math.ceil(scenario.stage_ticks * fastest)
 
 

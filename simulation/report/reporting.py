@@ -10,7 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import EXACT, Role, Scenario, computation_of, parse_hardware, training_of
+from simulation.config import EXACT, Role, Scenario, computation_of, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
@@ -159,7 +159,7 @@ def summarize(
         "blocks_known": known_blocks,
         "fairness": fairness(rewards, chain_entries, {
             employee_name(i): factor for i, factor in
-            enumerate(parse_hardware(scenario.hardware, scenario.employees_num))}),
+            enumerate(scenario.speed_factors)}),
         "network": {**network_metrics(chain_entries, employees, honest_names,
                                       result.get("relayed_bytes"),
                                       scenario.employer_confidence),
