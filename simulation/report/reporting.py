@@ -17,6 +17,19 @@ from simulation.protocol.names import employee_name
 from simulation.protocol.records import ChainEntry, EmployeeReport
 from simulation.report.fairness import fairness
 from simulation.report.propagation import network_metrics
+from simulation.report.sections import (
+    AgreementSection,
+    BlockRow,
+    ChainSection,
+    CoinsSection,
+    CoinTotals,
+    EmployerSection,
+    FairnessSection,
+    MessagesSection,
+    NetworkSection,
+    TrainingSection,
+    or_none,
+)
 
 
 def _hex(value: bytes | None) -> str | None:
@@ -71,18 +84,16 @@ def summarize(
     tips = {n: employees[n].chain[-1].hash for n in honest_names}
     prefix = _common_prefix(chains)
 
-    blocks = [
-        {
-            "height": b.height,
-            "hash": b.hash.hex(),
-            "trainer": _party(b.trainer) if b.trainer is not None else None,
-            "roy": _party(b.roy) if b.roy is not None else None,
-            "tick": b.tick,
-            "transactions": len(b.transactions),
-            "declarations": b.declarations,
-        }
-        for b in chain_entries
-    ]
+    chain = ChainSection(
+        len(chain_entries), _hex(chain_entries[-1].hash) if chain_entries else None,
+        reference_name,
+        tuple(BlockRow(b.height, b.hash.hex(),
+                       _party(b.trainer) if b.trainer is not None else None,
+                       _party(b.roy) if b.roy is not None else None,
+                       b.tick, len(b.transactions), b.declarations) for b in chain_entries))
+    agreement = AgreementSection(len(set(tips.values())) == 1 and bool(tips), prefix,
+                                 {n: h.hex() for n, h in tips.items()},
+                                 {n: len(employees[n].chain) for n in honest_names})
 
     # Messages: broadcasts by kind from every party (the users' transfers and replays
     # included); receipts accepted and rejected as the honest employees saw them.
@@ -97,6 +108,10 @@ def summarize(
             rejected[kind].update(reasons)
     adversarial_sent = {k: n for k, n in sorted(sent.items()) if k not in KINDS}
     sent["TX"] += len(users_report["issued"]) + users_report.get("replays", 0)
+    messages = MessagesSection(
+        {k: sent.get(k, 0) for k in KINDS}, {k: accepted.get(k, 0) for k in KINDS},
+        {k: dict(sorted(v.items())) for k, v in sorted(rejected.items())},
+        adversarial_sent, users_report.get("replays", 0))
 
     # Forks: branch points in the union of the honest employees' block trees.
     children: dict[bytes, set[bytes]] = defaultdict(set)
@@ -109,8 +124,8 @@ def summarize(
     transactions = _transactions(users_report["issued"], chain_entries, employees,
                                  honest_names, set(result.get("in_flight", [])))
     rewards, balances = _coins(reference, genesis, names)
-    training = _training(employees, honest_names, computations,
-                         simulated=scenario.trainer == "hash")
+    training = TrainingSection(**_training(employees, honest_names, computations,
+                                           simulated=scenario.trainer == "hash"))
 
     # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
     # secrets differ from it without any poisoning.
@@ -124,7 +139,8 @@ def summarize(
     # The honest and the poisoned model after the evaluated stage (None: not evaluated).
     accuracy, poisoned_accuracy = (None, None) if evaluated_stage is None else (
         accuracies["honest"].get(evaluated_stage), accuracies["poisoned"].get(evaluated_stage))
-    employer = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
+    employer_part = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
+    employer = EmployerSection(**employer_part) if employer_part is not None else None
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
     ticks_run = max(1, (result.get("ticks") or 0) + 1)
     poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None
@@ -132,41 +148,29 @@ def summarize(
                           employer_report, honest_secrets)
 
     minted = sum(coinbase(b.height) for b in chain_entries[1:])
+    coins = CoinsSection(rewards, balances, CoinTotals(
+        genesis=sum(genesis.ledger.balances.values()), minted=minted,
+        balances_total=sum(balances.values()) if reference else None,
+        rewards_total=sum(rewards.values())))
+    fair = FairnessSection(**fairness(rewards, chain_entries, {
+        employee_name(i): factor for i, factor in enumerate(scenario.speed_factors)}))
+    network = NetworkSection(
+        **network_metrics(chain_entries, employees, honest_names,
+                          result.get("relayed_bytes"), scenario.employer_confidence),
+        tick_milliseconds=scenario.tick_milliseconds,
+        copies_dropped=dict(sorted((result.get("dropped") or {}).items())),
+        offline_at_end=result.get("offline_at_end", []), regions=result.get("regions"))
     return {
         "finished": bool(result.get("finished")),
         "interrupted": bool(result.get("interrupted")),
         "error": result.get("error"),
-        "chain": {
-            "length": len(chain_entries),
-            "tip_hash": _hex(chain_entries[-1].hash) if chain_entries else None,
-            "reference_employee": reference_name,
-            "blocks": blocks,
-        },
-        "agreement": {
-            "all_honest_agree": len(set(tips.values())) == 1 and bool(tips),
-            "common_prefix_length": prefix,
-            "tips": {n: h.hex() for n, h in tips.items()},
-            "lengths": {n: len(employees[n].chain) for n in honest_names},
-        },
-        "messages": {
-            "sent": {k: sent.get(k, 0) for k in KINDS},
-            "accepted": {k: accepted.get(k, 0) for k in KINDS},
-            "rejected": {k: dict(sorted(v.items())) for k, v in sorted(rejected.items())},
-            "adversarial_sent": adversarial_sent,
-            "replayed_transactions": users_report.get("replays", 0),
-        },
+        **chain.to_json(),
+        **agreement.to_json(),
+        **messages.to_json(),
         "forks": forks,
         "blocks_known": known_blocks,
-        "fairness": fairness(rewards, chain_entries, {
-            employee_name(i): factor for i, factor in
-            enumerate(scenario.speed_factors)}),
-        "network": {**network_metrics(chain_entries, employees, honest_names,
-                                      result.get("relayed_bytes"),
-                                      scenario.employer_confidence),
-                    "tick_milliseconds": scenario.tick_milliseconds,
-                    "copies_dropped": dict(sorted((result.get("dropped") or {}).items())),
-                    "offline_at_end": result.get("offline_at_end", []),
-                    "regions": result.get("regions")},
+        **fair.to_json(),
+        **network.to_json(),
         "blocks": known,
         "adversaries": {employee_name(i): b for i, b in sorted(roles.items())},
         "attack": _attack(employees, roles),
@@ -183,18 +187,10 @@ def summarize(
             "model_test_accuracy": accuracies["poisoned"].get(len(poisoned_chain) - 2),
             "accuracy_by_stage": _by_stage(accuracies["poisoned"], len(poisoned_chain) - 2),
         },
-        "employer": employer,
+        "employer": employer.to_json()["employer"] if employer is not None else None,
         "transactions": transactions,
-        "rewards": rewards,
-        "balances": balances,
-        # Conservation: the reference chain's balances must add up to genesis + coinbase.
-        "coins": {
-            "genesis": sum(genesis.ledger.balances.values()),
-            "minted": minted,
-            "balances_total": sum(balances.values()) if reference else None,
-            "rewards_total": sum(rewards.values()),
-        },
-        "training": training,
+        **coins.to_json(),
+        **training.to_json(),
         "model": {
             "trainer": scenario.trainer,
             "test_accuracy": accuracy,
@@ -460,13 +456,6 @@ def _training(employees: dict[str, EmployeeReport], honest: list[str],
     }
 
 
-def _or_none(accuracy: float | None, trainer: str) -> str:
-    """A test accuracy for a summary line, or why there is none (never a bare None)."""
-    if accuracy is not None:
-        return str(accuracy)
-    return "none: hash trainer" if trainer == "hash" else "none: not evaluated"
-
-
 def render(summary: dict[str, Any]) -> str:
     """The console summary."""
     lines = ["", "=== PoT run summary ==="]
@@ -477,72 +466,19 @@ def render(summary: dict[str, Any]) -> str:
                  f"wall (start-up {summary['startup_seconds']} s)")
     if summary.get("error"):
         lines.append(f"Error: {summary['error']}")
-    chain = summary["chain"]
-    agreement = summary["agreement"]
-    lines.append(f"Chain of {chain['reference_employee']}: {chain['length']} blocks, tip "
-                 f"{(chain['tip_hash'] or '')[:16]}")
-    for b in chain["blocks"]:
-        if b["trainer"] is None:
-            lines.append(f"  #{b['height']} {b['hash'][:16]} genesis")
-        else:
-            lines.append(f"  #{b['height']} {b['hash'][:16]} tick {b['tick']:>4} trainer "
-                         f"{b['trainer']:>4} roy {b['roy']:>4} txs {b['transactions']}")
-    agree = "yes" if agreement["all_honest_agree"] else "NO"
-    lines.append(f"All honest employees agree: {agree} (common prefix "
-                 f"{agreement['common_prefix_length']} blocks)")
+    lines += ChainSection.from_summary(summary).lines()
+    lines += AgreementSection.from_summary(summary).lines()
     lines.append(f"Forks seen: {summary['forks']} ({summary['blocks_known']} blocks known)")
-    net = summary.get("network")
-    if net and net["blocks_measured"]:
-        lines.append(
-            f"Propagation: half of the honest employees held a block after "
-            f"{_ticks(net['propagation_p50_ticks'])}, 90% after "
-            f"{_ticks(net['propagation_p90_ticks'])} (median of {net['blocks_measured']} "
-            f"blocks); stale blocks {net['stale_blocks']} (rate {net['stale_rate']:.3f}); "
-            f"{net['bytes_sent']} bytes broadcast by the employees")
-        lines.append(
-            f"Finality: a block was {net['finality_depth']} deep at every honest employee "
-            f"after {_ticks(net['finality_p50_ticks'])} (median; 90% within "
-            f"{_ticks(net['finality_p90_ticks'])}; {net['blocks_final']} blocks); catch-up "
-            f"{net['block_requests']} requests, {net['blocks_served']} blocks served; "
-            f"copies dropped {_dropped(net['copies_dropped'])}")
-    fair = summary.get("fairness")
-    if fair and fair["nakamoto_coefficient"] is not None:
-        groups = fair["by_speed_factor"]
-        shares = "" if len(groups) < 2 else "; by hardware factor, reward / compute share: " + \
-            ", ".join(f"x{factor} {_percent(g['reward_share'])} / "
-                      f"{_percent(g['compute_share'])}" for factor, g in groups.items())
-        lines.append(f"Fairness: Gini of rewards {fair['gini_rewards']:.3f}, Nakamoto "
-                     f"coefficient {fair['nakamoto_coefficient']}{shares}")
-    m = summary["messages"]
-    lines.append("Messages    sent  accepted (receipts at honest employees)")
-    for kind in KINDS:
-        lines.append(f"  {kind}   {m['sent'][kind]:>7} {m['accepted'][kind]:>9}")
-    if m["rejected"]:
-        lines.append("Rejected by honest employees:")
-        for kind, reasons in m["rejected"].items():
-            for reason, n in reasons.items():
-                lines.append(f"  {kind} x{n}: {reason}")
-    else:
-        lines.append("Rejected: none")
+    for optional in (NetworkSection, FairnessSection):
+        section = optional.from_summary(summary)
+        lines += section.lines() if section is not None else []
+    lines += MessagesSection.from_summary(summary).lines()
     t = summary["transactions"]
     lines.append(f"Transactions: issued {t['issued']} = included {t['included']} + rejected "
                  f"{t['rejected']} + pending {t['pending']} (lost {t['lost']}, included twice "
                  f"{t['included_more_than_once']})")
-    rewards = ", ".join(f"{n} {c}" for n, c in summary["rewards"].items())
-    lines.append(f"Rewards: {rewards}")
-    training = summary["training"]
-    if len(training["computations"]) > 1:
-        differ = ", ".join(f"{pair} {_percent(share)} of stages"
-                           for pair, share in training["secrets_disagree"].items())
-        simulated = " (simulated noise model)" if training["disagreement_simulated"] else ""
-        lines.append(f"Training: identical within each computation "
-                     f"({training['computations']}): {training['secrets_identical']}; "
-                     f"secrets differ across them{simulated}: {differ} "
-                     f"({training['stages_compared']} stages)")
-    else:
-        lines.append(f"Training: secrets and model hashes identical across honest "
-                     f"employees: {training['secrets_identical']} "
-                     f"({training['stages_compared']} stages)")
+    lines += CoinsSection.from_summary(summary).lines()
+    lines += TrainingSection.from_summary(summary).lines()
     model = summary["model"]
     if model["test_accuracy"] is not None:
         lines.append(f"Model: test accuracy {model['test_accuracy']:.4f} after stage "
@@ -562,14 +498,10 @@ def render(summary: dict[str, Any]) -> str:
             lines.append(f"Poisoned branch ({branch['reference_employee']}): "
                          f"{branch['chain_length']} blocks, {branch['blocks_per_tick']} "
                          f"blocks per tick, model accuracy "
-                         f"{_or_none(branch['model_test_accuracy'], model['trainer'])}")
-    employer = summary["employer"]
-    if employer:
-        lines.append(f"Employer (light client): chain of {employer['chain_length']} blocks, "
-                     f"{employer['poisoned_blocks']} poisoned; takes the "
-                     f"{employer['model_source']} model after stage {employer['model_stage']}"
-                     f" (test accuracy "
-                     f"{_or_none(employer['model_test_accuracy'], model['trainer'])})")
+                         f"{or_none(branch['model_test_accuracy'], model['trainer'])}")
+    employer = EmployerSection.from_summary(summary)
+    if employer is not None:
+        lines += employer.lines(model["trainer"])
     if summary["cut_off"]:
         lines.append(f"Cut off: {summary['cut_off']}")
     if summary.get("failures"):
@@ -596,18 +528,3 @@ def render(summary: dict[str, Any]) -> str:
     if summary.get("run_dir"):
         lines.append(f"Run folder: {summary['run_dir']}")
     return "\n".join(lines)
-
-
-def _ticks(value: float | None) -> str:
-    return "-" if value is None else f"{value:g} tick(s)"
-
-
-def _dropped(counts: dict[str, int]) -> str:
-    """{"loss": 3, "offline": 2} -> "3 lost, 2 to offline employees"; "none"."""
-    words = {"loss": "lost", "partition": "across a split", "offline": "to offline employees"}
-    parts = [f"{n} {words.get(cause, cause)}" for cause, n in counts.items() if n]
-    return ", ".join(parts) or "none"
-
-
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{100 * share:.0f}%"
