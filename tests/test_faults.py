@@ -341,8 +341,8 @@ def test_an_employee_that_raises_tells_the_network_why_and_the_check_fails(tmp_p
     result = network.run()
     child.join(10)
     assert child.exitcode == 1
-    assert result["cut_off"] == {"E0": "crashed: RuntimeError: injected training failure"}
-    assert "Traceback" in result["failures"]["E0"]
+    assert result.cut_off == {"E0": "crashed: RuntimeError: injected training failure"}
+    assert "Traceback" in result.failures["E0"]
     summary = summarize(scenario, genesis_of(scenario), result, {}, 1.0)
     summary["exit_codes"] = {"E0": child.exitcode, "users": 0, "network": 0}
     details = [f.detail for f in self_check(summary, "/logs/x.log")]

@@ -59,3 +59,17 @@ def test_a_malformed_field_is_refused_with_what_is_wrong(fields, message):
             "report": frames.PartyReport, "stepped": frames.Stepped}[fields["type"]]
     with pytest.raises(DecodeError, match=message):
         frames.read(encode(fields), kind)
+
+
+def test_the_run_result_crosses_the_result_frame_and_is_checked():
+    from simulation.protocol.records import RunResult
+
+    result = RunResult(finished=True, reports={"E0": {"index": 0}}, ticks=40,
+                       stopped_by="target reached", in_flight=(b"h",),
+                       cut_off={"E1": "pipe closed"}, startup_seconds=1.5)
+    wire = frames.read_one(frames.Result(result.to_wire()).to_wire(), frames.Result).result
+    assert RunResult.from_wire(wire) == result
+    with pytest.raises(DecodeError, match="unknown fields"):
+        RunResult.from_wire({**wire, "surprise": 1})
+    with pytest.raises(DecodeError, match="reports"):
+        RunResult.from_wire({"finished": True})

@@ -133,35 +133,35 @@ def fake_network(scenario, behaviour=None) -> Network:
 def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
     scenario = small(tmp_path, employees_num=3, max_ticks=12)
     result = fake_network(scenario, {1: dict(die_at=5)}).run()
-    assert result["finished"] is False  # the fakes never grow a chain
-    assert result["ticks"] == 12
-    assert list(result["cut_off"]) == ["E1"]
-    assert "pipe closed" in result["cut_off"]["E1"]
+    assert result.finished is False  # the fakes never grow a chain
+    assert result.ticks == 12
+    assert list(result.cut_off) == ["E1"]
+    assert "pipe closed" in result.cut_off["E1"]
     # E1 relayed one message per tick until it died at tick 5; the others all along.
-    assert result["relayed"]["E1"] == 5 and result["relayed"]["E0"] == 13
+    assert result.relayed["E1"] == 5 and result.relayed["E0"] == 13
 
 
 def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
     scenario = small(tmp_path, employees_num=2, max_ticks=6, party_timeout_seconds=0.5)
     started = time.monotonic()
     result = fake_network(scenario, {0: dict(mute_at=2)}).run()
-    assert result["cut_off"] == {"E0": "no done frame within 0.5 s"}
-    assert result["ticks"] == 6 and result["relayed"]["E1"] == 7
+    assert result.cut_off == {"E0": "no done frame within 0.5 s"}
+    assert result.ticks == 6 and result.relayed["E1"] == 7
     assert time.monotonic() - started < 10  # waited once, then went on without E0
 
 
 def test_network_cuts_off_a_party_whose_status_is_malformed(tmp_path):
     scenario = small(tmp_path, employees_num=2, max_ticks=4)
     result = fake_network(scenario, {1: dict(status={"height": "tall"})}).run()
-    assert result["cut_off"] == {"E1": "bad frame: status: not a map of height, tip and anchor"}
-    assert result["relayed"]["E0"] == 5
+    assert result.cut_off == {"E1": "bad frame: status: not a map of height, tip and anchor"}
+    assert result.relayed["E0"] == 5
 
 
 def test_network_cuts_off_a_party_whose_report_is_malformed(tmp_path):
     scenario = small(tmp_path, employees_num=2, max_ticks=2)
     result = fake_network(scenario, {0: dict(report={"index": 0})}).run()
-    assert result["cut_off"] == {"E0": "bad report: report: behaviour must be text"}
-    assert "E0" not in result["reports"] and "E1" in result["reports"]
+    assert result.cut_off == {"E0": "bad report: report: behaviour must be text"}
+    assert "E0" not in result.reports and "E1" in result.reports
 
 
 def test_network_cuts_off_a_party_sending_garbage(tmp_path):
@@ -178,8 +178,8 @@ def test_network_cuts_off_a_party_sending_garbage(tmp_path):
     threading.Thread(target=garbage, daemon=True).start()
     parties = [Party(0, "E0", a0), Party(1, "users", a1)]
     result = Network(scenario, parties, {0}).run()
-    assert "bad frame" in result["cut_off"]["E0"]
-    assert result["finished"] is False
+    assert "bad frame" in result.cut_off["E0"]
+    assert result.finished is False
 
 
 def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -114,7 +114,7 @@ def test_a_failed_shard_hosting_the_users_cuts_them_off_too():
     result = result_of(scenario, done.finished, done.ticks, done.stopped_by, {},
                        done.employer, done.crashed, done.relayed_bytes, done.dropped,
                        done.facts, done.in_flight)
-    assert set(result["cut_off"]) == {"E0", "E2", "E4", "users"}
+    assert set(result.cut_off) == {"E0", "E2", "E4", "users"}
 
 
 @pytest.mark.parametrize("changes", [
@@ -138,7 +138,7 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
     assert done.relayed_bytes == reference.relayed_bytes
     live = {i: s.height for i, s in done.statuses.items() if i not in done.crashed}
     reports = host.reports(final_plan(scenario, roles, live, done.employer))
-    assert reports == network_result(reference)["reports"]  # the users' too
+    assert reports == network_result(reference).reports  # the users' too
 
 
 @pytest.fixture
@@ -201,15 +201,15 @@ def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch
                                               backend="ray", ray_address=cluster.address,
                                               ray_shards=2)
         result = ray_backend.run(scenario, lambda: None)
-        assert result["finished"]
-        assert len(set(result["shard_nodes"].values())) == 2
+        assert result.finished
+        assert len(set(result.shard_nodes.values())) == 2
         lockstep = run_lockstep(scenario)
-        assert result["employer"]["chain"][-1]["hash"] == lockstep.employer.tree.tip_hash
+        assert result.employer["chain"][-1]["hash"] == lockstep.employer.tree.tip_hash
         # Without RAY_ADDRESS a run starts its own one-node instance, also while another
         # cluster runs on this machine (ray.init alone would join that one).
         alone = ray_backend.run(scenario.replace(ray_address=""), lambda: None)
-        assert alone["finished"] and len(set(alone["shard_nodes"].values())) == 1
-        assert set(alone["shard_nodes"].values()).isdisjoint(result["shard_nodes"].values())
+        assert alone.finished and len(set(alone.shard_nodes.values())) == 1
+        assert set(alone.shard_nodes.values()).isdisjoint(result.shard_nodes.values())
     finally:
         cluster.shutdown()
 

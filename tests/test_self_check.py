@@ -18,6 +18,7 @@ from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import RunResult
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import as_report, self_check
 
@@ -194,7 +195,7 @@ def test_the_summary_of_a_run_cut_short_names_the_failed_party(good):
     assert "Failed: " + honest_name(good) + ": RuntimeError" in shown
 
 
-def _reports_of(scenario, changes: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _reports_of(scenario, changes: Callable[[RunResult], None]) -> dict[str, Any]:
     """The summary of a real lockstep run whose network result ``changes`` altered, as a
     lost or corrupted report would; self-checked as main.py does."""
     result = network_result(run_lockstep(scenario))
@@ -211,7 +212,7 @@ HONEST_RUN = default_scenario().replace(trainer="hash", employees_num=5,
 
 def test_honest_reports_with_different_secrets_fail_the_check_through_the_summary():
     def other_secret(result):
-        secrets = result["reports"]["E2"]["secrets"]
+        secrets = result.reports["E2"]["secrets"]
         secrets[1] = bytes(32)
 
     summary = _reports_of(HONEST_RUN, other_secret)
@@ -222,7 +223,7 @@ def test_honest_reports_with_different_secrets_fail_the_check_through_the_summar
 
 def test_an_honest_report_without_secrets_fails_the_check_instead_of_passing_as_none():
     def lost(result):
-        result["reports"]["E3"]["secrets"] = []
+        result.reports["E3"]["secrets"] = []
 
     summary = _reports_of(HONEST_RUN, lost)
     assert summary["training"]["secrets_identical"] is None
@@ -238,8 +239,8 @@ def test_a_run_stopped_before_its_first_tick_is_summarised():
     tick is -1. The summary used to divide by the ticks run (zero) and crash."""
     scenario = default_scenario().replace(trainer="hash", employees_num=4,
                                           adversaries="poisoned:1", log_file="unused.log")
-    result = {"finished": False, "interrupted": True, "stopped_by": "interrupted by SIGINT",
-              "ticks": -1, "reports": {}, "employer": None}
+    result = RunResult(finished=False, interrupted=True, stopped_by="interrupted by SIGINT",
+                       ticks=-1, reports={})
     summary = summarize(scenario, genesis_of(scenario), result,
                         assign_adversaries(scenario), 0.5)
     assert summary["ticks"] == -1 and summary["finished"] is False

@@ -29,7 +29,7 @@ from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import Status
+from simulation.protocol.records import RunResult, Status
 
 NO_HONEST_LEFT = "no live honest employee"
 
@@ -240,7 +240,7 @@ def final_plan(scenario: Scenario, roles: dict[int, Role], heights: dict[int, in
 def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
               reports: dict[str, Any], employer: Employee,
               crashed: list[int], relayed_bytes: dict[int, int], dropped: dict[str, int],
-              facts: dict[str, Any], in_flight: list[bytes]) -> dict[str, Any]:
+              facts: dict[str, Any], in_flight: list[bytes]) -> RunResult:
     """The run in the shape the network process reports (for ``reporting.summarize``);
     ``reports``: every live employee's final report, and the users' under "users"."""
     n = scenario.employees_num
@@ -249,9 +249,9 @@ def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
         return "users" if index == n else "employer" if index == EMPLOYER_INDEX \
             else employee_name(index)
 
-    return {"finished": finished, "ticks": ticks,
-            "reports": reports,
-            "employer": employer.report().to_wire(), "stopped_by": stopped_by,
-            "cut_off": {name(i): "pipe closed (process gone)" for i in crashed},
-            "relayed_bytes": {name(i): b for i, b in sorted(relayed_bytes.items())},
-            "dropped": dropped, "in_flight": in_flight, **facts}
+    return RunResult(
+        finished=finished, ticks=ticks, reports=reports,
+        employer=employer.report().to_wire(), stopped_by=stopped_by,
+        cut_off={name(i): "pipe closed (process gone)" for i in crashed},
+        relayed_bytes={name(i): b for i, b in sorted(relayed_bytes.items())},
+        dropped=dropped, in_flight=tuple(in_flight), **facts)

@@ -32,6 +32,7 @@ from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import RunResult
 from simulation.protocol.stages import Trainer
 
 
@@ -115,7 +116,7 @@ def run_lockstep(
                        done.dropped, done.facts, done.in_flight)
 
 
-def network_result(run: LockstepRun) -> dict[str, Any]:
+def network_result(run: LockstepRun) -> RunResult:
     """The run in the shape the network process reports (for ``reporting.summarize``),
     ended as the network ends one: the same ``evaluation_plan`` picks the evaluators and
     every live employee answers with ``Employee.final_report``."""

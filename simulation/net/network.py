@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -34,7 +34,7 @@ from simulation.net.watch import Watch
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import EmployeeReport, Status
+from simulation.protocol.records import EmployeeReport, RunResult, Status
 
 log = logging.getLogger("pot.network")
 # How a dead process shows: EOF, a reset or a broken pipe, depending on the moment.
@@ -162,7 +162,7 @@ class Network:
             return self.interrupted
         return None
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunResult:
         s = self.scenario
         self.started = self.launched or time.monotonic()
         ready = self.collect(self.live(), frames.Hello, time.monotonic() + s.party_timeout_seconds)
@@ -189,15 +189,12 @@ class Network:
         result = result_of(s, done.finished, done.ticks, done.stopped_by, reports,
                            done.employer, done.crashed, done.relayed_bytes, done.dropped,
                            done.facts, done.in_flight)
-        result.update({
-            "interrupted": bool(self.interrupted),
-            "startup_seconds": startup_seconds,
-            "run_seconds": run_seconds,
-            "cut_off": {p.name: p.cut_off_reason for p in self.parties if not p.alive},
-            "failures": {p.name: p.failure for p in self.parties if p.failure},
-            "relayed": {self.parties[i].name: n for i, n in sorted(self.relayed.items())},
-        })
-        return result
+        return replace(
+            result, interrupted=bool(self.interrupted), startup_seconds=startup_seconds,
+            run_seconds=run_seconds,
+            cut_off={p.name: p.cut_off_reason for p in self.parties if not p.alive},
+            failures={p.name: p.failure for p in self.parties if p.failure},
+            relayed={self.parties[i].name: n for i, n in sorted(self.relayed.items())})
 
     def stop(self, plan: dict[int, list[int]]) -> dict[str, Any]:
         """Ask every live party for its report; the evaluators (``plan``) first evaluate
@@ -237,10 +234,10 @@ def network_main(scenario: Scenario, conns: list[Connection], result_conn: Conne
         result = network.run()
     except Exception:
         log.exception("network process failed")
-        result = {"finished": False, "error": "network process failed",
-                  "reports": {}, "ticks": network.tick}
+        result = RunResult(finished=False, error="network process failed", reports={},
+                           ticks=network.tick)
     try:
-        result_conn.send_bytes(frames.Result(result).to_wire())
+        result_conn.send_bytes(frames.Result(result.to_wire()).to_wire())
     except (OSError, ValueError):
         log.warning("network: the parent is gone; the result is dropped")
 

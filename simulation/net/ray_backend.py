@@ -21,6 +21,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from simulation.config import Scenario
@@ -28,7 +29,7 @@ from simulation.net import frames
 from simulation.net.conductor import (
     Answer,
     UsersParty,
-        Window,
+    Window,
     conduct,
     final_plan,
     result_of,
@@ -41,6 +42,7 @@ from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import RunResult
 from simulation.protocol.stages import Trainer
 
 log = logging.getLogger("pot.ray")
@@ -170,7 +172,7 @@ class ShardHost:
         return out
 
 
-def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, Any]:
+def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
     """One run on Ray: joins RAY_ADDRESS, or starts a local instance bound to 127.0.0.1
     that ends with the run. Returns the result in the network process's shape."""
     import time
@@ -234,12 +236,11 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> dict[str, 
         result = result_of(scenario, done.finished, done.ticks, done.stopped_by, reports,
                            done.employer, done.crashed, done.relayed_bytes,
                            done.dropped, done.facts, done.in_flight)
-        result["cut_off"].update({name: why for name, why in host.failed.items()})
-        result["failures"] = dict(host.failed)
-        result["shard_nodes"] = {f"shard{k}": node for k, node in enumerate(nodes)}
-        result["interrupted"] = done.stopped_by.startswith("interrupted")
-        result["startup_seconds"] = startup
-        return result
+        return replace(result, cut_off={**result.cut_off, **host.failed},
+                       failures=dict(host.failed),
+                       shard_nodes={f"shard{k}": node for k, node in enumerate(nodes)},
+                       interrupted=done.stopped_by.startswith("interrupted"),
+                       startup_seconds=startup)
     finally:
         for actor in actors:
             try:

@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulation.config import (
@@ -65,6 +65,7 @@ from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
+from simulation.protocol.records import RunResult
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import as_report, self_check
 
@@ -298,9 +299,9 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         except _Interrupted as exc:
             stop.requested = exc.signum
             log.warning("interrupted by %s during start-up", signal.Signals(exc.signum).name)
-            result = {"finished": False, "interrupted": True, "reports": {},
-                      "stopped_by": f"interrupted by {signal.Signals(exc.signum).name} "
-                                    f"during start-up"}
+            result = RunResult(finished=False, interrupted=True, reports={},
+                               stopped_by=f"interrupted by {signal.Signals(exc.signum).name} "
+                                          f"during start-up")
         finally:
             _end_children(processes)
             if log_pipes is not None:
@@ -322,7 +323,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     return outcome
 
 
-def _report(scenario: Scenario, roles: dict[int, Role], result: dict[str, Any],
+def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
             processes: list[Any], stop: StopRequest, results_path: str | None, quiet: bool,
             wall: float, folder: str | None = None) -> RunOutcome:
     """Summary, self-check, results file and console; the exit code that tells the truth."""
@@ -432,7 +433,7 @@ def _load_mnist() -> tuple[Any, Any]:
     return dataset_spec, shared
 
 
-def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> dict[str, Any]:
+def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> RunResult:
     """BACKEND "ray": the conductor runs here, the employees in Ray actors; a signal
     stops the run after the current tick, as with the process backend."""
     from simulation.net import ray_backend
@@ -449,9 +450,9 @@ def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> dict[
         result = ray_backend.run(scenario, stop_reason)
     except ray_backend.ClusterUnreachable as exc:
         raise RunAborted(str(exc)) from None
-    result["run_seconds"] = time.monotonic() - started - result["startup_seconds"]
-    result["startup_seconds"] += started - launched
-    return result
+    startup = result.startup_seconds or 0.0
+    return replace(result, run_seconds=time.monotonic() - started - startup,
+                   startup_seconds=startup + started - launched)
 
 
 def _install_signal_handlers(stop: StopRequest) -> dict[int, Any]:
@@ -512,7 +513,7 @@ def _json_default(value: Any) -> Any:
 
 def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_spec: Any,
                     roles: dict[int, Role], launched: float, stop: StopRequest,
-                    processes: list[Any]) -> dict[str, Any]:
+                    processes: list[Any]) -> RunResult:
     """Starts the children (appending them to ``processes`` as they start, so that the
     caller can end them whatever happens) and waits for the network's result."""
     n = scenario.employees_num
@@ -575,8 +576,8 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_s
     while True:
         if result_recv.poll(0.2):
             try:
-                return frames.read_one(result_recv.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES),
-                                       frames.Result).result
+                return RunResult.from_wire(frames.read_one(
+                    result_recv.recv_bytes(frames.MAX_CONTROL_FRAME_BYTES), frames.Result).result)
             except (EOFError, OSError):
                 break
         if not network.is_alive():
@@ -597,6 +598,6 @@ def _start_and_wait(ctx: Any, scenario: Scenario, log_pipes: LogPipes, dataset_s
     for p in processes:
         if p.is_alive():
             p.kill()
-    return {"finished": False, "interrupted": stop.requested is not None,
-            "error": None if stop.requested is not None
-            else "network process ended without a result", "reports": {}}
+    return RunResult(finished=False, interrupted=stop.requested is not None,
+                     error=None if stop.requested is not None
+                     else "network process ended without a result", reports={})

@@ -7,7 +7,7 @@ carry, as canonical CBOR) and ``from_wire``, which checks the form and raises
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from simulation.protocol.encoding import DecodeError
@@ -259,3 +259,47 @@ class EmployeeReport:
             model_hashes=_items(wire, "model_hashes", name, _of(bytes), "hashes"),
             **optional,
         )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a backend hands the summary at the end of a run: the parties' reports and the
+    network's own counts (``conductor.result_of``, completed by each backend). A run that
+    ended before its network did (a signal during start-up, a failed network process)
+    has only the first fields."""
+
+    finished: bool
+    reports: dict[str, Any]  # each live party's report in its wire form, by name
+    ticks: int | None = None  # the last tick taken (None: stopped before tick 0)
+    stopped_by: str | None = None  # "target reached", "MAX_TICKS", an interrupt ...
+    interrupted: bool = False
+    error: str | None = None  # why there is no network result at all
+    employer: dict[str, Any] | None = None  # the light client's report (wire form)
+    cut_off: dict[str, str] = field(default_factory=dict)  # party -> why
+    failures: dict[str, str] = field(default_factory=dict)  # party -> its traceback
+    relayed_bytes: dict[str, int] | None = None  # bytes the network relayed, by sender
+    relayed: dict[str, int] | None = None  # messages relayed by sender (process backend)
+    dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
+    in_flight: tuple[bytes, ...] = ()  # hashes of messages still on their way
+    offline_at_end: list[str] = field(default_factory=list)  # employees offline (CHURN)
+    regions: dict[str, str] | None = None  # party -> region (LATENCY "regions")
+    shard_nodes: dict[str, str] | None = None  # Ray shard -> node id
+    startup_seconds: float | None = None  # launch to every party ready
+    run_seconds: float | None = None  # the ticks and the reports
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = {f.name: getattr(self, f.name) for f in fields(self)}
+        wire["in_flight"] = list(self.in_flight)
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> RunResult:
+        if not isinstance(wire, dict) or not isinstance(wire.get("reports"), dict):
+            raise DecodeError("result: not a map with the parties' reports")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(wire) - known)
+        if unknown:
+            raise DecodeError(f"result: unknown fields {unknown}")
+        values = dict(wire)
+        values["in_flight"] = tuple(wire.get("in_flight") or ())
+        return cls(**values)

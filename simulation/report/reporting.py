@@ -14,7 +14,7 @@ from simulation.config import EXACT, Role, Scenario, computation_of, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import ChainEntry, EmployeeReport
+from simulation.protocol.records import ChainEntry, EmployeeReport, RunResult
 from simulation.report.fairness import fairness
 from simulation.report.propagation import network_metrics
 from simulation.report.sections import (
@@ -50,20 +50,20 @@ def _common_prefix(chains: list[list[bytes]]) -> int:
 def summarize(
     scenario: Scenario,
     genesis: Genesis,
-    result: dict[str, Any],
+    result: RunResult,
     roles: dict[int, Role],
     wall_seconds: float,
 ) -> dict[str, Any]:
     """``roles``: employee index -> behaviour for the adversaries; the rest are honest."""
-    reports: dict[str, Any] = result.get("reports") or {}
+    reports = result.reports
     # The employees' reports as records (the network checked their form on arrival).
     employees = {name: EmployeeReport.from_wire(r) for name, r in reports.items()
                  if name.startswith("E") and r}
-    employer_report = EmployeeReport.from_wire(result["employer"]) \
-        if result.get("employer") is not None else None
+    employer_report = EmployeeReport.from_wire(result.employer) \
+        if result.employer is not None else None
     honest = [i for i in range(scenario.employees_num) if i not in roles]
     # An employee still offline (CHURN) when the run ended is left out like a dead one.
-    offline = set(result.get("offline_at_end") or [])
+    offline = set(result.offline_at_end)
     honest_names = [name for name in map(employee_name, honest)
                     if name in employees and name not in offline]
     users_reported = bool(reports.get("users"))
@@ -122,7 +122,7 @@ def summarize(
     known_blocks = len({h for c in children.values() for h in c})
 
     transactions = _transactions(users_report["issued"], chain_entries, employees,
-                                 honest_names, set(result.get("in_flight", [])))
+                                 honest_names, set(result.in_flight))
     rewards, balances = _coins(reference, genesis, names)
     training = TrainingSection(**_training(employees, honest_names, computations,
                                            simulated=scenario.trainer == "hash"))
@@ -142,7 +142,7 @@ def summarize(
     employer_part = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
     employer = EmployerSection(**employer_part) if employer_part is not None else None
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
-    ticks_run = max(1, (result.get("ticks") or 0) + 1)
+    ticks_run = max(1, (result.ticks or 0) + 1)
     poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None
     known = _known_blocks(genesis.hash, chain_entries, employees, honest_names,
                           employer_report, honest_secrets)
@@ -156,14 +156,14 @@ def summarize(
         employee_name(i): factor for i, factor in enumerate(scenario.speed_factors)}))
     network = NetworkSection(
         **network_metrics(chain_entries, employees, honest_names,
-                          result.get("relayed_bytes"), scenario.employer_confidence),
+                          result.relayed_bytes, scenario.employer_confidence),
         tick_milliseconds=scenario.tick_milliseconds,
-        copies_dropped=dict(sorted((result.get("dropped") or {}).items())),
-        offline_at_end=result.get("offline_at_end", []), regions=result.get("regions"))
+        copies_dropped=dict(sorted(result.dropped.items())),
+        offline_at_end=list(result.offline_at_end), regions=result.regions)
     return {
-        "finished": bool(result.get("finished")),
-        "interrupted": bool(result.get("interrupted")),
-        "error": result.get("error"),
+        "finished": result.finished,
+        "interrupted": result.interrupted,
+        "error": result.error,
         **chain.to_json(),
         **agreement.to_json(),
         **messages.to_json(),
@@ -201,14 +201,14 @@ def summarize(
             # height = stage + 1), as far as it was evaluated (relay.evaluation_plan).
             "accuracy_by_stage": _by_stage(accuracies["honest"], evaluated_stage),
         },
-        "ticks": result.get("ticks"),
+        "ticks": result.ticks,
         "wall_seconds": round(wall_seconds, 3),
-        "startup_seconds": _round(result.get("startup_seconds")),
-        "protocol_seconds": _round(result.get("run_seconds")),
-        "stopped_by": result.get("stopped_by"),
-        "cut_off": result.get("cut_off", {}),
+        "startup_seconds": _round(result.startup_seconds),
+        "protocol_seconds": _round(result.run_seconds),
+        "stopped_by": result.stopped_by,
+        "cut_off": result.cut_off,
         "failures": {name: text.strip().splitlines()[-1] if text.strip() else ""
-                     for name, text in (result.get("failures") or {}).items()},
+                     for name, text in result.failures.items()},
         "employees_reporting": sorted(employees, key=lambda n: int(n[1:])),
         "users_reported": users_reported,
         "scenario": scenario.knobs(),
