@@ -28,7 +28,7 @@ from simulation.node.employer import EMPLOYER_INDEX, make_employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
-from simulation.protocol.names import employee_name
+from simulation.protocol.names import party_name
 from simulation.protocol.records import RunResult, Status
 
 NO_HONEST_LEFT = "no live honest employee"
@@ -246,8 +246,7 @@ def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
     n = scenario.employees_num
 
     def name(index: int) -> str:
-        return "users" if index == n else "employer" if index == EMPLOYER_INDEX \
-            else employee_name(index)
+        return "users" if index == n else party_name(index)
 
     return RunResult(
         finished=finished, ticks=ticks, reports=reports,

@@ -33,7 +33,7 @@ from simulation.net.shutdown import failure_line, ignore_interrupts, stop_reques
 from simulation.net.watch import Watch
 from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
-from simulation.protocol.names import employee_name
+from simulation.protocol.names import employee_name, party_name
 from simulation.protocol.records import EmployeeReport, RunResult, Status
 
 log = logging.getLogger("pot.network")
@@ -124,7 +124,7 @@ class Network:
         return got
 
     def name_of(self, index: int) -> str:
-        return "employer" if index == EMPLOYER_INDEX else self.parties[index].name
+        return party_name(index) if index == EMPLOYER_INDEX else self.parties[index].name
 
     def unit_of(self, index: int) -> int:
         """``conductor.Host``: every party (process) is a unit of its own."""

@@ -16,7 +16,7 @@ from simulation.config import EXACT, Role, Scenario, computation_of, training_of
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.node.employer import EMPLOYER_INDEX
-from simulation.protocol.names import employee_name
+from simulation.protocol.names import employee_name, party_name
 from simulation.protocol.records import Status
 
 
@@ -161,7 +161,7 @@ def network_facts(router: Router, last_tick: int) -> dict[str, Any]:
         "offline_at_end": [employee_name(i) for i in conditions.offline_at_end(last_tick)]
         if conditions is not None else []}
     if latency is not None and latency.kind == "regions":
-        facts["regions"] = {("employer" if p == EMPLOYER_INDEX else employee_name(p)):
+        facts["regions"] = {party_name(p):
                             REGIONS[latency.region(p)] for p in router.receivers}
     return facts
 
