@@ -29,12 +29,18 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 
-from simulation.config import ScenarioError, add_knob_arguments, scenario_from_args  # noqa: E402
+from simulation.config import (  # noqa: E402
+    FlagParser,
+    ScenarioError,
+    add_knob_arguments,
+    scenario_from_args,
+)
 from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
+        prog="python main.py",
         description="Proof of Training (PoT) network simulator. Every knob of "
                     "simulation/constants.py can be overridden for one run.",
     )

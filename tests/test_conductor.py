@@ -155,7 +155,7 @@ def test_pacing_takes_one_tick_at_a_time_and_keeps_ticks_apart():
     slower, never faster); the run is the unpaced one."""
     scenario = default_scenario().replace(trainer="hash", latency="constant:3",
                                           tick_seconds=0.02, max_ticks=12)
-    watch = Watch(scenario, time.monotonic(), lambda: (12, 12))
+    watch = Watch(scenario, time.monotonic(), lambda: (11, 11))
     started = time.monotonic()
     paced, host, _ = _conducted(scenario, units=1, max_window=watch.max_window,
                                 after_tick=watch)
@@ -186,12 +186,12 @@ def test_the_watch_logs_progress_and_stops_a_run_after_max_wall_seconds(caplog):
     host = LocalHost(scenario, employees, Users(scenario, genesis_of(scenario)))
     with caplog.at_level(logging.INFO):
         done = conduct(scenario, host, range(11),
-                       after_tick=Watch(scenario, time.monotonic(), lambda: (12, 12)))
+                       after_tick=Watch(scenario, time.monotonic(), lambda: (11, 11)))
     assert done.finished
-    assert "longest honest chain has 6 blocks (live 12/12)" in caplog.text
+    assert "longest honest chain has 6 blocks (live employees 11/11)" in caplog.text
     hurried = scenario.replace(max_wall_seconds=1.0)
     employees = build_employees(hurried, genesis_of(hurried), hash_trainer_for(hurried))
     host = LocalHost(hurried, employees, Users(hurried, genesis_of(hurried)))
     done = conduct(hurried, host, range(11),
-                   after_tick=Watch(hurried, time.monotonic() - 5, lambda: (12, 12)))
+                   after_tick=Watch(hurried, time.monotonic() - 5, lambda: (11, 11)))
     assert (done.finished, done.stopped_by, done.ticks) == (False, "MAX_WALL_SECONDS", 0)

@@ -373,3 +373,22 @@ def test_a_captured_console_gets_progress_lines_and_no_bar(tmp_path):
     assert re.fullmatch(r"\d{8}-\d{6}-seed2", folder.name)
     assert f"Run folder: runs/{folder.name}" in done.stdout
     assert FILES <= {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(("words", "lines"), [
+    (["--employer-confidance", "5"],
+     ["error: unknown flag --employer-confidance (did you mean --employer-confidence?)"]),
+    # No abbreviations: a prefix of a flag is not that flag.
+    (["--employees", "5", "--seed=3", "--sed=4"],
+     ["error: unknown flag --employees (did you mean --employees-num, "
+      "--employer-confidence?)", "error: unknown flag --sed (did you mean --seed, --tf-seed?)"]),
+    (["--trainer", "hash", "stray"],
+     ["error: unexpected argument 'stray': every option is a --flag VALUE"]),
+    (["--employees-num", "x"],
+     ["error: argument --employees-num: not an integer: 'x' (see python main.py --help)"]),
+])
+def test_a_mistyped_command_line_gets_one_line_per_problem(words, lines, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main.build_parser().parse_args(words)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == lines

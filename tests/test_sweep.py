@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -379,3 +381,35 @@ def test_sigterm_stops_the_sweep_and_interrupted_runs_are_redone(
     assert len(list(runs.glob("*seed-2*.out"))) == 1  # kept: it is what explains the failure
     (point,) = _read_csv(out / "summary.csv")
     assert (point["n"], point["n_self_check_failed"], point["ticks_mean"]) == ("2", "1", "5.0")
+
+
+def test_a_dry_run_read_in_part_ends_without_a_traceback(tmp_path: Path) -> None:
+    """``--dry-run | head``: the listing (3,000 runs, more than a pipe holds) stops when
+    the reader closes the pipe, with exit 0 and nothing on stderr."""
+    command = [sys.executable, "-m", "simulation.sweep", "--set", "TF_SEED=1..2", "--seeds",
+               "1500", "--out", str(tmp_path / "out"), "--dry-run"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=sweep.ROOT)
+    assert child.stdout is not None and child.stderr is not None
+    first = child.stdout.readline()
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 0, err
+    assert first.strip() and "Traceback" not in err and err == ""
+
+
+def test_a_sweep_reports_every_problem_at_once(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """A value of the wrong type no longer hides what the scenario says of the others,
+    and a mistyped flag gets the closest ones, not the usage."""
+    argv = ["--set", "POISON_RATE=half", "--trainer", "hsh", "--out", str(tmp_path / "o"),
+            "--dry-run"]
+    assert sweep.main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: POISON_RATE: 'half' is not a valid float",
+        "error: TRAINER must be one of keras, hash, got 'hsh'"]
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main(["--employer-confidance", "3", "--out", str(tmp_path / "o")])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: unknown flag --employer-confidance (did you mean --employer-confidence?)"]

@@ -13,7 +13,13 @@ here.
 """
 
 from simulation.config.checks import problems, validated
-from simulation.config.flags import add_knob_arguments, flag_name, parse_int, scenario_from_args
+from simulation.config.flags import (
+    FlagParser,
+    add_knob_arguments,
+    flag_name,
+    parse_int,
+    scenario_from_args,
+)
 from simulation.config.grammars import (
     COMPUTATION_OF_PROFILE,
     EXACT,
@@ -49,7 +55,7 @@ from simulation.config.knobs import (
 from simulation.config.roles import BEHAVIOURS, POISONED_TRAINING, Role, training_of
 
 __all__ = [
-    "BACKENDS", "BEHAVIOURS", "COMPUTATION_OF_PROFILE", "EXACT", "HARDWARE_PROFILES",
+    "BACKENDS", "BEHAVIOURS", "FlagParser", "COMPUTATION_OF_PROFILE", "EXACT", "HARDWARE_PROFILES",
     "LATENCY_KINDS", "MAX_PROCESS_EMPLOYEES", "MIXED_HARDWARE", "MNIST_TRAIN_SIZE",
     "POISONED_TRAINING", "PROCESS_WIDE_COMPUTATIONS", "RULE_NAMES", "SIMULATED_ONLY",
     "problems",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import re
 from typing import Any
 
@@ -50,3 +51,40 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Scenario)
                if getattr(args, f.name, None) is not None}
     return base.replace(**changes)
+
+
+class FlagParser(argparse.ArgumentParser):
+    """Whole flag names only (``--employees`` is not ``--employees-num``), and one line
+    per problem instead of the whole usage: an unknown flag with the closest known ones,
+    a bad value with what is wrong."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: list[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.exit(2, "".join(f"error: {line}\n" for line in self.unknown(extra)))
+        return parsed
+
+    def unknown(self, extra: list[str]) -> list[str]:
+        """One line per word that is not a flag of main.py (a flag's value is skipped)."""
+        known = [o for action in self._actions for o in action.option_strings
+                 if o.startswith("--")]
+        lines, after_flag = [], False
+        for word in extra:
+            if word.startswith("-"):
+                flag = word.split("=", 1)[0]
+                close = difflib.get_close_matches(flag, known, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else " (see --help)"
+                lines.append(f"unknown flag {flag}{hint}")
+                after_flag = "=" not in word
+            elif not after_flag:
+                lines.append(f"unexpected argument {word!r}: every option is a --flag VALUE")
+            else:
+                after_flag = False
+        return lines

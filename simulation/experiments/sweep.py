@@ -298,6 +298,7 @@ def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
     errors: list[str] = []
     settings: list[Setting] = []
     given: set[str] = set()
+    unparsed: set[str] = set()  # knobs with a value of the wrong type
 
     def add(knob_name: str, texts_of: str, origin: str) -> None:
         try:
@@ -323,6 +324,7 @@ def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
                 key = repr(parse_value(knob, text))
             except SweepError as exc:
                 errors.append(str(exc))
+                unparsed.add(knob)
                 continue
             if key in seen:
                 errors.append(f"{knob}: {text!r} is listed twice (as {seen[key]!r})")
@@ -343,6 +345,10 @@ def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
         errors.append(str(exc))
         seeds = []
     if errors:
+        # Also what the scenario says of the knobs that did parse: every problem at once.
+        usable = [s for s in settings if s.knob not in unparsed]
+        if math.prod(len(s.texts) for s in usable) <= MAX_RUNS:
+            _scenario_problems(usable, seeds[0] if seeds else 1, errors)
         return None, errors
 
     fixed = {s.knob: s.texts[0] for s in settings if len(s.texts) == 1}
@@ -352,9 +358,26 @@ def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
         return None, [f"the sweep has {total} runs, more than the {MAX_RUNS} allowed"]
 
     plan = Plan(fixed=fixed, varied=varied, seeds=seeds)
-    combinations = [dict(zip(plan.varied_knobs, texts, strict=True))
+    combinations = _scenario_problems(settings, seeds[0], errors)
+    if errors:
+        return None, errors
+    # Seed by seed, so that an interrupted sweep has covered every point about evenly.
+    for seed in seeds:
+        for combination in combinations:
+            plan.runs.append(make_run({**fixed, **combination}, combination, seed))
+    return plan, []
+
+
+def _scenario_problems(settings: list[Setting], seed: int, errors: list[str]
+                       ) -> list[dict[str, str]]:
+    """Adds to ``errors`` what config.problems says of every combination of the
+    settings' values (each problem once, labelled with its point); returns the
+    combinations of the varied knobs."""
+    fixed = {s.knob: s.texts[0] for s in settings if len(s.texts) == 1}
+    varied = [s for s in settings if len(s.texts) > 1]
+    combinations = [dict(zip([s.knob for s in varied], texts, strict=True))
                     for texts in itertools.product(*(s.texts for s in varied))]
-    base = config.default_scenario().replace(seed=seeds[0])
+    base = config.default_scenario().replace(seed=seed)
     for combination in combinations:
         knobs = {**fixed, **combination}
         scenario = base.replace(**{k.lower(): parse_value(k, v) for k, v in knobs.items()})
@@ -363,13 +386,7 @@ def build_plan(sets: Sequence[str], fixed_flags: dict[str, str], seeds_text: str
             line = f"{label}: {problem}" if label else problem
             if line not in errors:
                 errors.append(line)
-    if errors:
-        return None, errors
-    # Seed by seed, so that an interrupted sweep has covered every point about evenly.
-    for seed in seeds:
-        for combination in combinations:
-            plan.runs.append(make_run({**fixed, **combination}, combination, seed))
-    return plan, []
+    return combinations
 
 
 # --- One run ----------------------------------------------------------------------------
@@ -923,8 +940,8 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulation.sweep", allow_abbrev=False,
+    parser = config.FlagParser(
+        prog="python -m simulation.sweep",
         usage="%(prog)s [--set KNOB=VALUES ...] [--seeds N|A..B] [--jobs J] --out DIR\n"
               "       [--knob-flag VALUE ...] [--keep-logs] [--quiet] [--dry-run]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -996,14 +1013,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo = [run for run in plan.runs if run.digest not in recorded]
     skipped = len(plan.runs) - len(todo)
     if args.dry_run:
-        if plan.fixed:
-            print("fixed: " + " ".join(f"{k}={v}" for k, v in plan.fixed.items()))
-        for run in plan.runs:
-            settings = " ".join([*(f"{k}={v}" for k, v in run.varied.items()),
-                                 f"seed={run.seed}"])
-            mark = "  (recorded)" if run.digest in recorded else ""
-            print(f"{run.run_id}  {settings}{mark}")
-        print(f"{len(plan.runs)} runs: {skipped} recorded, {len(todo)} to run")
+        try:
+            if plan.fixed:
+                print("fixed: " + " ".join(f"{k}={v}" for k, v in plan.fixed.items()))
+            for run in plan.runs:
+                settings = " ".join([*(f"{k}={v}" for k, v in run.varied.items()),
+                                     f"seed={run.seed}"])
+                mark = "  (recorded)" if run.digest in recorded else ""
+                print(f"{run.run_id}  {settings}{mark}")
+            print(f"{len(plan.runs)} runs: {skipped} recorded, {len(todo)} to run",
+                  flush=True)
+        except BrokenPipeError:
+            # The reader took what it wanted (``--dry-run | head``): no traceback, and
+            # nothing left for the interpreter to flush into the closed pipe at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
     runs_dir.mkdir(parents=True, exist_ok=True)

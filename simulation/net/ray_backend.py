@@ -226,7 +226,8 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
             for event in events:
                 log.log(event.level, event.text)
 
-        watch = Watch(scenario, started, lambda: (n + 1 - len(host.failed), n + 1))
+        watch = Watch(scenario, started, lambda: (
+            n - sum(1 for name in host.failed if name != "users"), n))
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
                        log_events, stop_reason, after_tick=watch,
                        max_window=watch.max_window)

@@ -21,7 +21,7 @@ class Watch:
     (the console's progress lines), stops the run once MAX_WALL_SECONDS have passed
     since ``started`` (time.monotonic()), and with TICK_SECONDS > 0 keeps the ticks that
     far apart (pass ``max_window`` to ``conduct``: a paced run takes one tick per
-    exchange). ``live``: (live parties, all parties)."""
+    exchange). ``live``: (live employees, all employees); the users' process is not one."""
 
     def __init__(self, scenario: Scenario, started: float,
                  live: Callable[[], tuple[int, int]]):
@@ -37,7 +37,8 @@ class Watch:
         height = max((st.height for st in statuses), default=0)
         if height > self.best_height:
             self.best_height = height
-            progress.info("tick %d: longest honest chain has %d blocks (live %d/%d)",
+            progress.info("tick %d: longest honest chain has %d blocks (live employees "
+                          "%d/%d)",
                           tick, height + 1, *self.live())
         self._pace()
         if time.monotonic() - self.started > self.scenario.max_wall_seconds:
