@@ -347,8 +347,8 @@ def test_sigterm_stops_the_sweep_and_interrupted_runs_are_redone(
                 return
             time.sleep(0.05)
 
-    argv = ["--set", "TRAINER=hash", "--seeds", "2", "--jobs", "2", "--out", str(out),
-            "--quiet"]
+    # Not --quiet: without a terminal the sweep prints a line per run instead of a bar.
+    argv = ["--set", "TRAINER=hash", "--seeds", "2", "--jobs", "2", "--out", str(out)]
     handler_before = signal.getsignal(signal.SIGTERM)
     killer = threading.Thread(target=terminate_when_started)
     killer.start()
@@ -359,6 +359,9 @@ def test_sigterm_stops_the_sweep_and_interrupted_runs_are_redone(
     assert time.monotonic() - started < 10  # the child was told, not waited out
     printed = capsys.readouterr().out
     assert "interrupted by SIGTERM" in printed and "python -m simulation.sweep" in printed
+    # The count of done runs (the bar's, or these lines') leaves out the interrupted one.
+    assert "[1/2]" in printed and "interrupted, not recorded" in printed
+    assert "[2/2]" not in printed
     assert len(list(runs.glob("*.row.json"))) == 1  # the interrupted run is not recorded
     rows = _read_csv(out / "runs.csv")
     assert [r["seed"] for r in rows] == ["1"]

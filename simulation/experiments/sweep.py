@@ -913,8 +913,9 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
                     counts[outcome.status] += 1
                     if outcome.status == "not started":
                         continue
-                    finished += 1
-                    bar.update(1)
+                    if outcome.status != "interrupted":  # redone on resume: not done
+                        finished += 1
+                        bar.update(1)
                     code = outcome.exit_code
                     default = ("killed by a signal" if code is not None and code < 0
                                else "unexpected exit code")
