@@ -179,7 +179,8 @@ def test_summarize_rows_counts_failures_and_skips_blanks() -> None:
     assert half["ticks_mean"] == pytest.approx(20.0)  # 10, 20, 30: the failure left out
     assert half["ticks_sd"] == pytest.approx(10.0)
     low, high = t_interval([10.0, 20.0, 30.0])
-    assert (half["ticks_ci95_low"], half["ticks_ci95_high"]) == (low, high)
+    assert low < 0  # the t interval of the mean of 10, 20, 30 reaches below zero ...
+    assert (half["ticks_ci95_low"], half["ticks_ci95_high"]) == (0.0, high)  # ... ticks do not
     assert half["model_accuracy_mean"] == pytest.approx(0.9)  # blanks skipped
     assert half["model_accuracy_sd"] is None and half["model_accuracy_ci95_low"] is None
     assert half["finished_rate"] == 1.0 and half["employer_poisoned_rate"] == 0.0
@@ -416,3 +417,20 @@ def test_a_sweep_reports_every_problem_at_once(tmp_path: Path,
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: unknown flag --employer-confidance (did you mean --employer-confidence?)"]
+
+
+def test_intervals_are_clipped_to_what_a_measure_can_take_and_shares_beside_counts(
+) -> None:
+    """Counts are at least 0 and an accuracy at most 1, whatever the t interval says; the
+    adversaries' share of the employees stands beside ADVERSARIES' counts."""
+    rows = [{"ADVERSARIES": "poisoned:3", "seed": s, "self_check_passed": True,
+             "forks": f, "model_accuracy": a, "adversary_share": 0.27273}
+            for s, f, a in [(1, 0, 1.0), (2, 0, 1.0), (3, 3, 0.9)]]
+    (point,) = summarize_rows(rows, ["ADVERSARIES"])
+    assert t_interval([0.0, 0.0, 3.0])[0] < 0 and t_interval([1.0, 1.0, 0.9])[1] > 1
+    assert point["forks_ci95_low"] == 0.0 and point["forks_ci95_high"] > 3
+    assert point["model_accuracy_ci95_high"] == 1.0 and point["model_accuracy_ci95_low"] < 1
+    assert point["adversary_share"] == 0.27273
+    row = sweep.row_from_results({"adversaries": {"E1": "poisoned", "E4": "poisoned"},
+                                  "scenario": {"EMPLOYEES_NUM": 8}}, 0)
+    assert row["adversary_share"] == 0.25

@@ -73,7 +73,8 @@ MAX_ERRORS_SHOWN = 30
 
 # runs.csv: the varied knobs come first, then these.
 RUN_COLUMNS = [
-    "seed", "exit_code", "self_check_passed", "finished", "ticks", "wall_seconds",
+    "seed", "adversary_share", "exit_code", "self_check_passed", "finished", "ticks",
+    "wall_seconds",
     "chain_length", "forks", "honest_poisoned_blocks", "employer_chain_length",
     "employer_poisoned_blocks", "employer_model_source", "employer_poisoned",
     "model_accuracy", "honest_model_accuracy", "transactions_issued",
@@ -95,6 +96,9 @@ MEASURES = (
     *FAIRNESS_MEASURES, *ATTACK_MEASURES,
 )
 PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
+# What each measure can take: every one is at least 0, these at most 1. A t interval is
+# clipped to it (the mean of counts 0, 0, 0, 3 has an interval reaching below zero).
+BOUNDED_BY_ONE = {"model_accuracy", "honest_model_accuracy", "stale_rate", "gini_rewards"}
 SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
 SUMMARY_STATS += [f"{p}_{s}" for p in PROPORTIONS for s in ("rate", "ci95_low", "ci95_high")]
 # (column prefix, statistic, panel title) of the plotted measures, in panel order.
@@ -439,7 +443,12 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
     else:
         failures_text = "" if failures is None else str(failures)
     source = _dig(res, "employer", "model_source")
+    adversaries, employees = _dig(res, "adversaries"), _dig(res, "scenario", "EMPLOYEES_NUM")
+    share = len(adversaries) / employees if isinstance(adversaries, dict) and \
+        isinstance(employees, int) and employees > 0 else None
     return {
+        # The share of the employees that are adversaries, beside ADVERSARIES' counts.
+        "adversary_share": None if share is None else round(share, 5),
         "exit_code": exit_code,
         "self_check_passed": self_check_passed,
         "finished": _dig(res, "finished"),
@@ -630,9 +639,14 @@ def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
         point: dict[str, Any] = {k: group[0].get(k) for k in varied}
         point["n"] = len(group)
         point["n_self_check_failed"] = len(group) - len(passed)
+        point["adversary_share"] = next(
+            (v for r in group if (v := number(r.get("adversary_share"))) is not None), None)
         for measure in MEASURES:
             values = [v for r in passed if (v := number(r.get(measure))) is not None]
             interval = t_interval(values)
+            if interval is not None:
+                top = 1.0 if measure in BOUNDED_BY_ONE else math.inf
+                interval = (max(0.0, interval[0]), min(top, interval[1]))
             point[f"{measure}_mean"] = statistics.fmean(values) if values else None
             point[f"{measure}_sd"] = statistics.stdev(values) if len(values) > 1 else None
             point[f"{measure}_ci95_low"] = interval[0] if interval else None
@@ -862,8 +876,8 @@ def write_outputs(out_dir: Path, plan: Plan) -> tuple[list[Path], int]:
     rows = flatten(records, knobs)
     points = summarize_rows(rows, knobs)
     write_csv(out_dir / "runs.csv", [*knobs, *RUN_COLUMNS], rows)
-    write_csv(out_dir / "summary.csv", [*knobs, "n", "n_self_check_failed", *SUMMARY_STATS],
-              points)
+    write_csv(out_dir / "summary.csv",
+              [*knobs, "n", "n_self_check_failed", "adversary_share", *SUMMARY_STATS], points)
     fixed = ", ".join(f"{k}={v}" for k, v in plan.fixed.items())
     seeds = len({r["seed"] for r in rows})
     title = f"{len(rows)} runs, {seeds} seeds" + (f"; {fixed}" if fixed else "")
