@@ -72,7 +72,8 @@ class FlagParser(argparse.ArgumentParser):
         return parsed
 
     def unknown(self, extra: list[str]) -> list[str]:
-        """One line per word that is not a flag of main.py (a flag's value is skipped)."""
+        """One line per word that is not one of this command's flags (a flag's value is
+        skipped)."""
         known = [o for action in self._actions for o in action.option_strings
                  if o.startswith("--")]
         lines, after_flag = [], False
