@@ -434,3 +434,17 @@ def test_intervals_are_clipped_to_what_a_measure_can_take_and_shares_beside_coun
     row = sweep.row_from_results({"adversaries": {"E1": "poisoned", "E4": "poisoned"},
                                   "scenario": {"EMPLOYEES_NUM": 8}}, 0)
     assert row["adversary_share"] == 0.25
+
+
+def test_an_axis_of_adversary_counts_knows_the_employees_behind_it(tmp_path: Path) -> None:
+    """Counts 0, 3, 6 of 11 (shares from the runs): the plots show the share beside the
+    count; points that disagree on the employees (a varied EMPLOYEES_NUM) show none."""
+    points = [{"ADVERSARIES": f"poisoned:{k}", "adversary_share": round(k / 11, 5),
+               "n": 1, "n_self_check_failed": 0, "forks_mean": k}
+              for k in (0, 3, 6)]
+    xs, _, ticks = sweep.x_axis("ADVERSARIES", [p["ADVERSARIES"] for p in points])
+    assert ticks is None and sweep.employees_behind_counts(xs, points) == 11
+    mixed = [*points, {**points[1], "adversary_share": 0.5}]
+    assert sweep.employees_behind_counts([*xs, 3.0], mixed) is None
+    assert (tmp_path / "sweep.png") in sweep.plot_points(points, ["ADVERSARIES"], tmp_path,
+                                                         "shares")

@@ -744,6 +744,16 @@ def x_axis(knob: str | None, values: Sequence[Any]) -> tuple[list[float], str, l
     return [float(order.index(t)) for t in texts], knob, order
 
 
+def employees_behind_counts(xs: Sequence[float], points: Sequence[dict[str, Any]]
+                            ) -> int | None:
+    """The one EMPLOYEES_NUM behind an axis of adversary counts, from the points' shares
+    (None when the points do not agree on one, or tell none): then the axis can show
+    the share of the employees beside the count."""
+    found = {round(x / share) for x, p in zip(xs, points, strict=True)
+             if (share := number(p.get("adversary_share"))) and x > 0}
+    return found.pop() if len(found) == 1 else None
+
+
 def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir: Path,
                 title: str) -> list[Path]:
     """sweep.png with every plotted measure that has a value, and one PNG per measure."""
@@ -757,6 +767,8 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
 
     first = varied[0] if varied else None
     xs, xlabel, ticks = x_axis(first, [p.get(first) if first else None for p in points])
+    employees = employees_behind_counts(xs, points) \
+        if first == "ADVERSARIES" and ticks is None else None
     others = list(varied[1:])
     lines: dict[tuple[Any, ...], list[int]] = {}
     for i, point in enumerate(points):
@@ -811,6 +823,10 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0,
                           fontsize=8)
+        if employees:  # counts below, the share of the employees they are above
+            share = ax.secondary_xaxis("top", functions=(lambda x: x / employees,
+                                                         lambda s: s * employees))
+            share.set_xlabel(f"share of the {employees} employees", fontsize=8)
         ax.grid(alpha=0.3)
         handles, _ = ax.get_legend_handles_labels()
         if failed_total:
