@@ -215,3 +215,12 @@ def test_every_role_has_its_own_behaviour_object(role):
     assert first.role == second.role == role
     assert first.behaviour is not second.behaviour and first.behaviour.node is first
     assert first.report().behaviour == role
+
+
+def test_the_spammer_logs_its_junk_with_its_step():
+    """The junk is added after the honest step: its log line must travel with the step's
+    events, not be written into the next step's (it was lost that way)."""
+    run = run_lockstep(scenario(adversaries="spammer:1", max_ticks=12), keep_events=True)
+    (spammer,) = [e for e in run.employees if e.role == Role.SPAMMER]
+    lines = [ev.text for ev in run.events if ev.text == f"{spammer.name} adds 4 junk messages"]
+    assert len(lines) == run.ticks + 1 and spammer.sent["spam"] == 4 * len(lines)

@@ -16,7 +16,7 @@ from typing import Any
 from simulation.config import MNIST_TRAIN_SIZE, POISONED_TRAINING, Role, Scenario, computation_of
 from simulation.ml.training import HashTrainer, LabelMap
 from simulation.node.behaviour import Behaviour
-from simulation.node.employee import INFO, Employee, Ready, short
+from simulation.node.employee import DEBUG, INFO, Employee, LogEvent, Ready, short
 from simulation.protocol import lottery
 from simulation.protocol.encoding import KeyPair, encode, sha256
 from simulation.protocol.ledger import Genesis
@@ -211,7 +211,10 @@ class Spammer(Behaviour):
             b"",
         ]
         node.sent["spam"] += len(junk)
-        return Ready(ready.tick, ready.outgoing + tuple(junk), ready.events, ready.direct)
+        # An event of its own: the step's events are already collected in ``ready``.
+        said = LogEvent(DEBUG, f"{node.name} adds {len(junk)} junk messages")
+        return Ready(ready.tick, ready.outgoing + tuple(junk), (*ready.events, said),
+                     ready.direct)
 
     def oversized_frame(self, tick: int, limit: int) -> bytes | None:
         return b"\x00" * (limit + 1) if tick >= self.OVERSIZED_AT else None
