@@ -274,3 +274,26 @@ def test_joining_no_cluster_is_a_clear_error_and_nothing_runs(tmp_path, monkeypa
                                           log_file=str(tmp_path / "x.log"))
     with pytest.raises(runner.RunAborted, match="RAY_ADDRESS 'auto': no Ray cluster to join"):
         runner.run(scenario, quiet=True)
+
+
+@pytest.mark.ray
+def test_a_stale_cluster_address_is_refused_at_once(tmp_path, monkeypatch, ray):
+    """"auto" resolves to the latest cluster this machine started, also one that has
+    stopped since; ray.init then retried for many minutes (a CI run hung so). The run
+    refuses it within seconds instead."""
+    import socket
+
+    from ray._private import services
+
+    from simulation.net import runner
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda *a, **k: dead)
+    scenario = default_scenario().replace(trainer="hash", backend="ray", ray_address="auto",
+                                          log_file=str(tmp_path / "x.log"))
+    started = time.monotonic()
+    with pytest.raises(runner.RunAborted, match=f"{dead} does not answer"):
+        runner.run(scenario, quiet=True)
+    assert time.monotonic() - started < 30
