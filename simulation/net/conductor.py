@@ -24,11 +24,11 @@ from simulation.net.relay import (
 )
 from simulation.node.adversaries import Crashed
 from simulation.node.employee import Employee, LogEvent, Ready
-from simulation.node.employer import EMPLOYER_INDEX, make_employer
+from simulation.node.employer import make_employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
-from simulation.protocol.names import party_name
+from simulation.protocol.names import EMPLOYER_PARTY, party_name
 from simulation.protocol.records import RunResult, Status
 
 NO_HONEST_LEFT = "no live honest employee"
@@ -207,8 +207,8 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                         statuses[index] = answer.status
                     if on_events is not None:
                         on_events(answer.events)
-                asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_INDEX))
-                router.submit(tick, EMPLOYER_INDEX, asked.outgoing, asked.direct)
+                asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_PARTY))
+                router.submit(tick, EMPLOYER_PARTY, asked.outgoing, asked.direct)
                 live_honest = [statuses[i] for i in sorted(honest) if i in statuses
                                and i not in crashed and router.online(i, tick)]
                 if target_reached(live_honest, scenario.target_blockchain_length):

@@ -31,9 +31,8 @@ from simulation.net.frames import F
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.net.watch import Watch
-from simulation.node.employer import EMPLOYER_INDEX
 from simulation.protocol.encoding import DecodeError
-from simulation.protocol.names import employee_name, party_name
+from simulation.protocol.names import EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.records import EmployeeReport, RunResult, Status
 
 log = logging.getLogger("pot.network")
@@ -124,7 +123,7 @@ class Network:
         return got
 
     def name_of(self, index: int) -> str:
-        return party_name(index) if index == EMPLOYER_INDEX else self.parties[index].name
+        return party_name(index) if index == EMPLOYER_PARTY else self.parties[index].name
 
     def unit_of(self, index: int) -> int:
         """``conductor.Host``: every party (process) is a unit of its own."""

@@ -15,8 +15,7 @@ from typing import Any
 from simulation.config import EXACT, Role, Scenario, computation_of, training_of
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
-from simulation.node.employer import EMPLOYER_INDEX
-from simulation.protocol.names import employee_name, party_name
+from simulation.protocol.names import EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.records import Status
 
 
@@ -44,7 +43,7 @@ class Router:
         """The scenario's delay and network model, with copies to every employee and
         the employer."""
         return cls(scenario.network_delay_ticks, Latency.of(scenario),
-                   [*range(scenario.employees_num), EMPLOYER_INDEX],
+                   [*range(scenario.employees_num), EMPLOYER_PARTY],
                    Conditions.of(scenario), scenario.bandwidth)
 
     def __init__(self, delay: int, latency: Latency | None = None,

@@ -17,8 +17,6 @@ from simulation.protocol.ledger import Genesis
 from simulation.protocol.names import EMPLOYER_PARTY
 from simulation.protocol.stages import StageResult
 
-EMPLOYER_INDEX = EMPLOYER_PARTY
-
 
 class _NoTrainer:
     model_id = ""
@@ -39,5 +37,5 @@ class LightClient(Behaviour):
 
 
 def make_employer(scenario: Scenario, genesis: Genesis) -> Employee:
-    return Employee(EMPLOYER_INDEX, scenario, genesis, _NoTrainer(),
+    return Employee(EMPLOYER_PARTY, scenario, genesis, _NoTrainer(),
                     derive_keypair(scenario.seed, "employer", 0), LightClient())

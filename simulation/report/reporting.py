@@ -124,8 +124,8 @@ def summarize(
     transactions = _transactions(users_report["issued"], chain_entries, employees,
                                  honest_names, set(result.in_flight))
     rewards, balances = _coins(reference, genesis, names)
-    training = TrainingSection(**_training(employees, honest_names, computations,
-                                           simulated=scenario.trainer == "hash"))
+    training = _training(employees, honest_names, computations,
+                         simulated=scenario.trainer == "hash")
 
     # The honest training is the reference hardware's (HARDWARE): an "xla" employee's
     # secrets differ from it without any poisoning.
@@ -139,8 +139,7 @@ def summarize(
     # The honest and the poisoned model after the evaluated stage (None: not evaluated).
     accuracy, poisoned_accuracy = (None, None) if evaluated_stage is None else (
         accuracies["honest"].get(evaluated_stage), accuracies["poisoned"].get(evaluated_stage))
-    employer_part = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
-    employer = EmployerSection(**employer_part) if employer_part is not None else None
+    employer = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
     ticks_run = max(1, (result.ticks or 0) + 1)
     poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None
@@ -314,7 +313,7 @@ def _poisoned_blocks(chain: list[ChainEntry], honest_secrets: list[bytes]) -> in
 
 def _employer(report: EmployeeReport | None, honest_secrets: list[bytes],
               poisoned_secrets: list[bytes], accuracies: dict[str, dict[int, float]]
-              ) -> dict[str, Any] | None:
+              ) -> EmployerSection | None:
     """The employer's chain, how much of it is poisoned, and the model it receives: the
     honest or the poisoned model after the stage its tip certifies, whichever the tip's
     revealed secret matches."""
@@ -330,15 +329,15 @@ def _employer(report: EmployeeReport | None, honest_secrets: list[bytes],
             source = "honest"
         elif stage < len(poisoned_secrets) and secret == poisoned_secrets[stage]:
             source = "poisoned"
-    return {
-        "chain_length": len(chain),
-        "tip_hash": tip.hash.hex(),
-        "poisoned_blocks": _poisoned_blocks(chain, honest_secrets),
-        "model_source": source,
-        "model_stage": stage if stage >= 0 else None,
-        "model_test_accuracy": accuracies.get(source, {}).get(stage),
-        "rejected": {k: dict(sorted(v.items())) for k, v in report.rejected.items()},
-    }
+    return EmployerSection(
+        chain_length=len(chain),
+        tip_hash=tip.hash.hex(),
+        poisoned_blocks=_poisoned_blocks(chain, honest_secrets),
+        model_source=source,
+        model_stage=stage if stage >= 0 else None,
+        model_test_accuracy=accuracies.get(source, {}).get(stage),
+        rejected={k: dict(sorted(v.items())) for k, v in report.rejected.items()},
+    )
 
 
 def _round(value: Any) -> float | None:
@@ -408,7 +407,7 @@ def _coins(reference: EmployeeReport | None, genesis: Genesis,
 
 def _training(employees: dict[str, EmployeeReport], honest: list[str],
               computations: dict[str, str],
-              simulated: bool) -> dict[str, Any]:
+              simulated: bool) -> TrainingSection:
     """Whether every honest employee derived the same secret and model hash per stage as
     the others that compute the same way (HARDWARE: "xla" employees compute otherwise),
     how often different computations disagreed, and how long training took (stage 0
@@ -441,19 +440,19 @@ def _training(employees: dict[str, EmployeeReport], honest: list[str],
         if samples
     ]
     first_stage = [seconds[0] for n in honest if (seconds := employees[n].stage_seconds)]
-    return {
-        "stages_compared": stages,
-        "secrets_identical": identical if stages else None,
-        "employees_without_secrets": without,
-        "computations": {c: len(g) for c, g in sorted(groups.items())},
+    return TrainingSection(
+        stages_compared=stages,
+        secrets_identical=identical if stages else None,
+        employees_without_secrets=without,
+        computations={c: len(g) for c, g in sorted(groups.items())},
         # Share of the compared stages whose secrets differ between two computations;
         # with the hash trainer the "xla" difference is a noise model, not measured.
-        "secrets_disagree": disagreement,
-        "disagreement_simulated": simulated and len(groups) > 1,
-        "median_ms_per_sample": round(statistics.median(later_ms), 4) if later_ms else None,
-        "median_first_stage_seconds": round(statistics.median(first_stage), 3)
+        secrets_disagree=disagreement,
+        disagreement_simulated=simulated and len(groups) > 1,
+        median_ms_per_sample=round(statistics.median(later_ms), 4) if later_ms else None,
+        median_first_stage_seconds=round(statistics.median(first_stage), 3)
         if first_stage else None,
-    }
+    )
 
 
 def render(summary: dict[str, Any]) -> str:
