@@ -67,6 +67,24 @@ PARTITIONS = ""
 # offline from tick 50 until tick 120 (it neither acts nor receives), then it catches up.
 CHURN = ""
 
+# Who hears whom. "full": every party hears every other directly and nothing is relayed
+# (the default). "random:D": every employee gets D peers (a random regular graph drawn
+# from SEED). "bitcoin": every employee opens outbound links drawn from the outbound-degree
+# distribution of Bitcoin nodes (Miller et al. 2015, as SimBlock uses it). "file:PATH": an
+# edge list, one pair of parties per line ("E0 E3"; "employer E5" names an employer link).
+# Outside "full" a party forwards what it accepted to its other peers (relay after
+# validation, README), and catch-up requests go to peers. Links are two-way.
+TOPOLOGY = "full"
+
+# How many employees the employer's light client links to, drawn from SEED (0: every
+# employee). Needs a TOPOLOGY other than "full".
+EMPLOYER_PEERS = 0
+
+# Where the adversaries sit: "random" (drawn among all employees from SEED) or
+# "employer" (they take the employer's peer slots first, the rest drawn among the others:
+# an eclipse). "employer" needs EMPLOYER_PEERS > 0 and adversaries.
+ADVERSARY_PLACEMENT = "random"
+
 # The run stops at this tick if the target was not reached (and exits non-zero).
 MAX_TICKS = 2000
 

@@ -77,9 +77,14 @@ def pytest_collection_modifyitems(config, items):
     # that start processes, train with Keras or run Ray share one worker, one at a time:
     # each keeps several cores busy already, and two at once only slowed both; and each
     # Ray test counts the Ray processes on the machine, so another's would be seen as
-    # left behind. The pure tests fill the other workers.
+    # left behind. The Ray tests are a group of their own, one at a time on another
+    # worker: they mostly wait for Ray's processes to start and stop, and so overlap
+    # well with the others (docs/TESTING.md has the figures). The pure tests fill the
+    # workers left.
     for item in items:
-        if any(item.get_closest_marker(m) is not None for m in ("processes", "tf", "ray")):
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif any(item.get_closest_marker(m) is not None for m in ("processes", "tf")):
             item.add_marker(pytest.mark.xdist_group("heavy"))
 
 

@@ -85,13 +85,17 @@ def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path)
     """`python main.py --adversaries poisoned:7 --seed 3` once crashed an honest employee:
     re-checking the poisoned branch had trained it 66 stages deep, and the weights after
     stage 4 of its own chain were no longer kept; the run still exited 0 and the results
-    said employer.poisoned_blocks = null. The exact command line, at default settings: 7
-    of 11 employees poisoned, with real training, at the default MAX_TICKS, where the
-    poisoned branch is free to outgrow the honest chain and the real stop step (the
-    network's evaluation plan) must still deliver every figure."""
+    said employer.poisoned_blocks = null. The same command line, with MAX_TICKS 500
+    instead of the default 2000 (a quarter of the time): 7 of 11 employees poisoned,
+    with real training; the poisoned branch outgrows the honest chain by more than
+    SNAPSHOTS_KEPT stages, so the stage the honest evaluator evaluates must be replayed
+    from a checkpoint, as in the crash, and the real stop step (the network's evaluation
+    plan) must still deliver every figure."""
+    from simulation.ml.keras_training import SNAPSHOTS_KEPT
+
     done = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "--adversaries", "poisoned:7", "--seed", "3",
-         "--quiet", "--results", "hi.json"],
+         "--max-ticks", "500", "--quiet", "--results", "hi.json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     results = json.loads((tmp_path / "hi.json").read_text())
     assert "crashed" not in (tmp_path / "pot_sim.log").read_text()
@@ -107,7 +111,7 @@ def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path)
     assert employer["model_test_accuracy"] == \
         results["poisoned_branch"]["model_test_accuracy"]
     # The honest evaluator trained far beyond its own chain and still evaluated it.
-    assert results["model"]["evaluated_stage"] < employer["model_stage"] - 8
+    assert results["model"]["evaluated_stage"] < employer["model_stage"] - SNAPSHOTS_KEPT
     assert isinstance(results["model"]["test_accuracy"], float)
     assert isinstance(employer["model_test_accuracy"], float)
     assert done.returncode == results["exit_code"] == (0 if results["finished"] else 1)

@@ -119,7 +119,9 @@ def test_a_failed_shard_hosting_the_users_cuts_them_off_too():
 
 @pytest.mark.parametrize("changes", [
     dict(latency="constant:3"),
-    dict(latency="uniform:2:5", adversaries="crash:1,poisoned:1", churn="4@8:30")])
+    dict(latency="uniform:2:5", adversaries="crash:1,poisoned:1", churn="4@8:30"),
+    dict(topology="random:3", employer_peers=2, stage_ticks=2, latency="uniform:1:3",
+         adversaries="poisoned:1")])
 def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(changes):
     """The shards' frames (``window`` in, ``stepped`` out) with a window of several ticks
     give the in-process lockstep's run, ended at the same tick with the same reports."""

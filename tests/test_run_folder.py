@@ -377,11 +377,13 @@ def test_a_captured_console_gets_progress_lines_and_no_bar(tmp_path):
 
 @pytest.mark.parametrize(("words", "lines"), [
     (["--employer-confidance", "5"],
-     ["error: unknown flag --employer-confidance (did you mean --employer-confidence?)"]),
+     ["error: unknown flag --employer-confidance (did you mean --employer-confidence, "
+      "--employer-peers?)"]),
     # No abbreviations: a prefix of a flag is not that flag.
     (["--employees", "5", "--seed=3", "--sed=4"],
      ["error: unknown flag --employees (did you mean --employees-num, "
-      "--employer-confidence?)", "error: unknown flag --sed (did you mean --seed, --tf-seed?)"]),
+      "--employer-peers, --employer-confidence?)",
+      "error: unknown flag --sed (did you mean --seed, --tf-seed?)"]),
     (["--trainer", "hash", "stray"],
      ["error: unexpected argument 'stray': every option is a --flag VALUE"]),
     (["--employees-num", "x"],

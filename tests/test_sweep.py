@@ -416,7 +416,8 @@ def test_a_sweep_reports_every_problem_at_once(tmp_path: Path,
         sweep.main(["--employer-confidance", "3", "--out", str(tmp_path / "o")])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: unknown flag --employer-confidance (did you mean --employer-confidence?)"]
+        "error: unknown flag --employer-confidance (did you mean --employer-confidence, "
+        "--employer-peers?)"]
 
 
 def test_intervals_are_clipped_to_what_a_measure_can_take_and_shares_beside_counts(

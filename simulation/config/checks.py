@@ -20,6 +20,7 @@ from simulation.config.knobs import (
     ScenarioError,
     default_scenario,
 )
+from simulation.config.topology import PLACEMENTS
 
 
 def problems(s: Scenario) -> list[str]:
@@ -143,6 +144,10 @@ def problems(s: Scenario) -> list[str]:
                        f"{s.employees_num}")
         elif total == s.employees_num and total > 0:
             out.append("ADVERSARIES leaves no honest employee: at least one is needed")
+        if s.adversary_placement == "employer" and total == 0:
+            out.append("ADVERSARY_PLACEMENT employer (an eclipse) needs adversaries: "
+                       "ADVERSARIES is empty")
+    out.extend(_topology_problems(s))
     if s.trainer not in TRAINERS:
         out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
     if s.backend == "process" and s.employees_num > MAX_PROCESS_EMPLOYEES:
@@ -157,6 +162,31 @@ def problems(s: Scenario) -> list[str]:
         out.append(f"RAY_ADDRESS is {s.ray_address!r} but BACKEND is {s.backend!r}")
     if not s.log_file:
         out.append("LOG_FILE must not be empty")
+    return out
+
+
+def _topology_problems(s: Scenario) -> list[str]:
+    """TOPOLOGY, EMPLOYER_PEERS and ADVERSARY_PLACEMENT: the graph is built here once
+    (``Scenario.peer_graph``), so a bad file or an impossible draw stops the run now."""
+    out = []
+    if not 0 <= s.employer_peers <= s.employees_num:
+        out.append(f"EMPLOYER_PEERS must lie in 0 .. EMPLOYEES_NUM ({s.employees_num}), "
+                   f"got {s.employer_peers}")
+    elif s.employer_peers and s.topology.strip() == "full":
+        out.append("EMPLOYER_PEERS needs a TOPOLOGY other than full: in the full mesh "
+                   "every party hears every other and nothing is relayed")
+    if s.adversary_placement not in PLACEMENTS:
+        out.append(f"ADVERSARY_PLACEMENT must be one of {', '.join(PLACEMENTS)}, got "
+                   f"{s.adversary_placement!r}")
+    elif s.adversary_placement == "employer" and s.employer_peers == 0:
+        out.append("ADVERSARY_PLACEMENT employer needs EMPLOYER_PEERS > 0: with every "
+                   "employee as the employer's peer there is no slot to take")
+    if out:
+        return out
+    try:
+        s.peer_graph  # noqa: B018 - builds and keeps
+    except ValueError as exc:
+        out.append(f"TOPOLOGY: {exc}")
     return out
 
 

@@ -27,6 +27,7 @@ from simulation.config.grammars import (
     speed_factor_of,
 )
 from simulation.config.roles import Role
+from simulation.config.topology import PeerGraph, peer_graph_of
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Scenario:
     loss_probability: float
     partitions: str
     churn: str
+    topology: str
+    employer_peers: int
+    adversary_placement: str
     tick_seconds: float
     max_ticks: int
     round_timeout_ticks: int
@@ -108,6 +112,11 @@ class Scenario:
     @cached_property
     def churn_windows(self) -> dict[int, list[tuple[int, int]]]:
         return parse_churn(self.churn, self.employees_num)
+
+    @cached_property
+    def peer_graph(self) -> PeerGraph | None:
+        """The peers of every party (``config.topology``); None for the full mesh."""
+        return peer_graph_of(self)
 
     @cached_property
     def hardware_names(self) -> tuple[str, ...]:

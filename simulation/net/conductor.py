@@ -129,6 +129,7 @@ class Conducted:
     facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
     statuses: dict[int, Status] = field(default_factory=dict)  # the last, by index
     in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
+    router: Router | None = None  # for the blocks' hops (``result_of``)
 
 
 def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
@@ -225,7 +226,7 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     return Conducted(employer, tick, finished, stopped_by, crashed,
                      dict(router.bytes_sent), dict(router.dropped),
                      network_facts(router, tick), statuses,
-                     [sha256(data) for data in router.in_flight()])
+                     [sha256(data) for data in router.in_flight()], router)
 
 
 def final_plan(scenario: Scenario, roles: dict[int, Role], heights: dict[int, int],
@@ -240,13 +241,22 @@ def final_plan(scenario: Scenario, roles: dict[int, Role], heights: dict[int, in
 def result_of(scenario: Scenario, finished: bool, ticks: int, stopped_by: str,
               reports: dict[str, Any], employer: Employee,
               crashed: list[int], relayed_bytes: dict[int, int], dropped: dict[str, int],
-              facts: dict[str, Any], in_flight: list[bytes]) -> RunResult:
+              facts: dict[str, Any], in_flight: list[bytes],
+              router: Router | None = None) -> RunResult:
     """The run in the shape the network process reports (for ``reporting.summarize``);
-    ``reports``: every live employee's final report, and the users' under "users"."""
+    ``reports``: every live employee's final report, and the users' under "users". In
+    a peer graph, the facts gain each block's hops to every party it reached."""
     n = scenario.employees_num
 
     def name(index: int) -> str:
         return "users" if index == n else party_name(index)
+
+    if router is not None and router.graph is not None and "peer_graph" in facts:
+        blocks = {entry[0] for report in reports.values() if isinstance(report, dict)
+                  for entry in report.get("tree") or ()}
+        facts = {**facts, "peer_graph": {**facts["peer_graph"], "block_hops": {
+            block.hex(): {name(p): h for p, h in sorted(router.hops_to(block).items())}
+            for block in sorted(blocks)}}}
 
     return RunResult(
         finished=finished, ticks=ticks, reports=reports,

@@ -20,6 +20,7 @@ from simulation.net.conductor import (
     result_of,
     step_window,
 )
+from simulation.net.relay import Router
 from simulation.node.adversaries import (
     assign_adversaries,
     behaviour_of,
@@ -50,6 +51,7 @@ class LockstepRun:
     dropped: dict[str, int] = field(default_factory=dict)  # copies not delivered, by cause
     facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
     in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
+    router: Router | None = None  # the conductor's (the blocks' hops in a peer graph)
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.role == Role.HONEST
@@ -113,7 +115,7 @@ def run_lockstep(
                    events.extend if keep_events else None, max_window=max_window)
     return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
-                       done.dropped, done.facts, done.in_flight)
+                       done.dropped, done.facts, done.in_flight, done.router)
 
 
 def network_result(run: LockstepRun) -> RunResult:
@@ -131,4 +133,4 @@ def network_result(run: LockstepRun) -> RunResult:
     return result_of(run.scenario, run.finished, run.ticks,
                      "target reached" if run.finished else "MAX_TICKS", reports,
                      run.employer, run.crashed, run.relayed_bytes, run.dropped,
-                     run.facts, run.in_flight)
+                     run.facts, run.in_flight, run.router)

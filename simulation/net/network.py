@@ -188,7 +188,7 @@ class Network:
         reports = self.stop(final_plan(s, self.roles, heights, done.employer))
         result = result_of(s, done.finished, done.ticks, done.stopped_by, reports,
                            done.employer, done.crashed, done.relayed_bytes, done.dropped,
-                           done.facts, done.in_flight)
+                           done.facts, done.in_flight, done.router)
         return replace(
             result, interrupted=bool(self.interrupted), startup_seconds=startup_seconds,
             run_seconds=run_seconds,

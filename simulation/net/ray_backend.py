@@ -262,7 +262,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
         reports = host.reports(final_plan(scenario, roles, live, done.employer))
         result = result_of(scenario, done.finished, done.ticks, done.stopped_by, reports,
                            done.employer, done.crashed, done.relayed_bytes,
-                           done.dropped, done.facts, done.in_flight)
+                           done.dropped, done.facts, done.in_flight, done.router)
         return replace(result, cut_off={**result.cut_off, **host.failed},
                        failures=dict(host.failed),
                        shard_nodes={f"shard{k}": node for k, node in enumerate(nodes)},

@@ -6,6 +6,7 @@ the tests of the protocol exercise the same delivery order as a real run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,10 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulation.config import EXACT, Role, Scenario, computation_of, training_of
+from simulation.config.topology import PeerGraph
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.protocol.names import EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.records import Status
+
+# What announcing a message to a peer costs (a Bitcoin inv entry: 4-byte type, 32-byte
+# hash), counted in the uploaded bytes when the peer declines the message.
+ANNOUNCEMENT_BYTES = 36
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class Envelope:
     sequence: int
     data: bytes
     receiver: int | None = None  # None: every party but the sender (one shared delay)
+    hops: int = 1  # links this copy crossed since its author sent it (peer graph)
+    key: bytes = b""  # sha256 of data (peer graph: who holds what)
 
 
 class Router:
@@ -41,27 +49,48 @@ class Router:
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> Router:
         """The scenario's delay and network model, with copies to every employee and
-        the employer."""
+        the employer, or along the scenario's peer graph (TOPOLOGY)."""
         return cls(scenario.network_delay_ticks, Latency.of(scenario),
                    [*range(scenario.employees_num), EMPLOYER_PARTY],
-                   Conditions.of(scenario), scenario.bandwidth)
+                   Conditions.of(scenario), scenario.bandwidth, scenario.peer_graph)
 
     def __init__(self, delay: int, latency: Latency | None = None,
                  receivers: Sequence[int] = (), conditions: Conditions | None = None,
-                 bandwidth: int = 0):
+                 bandwidth: int = 0, graph: PeerGraph | None = None):
         if delay < 1:
             raise ValueError("delay must be at least 1 tick")
         self.delay = delay
         self.latency = latency
         self.conditions = conditions
         self.bandwidth = bandwidth
-        self.per_copy = latency is not None or conditions is not None or bandwidth > 0
+        self.graph = graph
+        self.per_copy = (latency is not None or conditions is not None or bandwidth > 0
+                         or graph is not None)
         self.receivers = sorted(receivers)
+        self._receiver_set = frozenset(self.receivers)
         self._scheduled: dict[int, list[Envelope]] = defaultdict(list)
         self._sequence: dict[int, int] = defaultdict(int)
         self._upload_free: dict[int, float] = {}  # sender -> tick its uplink is free
         self.bytes_sent: dict[int, int] = defaultdict(int)  # by sender, every message
+        # By sender, every copy it uploaded (a broadcast to k parties counts k times).
+        self.uploaded: dict[int, int] = defaultdict(int)
         self.dropped: Counter[str] = Counter()  # copies not delivered, by cause
+        # The peer graph (None: the full mesh). ``links``: every party's peers, the
+        # employer's included; ``held``: per receiver, the first copy of each message it
+        # was delivered (key -> sender, hops), so that a relay skips the peer it came
+        # from, and later copies are counted as duplicates; ``heard``: copies the
+        # employer was delivered, by sender.
+        self.links: dict[int, tuple[int, ...]] = {}
+        self.held: dict[int, dict[bytes, tuple[int, int]]] = defaultdict(dict)
+        self.duplicates: Counter[int] = Counter()  # copies delivered again, by receiver
+        self.declined: Counter[int] = Counter()  # announcements declined, by receiver
+        self._coming: dict[int, set[bytes]] = defaultdict(set)  # receiver -> keys on the way
+        self.heard: Counter[int] = Counter()
+        if graph is not None:
+            employer = set(graph.employer_peers)
+            for index, peers in enumerate(graph.peers):
+                self.links[index] = (*peers, EMPLOYER_PARTY) if index in employer else peers
+            self.links[EMPLOYER_PARTY] = tuple(sorted(employer))
 
     def min_delay(self) -> int:
         """The fewest ticks any message can take (at least 1): a lower bound of every
@@ -74,8 +103,19 @@ class Router:
     def online(self, party: int, tick: int) -> bool:
         return self.conditions is None or self.conditions.online(party, tick)
 
+    def linked(self, a: int, b: int) -> bool:
+        """Whether a copy can go from ``a`` to ``b``: any two parties in the full mesh;
+        along a link in a peer graph, where the users (outside the graph) reach every
+        employee."""
+        if self.graph is None or a not in self.links:
+            return True
+        return b in self.links[a]
+
     def submit(self, tick: int, sender: int, outgoing: Iterable[bytes],
                direct: Iterable[tuple[int, bytes]] = ()) -> None:
+        if self.graph is not None:
+            self._submit_along_links(tick, sender, outgoing, direct)
+            return
         for data in outgoing:
             if self.per_copy:
                 # Copies leave in receiver order starting after the sender, so no
@@ -88,11 +128,55 @@ class Router:
                     Envelope(tick, sender, self._sequence[sender], data))
                 self._sequence[sender] += 1
                 self.bytes_sent[sender] += len(data)
+                self.uploaded[sender] += len(data) * (
+                    len(self.receivers) - (sender in self._receiver_set))
         for receiver, data in direct:
             if receiver != sender and receiver in self.receivers:
                 self._send(tick, sender, data, [receiver])
 
-    def _send(self, tick: int, sender: int, data: bytes, receivers: list[int]) -> None:
+    def _submit_along_links(self, tick: int, sender: int, outgoing: Iterable[bytes],
+                            direct: Iterable[tuple[int, bytes]]) -> None:
+        """Along the peer graph: a party's own message goes to each of its peers; a
+        message it was delivered and now forwards (relay after validation, decided by
+        the party) goes to its peers but the one it first came from, one hop further.
+        The users hand theirs to every employee."""
+        peers = self.links.get(sender)
+        for data in outgoing:
+            key = hashlib.sha256(data).digest()
+            if peers is None:  # the users, to every employee (the employer keeps no pool)
+                targets = [r for r in self.receivers if r != sender and r != EMPLOYER_PARTY]
+                hops = 1
+            else:
+                came = self.held[sender].get(key)
+                if came is None:  # its own message
+                    self.held[sender][key] = (sender, 0)
+                    source, hops = None, 1
+                else:
+                    source, hops = came[0], came[1] + 1
+                targets = [p for p in peers if p != source]
+            # Announce, then send to those who ask (Bitcoin's inv and getdata): a peer
+            # that holds the message, or has a copy on its way, declines it, and only the
+            # announcement crosses the link.
+            wanted = []
+            for r in targets:
+                if key in self.held[r] or key in self._coming[r]:
+                    self.uploaded[sender] += ANNOUNCEMENT_BYTES
+                    self.declined[r] += 1
+                else:
+                    wanted.append(r)
+            after = [r for r in wanted if r > sender]
+            before = [r for r in wanted if r < sender]
+            self._send(tick, sender, data, after + before, hops, key)
+        for receiver, data in direct:
+            if receiver == sender or receiver not in self.receivers:
+                continue
+            if not self.linked(sender, receiver):
+                self.dropped["no link"] += 1
+                continue
+            self._send(tick, sender, data, [receiver], 1, hashlib.sha256(data).digest())
+
+    def _send(self, tick: int, sender: int, data: bytes, receivers: list[int],
+              hops: int = 1, key: bytes = b"") -> None:
         sequence = self._sequence[sender]
         self._sequence[sender] += 1
         self.bytes_sent[sender] += len(data)
@@ -102,6 +186,7 @@ class Router:
                     sender, receiver, tick):
                 self.dropped["partition"] += 1
                 continue
+            self.uploaded[sender] += len(data)
             wait = 0
             if self.bandwidth > 0:
                 uploaded += len(data) / self.bandwidth
@@ -113,7 +198,9 @@ class Router:
             latency = (self.delay if self.latency is None
                        else self.latency.delay(sender, receiver, sequence))
             self._scheduled[tick + wait + latency].append(
-                Envelope(tick, sender, sequence, data, receiver))
+                Envelope(tick, sender, sequence, data, receiver, hops, key))
+            if key:
+                self._coming[receiver].add(key)
         if self.bandwidth > 0:
             self._upload_free[sender] = uploaded
 
@@ -124,7 +211,22 @@ class Router:
         scheduled = self._scheduled.pop(tick, [])
         if self.conditions is not None and self.conditions.churn:
             self.dropped["offline"] += len(scheduled) - len(due)
+        if self.graph is not None:
+            for e in due:
+                assert e.receiver is not None  # every copy has its receiver here
+                held = self.held[e.receiver]
+                self._coming[e.receiver].discard(e.key)
+                if e.key in held:
+                    self.duplicates[e.receiver] += 1
+                else:
+                    held[e.key] = (e.sender, e.hops)
+                if e.receiver == EMPLOYER_PARTY:
+                    self.heard[e.sender] += 1
         return due
+
+    def hops_to(self, key: bytes) -> dict[int, int]:
+        """The hops of the first copy of a message each party was delivered."""
+        return {party: held[key][1] for party, held in self.held.items() if key in held}
 
     def peek(self, tick: int) -> list[Envelope]:
         """What ``take(tick)`` will give, if nothing due at ``tick`` is sent before."""
@@ -158,7 +260,25 @@ def network_facts(router: Router, last_tick: int) -> dict[str, Any]:
     conditions, latency = router.conditions, router.latency
     facts: dict[str, Any] = {
         "offline_at_end": [employee_name(i) for i in conditions.offline_at_end(last_tick)]
-        if conditions is not None else []}
+        if conditions is not None else [],
+        "uploaded_bytes": {party_name(p): b for p, b in sorted(router.uploaded.items())
+                           if p in router.receivers}}
+    graph = router.graph
+    if graph is not None:
+        degrees = graph.degrees()
+        facts["peer_graph"] = {
+            "topology": graph.name,
+            "degree_min": min(degrees), "degree_max": max(degrees),
+            "degree_mean": round(sum(degrees) / len(degrees), 3),
+            "employer_peers": [employee_name(i) for i in graph.employer_peers],
+            # Copies a party already held or had on the way: declined on announcement,
+            # or (catch-up answers) delivered again.
+            "duplicates": sum(router.declined.values()) + sum(router.duplicates.values()),
+            "duplicates_by_party": {party_name(p): router.declined[p] + router.duplicates[p]
+                                    for p in sorted({*router.declined, *router.duplicates})},
+            "employer_heard": {party_name(p): c for p, c in sorted(router.heard.items())},
+            "links_dropped": router.dropped.get("no link", 0),
+        }
     if latency is not None and latency.kind == "regions":
         facts["regions"] = {party_name(p):
                             REGIONS[latency.region(p)] for p in router.receivers}

@@ -33,11 +33,20 @@ HONEST = Role.HONEST
 
 
 def assign_adversaries(scenario: Scenario) -> dict[int, Role]:
-    """Employee index -> role, for the adversaries only; deterministic from SEED."""
+    """Employee index -> role, for the adversaries only; deterministic from SEED. Under
+    ADVERSARY_PLACEMENT "employer" they take the employer's peer slots first (in the
+    order those were drawn), in ADVERSARIES order, and the rest are drawn among the
+    other employees."""
     counts = scenario.adversary_counts
     total = sum(counts.values())
     rng = random.Random(f"PoT-adversaries-{scenario.seed}")
-    chosen = rng.sample(range(scenario.employees_num), total)
+    graph = scenario.peer_graph
+    if scenario.adversary_placement == "employer" and graph is not None:
+        slots = list(graph.employer_peers[:total])
+        others = [i for i in range(scenario.employees_num) if i not in slots]
+        chosen = slots + rng.sample(others, total - len(slots))
+    else:
+        chosen = rng.sample(range(scenario.employees_num), total)
     roles: dict[int, Role] = {}
     position = 0
     for behaviour, count in counts.items():

@@ -17,7 +17,7 @@ from simulation.config import Role
 
 if TYPE_CHECKING:  # the employee imports this module
     from simulation.node.employee import Employee, Ready
-    from simulation.protocol.messages import BlockHeader, WrappedBlock
+    from simulation.protocol.messages import AnyMessage, BlockHeader, WrappedBlock
     from simulation.protocol.stages import StageResult
 
 
@@ -88,6 +88,11 @@ class Behaviour:
 
     def publish_block(self, block: WrappedBlock) -> None:
         self.node.honest_publish_block(block)
+
+    def relay(self, message: AnyMessage) -> None:
+        """A message it accepted, in a peer graph: forward it (relay after
+        validation)."""
+        self.node.honest_relay(message)
 
     def appended(self, block: WrappedBlock) -> None:
         """A block entered the employee's tree (its own included)."""

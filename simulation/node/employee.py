@@ -20,7 +20,7 @@ from simulation.config import Role, Scenario
 from simulation.node.behaviour import Behaviour
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
-from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
+from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair, sha256
 from simulation.protocol.ledger import (
     Genesis,
     payouts,
@@ -69,6 +69,10 @@ MAX_MISSING_PER_PEER = 8
 MAX_ORPHANS_PER_PEER = 16
 MAX_REQUESTS_PER_PEER = 8  # block requests answered per peer per ROUND_TIMEOUT_TICKS
 MAX_INVALID_REMEMBERED = 4096  # rejected blocks whose children are rejected unasked
+# What a party forwards in a peer graph: the round's messages and blocks. Transactions
+# reach every employee from the users; block requests and their answers are for one
+# party.
+RELAYED_KINDS = frozenset({TD, BH, SS, WB})
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,23 @@ class Employee:
         self.accepted: Counter[str] = Counter()
         self.rejected: dict[str, Counter[str]] = defaultdict(Counter)
         self.attack: Counter[str] = Counter()  # an adversary's own counts (grinding ...)
+        # Relay after validation (a TOPOLOGY other than full): its peers, the messages
+        # it holds (by hash: a later copy is a duplicate, dropped unread), and accepted
+        # messages waiting for its own training of their stage before it forwards them
+        # (ready tick, order, bytes). The full mesh relays nothing and uses none of it.
+        graph = scenario.peer_graph
+        self.relays = graph is not None
+        self.peers: tuple[int, ...] = ()
+        if graph is not None:
+            if index == EMPLOYER_PARTY:
+                self.peers = tuple(sorted(graph.employer_peers))
+            elif 0 <= index < scenario.employees_num:
+                self.peers = graph.peers_of(index) + (
+                    (EMPLOYER_PARTY,) if index in graph.employer_peers else ())
+        self.held_messages: set[bytes] = set()
+        self.duplicates = 0
+        self._waiting_relays: list[tuple[int, int, bytes]] = []
+        self._catch_up_asks: Counter[bytes] = Counter()  # block -> requests sent for it
         self._out: list[bytes] = []
         self._direct: list[tuple[int, bytes]] = []
         self._events: list[LogEvent] = []
@@ -270,12 +291,17 @@ class Employee:
         self._out, self._direct, self._events = [], [], []
         for data in deliveries:
             self.receive(data)
+        if self._waiting_relays:
+            self._forward_trained()
         self._catch_up()
         self.behaviour.duties()
         return self.behaviour.end_step(
             Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct)))
 
     def receive(self, data: bytes) -> None:
+        if self.relays and sha256(data) in self.held_messages:
+            self.duplicates += 1  # a copy over another path: nothing new to check
+            return
         try:
             message = parse_message(data)
         except DecodeError as exc:
@@ -311,10 +337,48 @@ class Employee:
         self.accepted[message.kind] += 1
         self.log(INFO, f"accepted {message.kind} {short(message.hash)} from "
                        f"{self.names(message.author)}{detail}")
+        if self.relays:
+            self.held_messages.add(message.hash)
+            if message.kind in RELAYED_KINDS:
+                self.behaviour.relay(message)
 
     def _broadcast(self, message: AnyMessage, detail: str) -> None:
+        if self.relays:
+            self.held_messages.add(message.hash)
         self._out.append(self._counted(message))
         self.log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
+
+    def honest_relay(self, message: AnyMessage) -> None:
+        """Relay after validation: forward an accepted message to the peers (the network
+        skips the one it came from). Checking a declaration, header or block means
+        training its stage, so a party that trains forwards one only once its own
+        hardware has trained that stage (STAGE_TICKS, scaled by HARDWARE): it began the
+        stage when its chain reached it or when a message first needed it."""
+        ready = self.now
+        stage = self._stage_checked(message)
+        if stage is not None and self.behaviour.trains and self.stage_ticks > 0:
+            ready = self.stage_started.setdefault(stage, self.now) + self.stage_ticks
+        if ready <= self.now:
+            self._out.append(message.to_bytes())
+            return
+        self._waiting_relays.append((ready, len(self._waiting_relays), message.to_bytes()))
+        self.log(DEBUG, f"forwards {message.kind} {short(message.hash)} at tick {ready}, "
+                        f"once it has trained stage {stage}")
+
+    def _stage_checked(self, message: AnyMessage) -> int | None:
+        """The stage a message's check trains (None: its check trains nothing)."""
+        if isinstance(message, (BlockHeader, WrappedBlock)):
+            return message.height - 1
+        if isinstance(message, TrainingDeclaration):
+            parent = self.tree.get(message.parent)
+            return parent.height if parent is not None else None
+        return None
+
+    def _forward_trained(self) -> None:
+        due = sorted(w for w in self._waiting_relays if w[0] <= self.now)
+        if due:
+            self._waiting_relays = [w for w in self._waiting_relays if w[0] > self.now]
+            self._out.extend(data for _, _, data in due)
 
     def _send_to(self, party: int, message: AnyMessage, detail: str) -> None:
         """To one party only (catch-up)."""
@@ -563,7 +627,11 @@ class Employee:
             if last is not None and self.now - last < self.scenario.round_timeout_ticks:
                 continue
             party = self.names.party_index.get(peer)
-            if party is None or peer == self.keys.public:
+            if self.relays:  # ask its peers in turn; the author may be far away
+                party = self._peer_to_ask(block_hash)
+            elif party is None or peer == self.keys.public:
+                continue
+            if party is None:
                 continue
             self.requested[block_hash] = self.now
             request = BlockRequest.create(self.keys, want=block_hash,
@@ -572,6 +640,15 @@ class Employee:
             self._send_to(party, request, f"to {self.names(peer)} for block "
                                           f"{short(block_hash)} (tip height "
                                           f"{self.tree.tip.height})")
+
+    def _peer_to_ask(self, block_hash: bytes) -> int | None:
+        """The peer a catch-up request for ``block_hash`` goes to: each in turn, from
+        one the block's hash picks, so that a peer without it is not asked again."""
+        if not self.peers:
+            return None
+        asked = self._catch_up_asks[block_hash]
+        self._catch_up_asks[block_hash] += 1
+        return self.peers[(block_hash[0] + asked) % len(self.peers)]
 
     def _on_block_request(self, rq: BlockRequest) -> None:
         party = self.names.party_index.get(rq.author)

@@ -14,6 +14,7 @@ from simulation.node.behaviour import Behaviour
 from simulation.node.employee import Employee
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
+from simulation.protocol.messages import AnyMessage
 from simulation.protocol.names import EMPLOYER_PARTY
 from simulation.protocol.stages import StageResult
 
@@ -34,6 +35,9 @@ class LightClient(Behaviour):
 
     def duties(self) -> None:
         """The employer only listens."""
+
+    def relay(self, message: AnyMessage) -> None:
+        """A light client at the edge of the graph forwards nothing."""
 
 
 def make_employer(scenario: Scenario, genesis: Genesis) -> Employee:

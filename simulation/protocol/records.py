@@ -283,6 +283,8 @@ class RunResult:
     in_flight: tuple[bytes, ...] = ()  # hashes of messages still on their way
     offline_at_end: list[str] = field(default_factory=list)  # employees offline (CHURN)
     regions: dict[str, str] | None = None  # party -> region (LATENCY "regions")
+    uploaded_bytes: dict[str, int] | None = None  # bytes of every copy, by sender
+    peer_graph: dict[str, Any] | None = None  # TOPOLOGY's facts (None: the full mesh)
     shard_nodes: dict[str, str] | None = None  # Ray shard -> node id
     startup_seconds: float | None = None  # launch to every party ready
     run_seconds: float | None = None  # the ticks and the reports

@@ -117,3 +117,32 @@ def network_metrics(chain: Sequence[ChainEntry], employees: dict[str, EmployeeRe
         "bytes_sent_by_employee": by_employee,
         "bytes_relayed": dict(relayed_bytes) if relayed_bytes is not None else None,
     }
+
+
+def peer_graph_metrics(peer_graph: dict[str, Any] | None,
+                       uploaded: dict[str, int] | None,
+                       honest: Sequence[str]) -> dict[str, Any]:
+    """What the peer graph (TOPOLOGY) did: the hops a block took to reach half and 90%
+    of the reporting honest employees (``_reach`` per block, the median over the blocks
+    that got that far), the copies declined or delivered again, the bytes each employee
+    uploaded (every copy and announcement), and what the employer heard from whom. The
+    full mesh has no hops and no duplicates."""
+    employees = {name: b for name, b in (uploaded or {}).items() if name.startswith("E")}
+    volume = {"uploaded_bytes_per_employee": (round(sum(employees.values()) / len(employees),
+                                                    1) if employees else None),
+              "uploaded_bytes_max": max(employees.values(), default=None)}
+    if peer_graph is None:
+        return {"topology": "full", "hops_p50": None, "hops_p90": None,
+                "blocks_hops_measured": 0, "duplicates": 0, **volume,
+                "employer_peers": None, "employer_heard": None}
+    p50, p90 = [], []
+    for reached in (peer_graph.get("block_hops") or {}).values():
+        hops = [reached[name] for name in honest if name in reached]
+        p50.append(_reach(hops, 0.5, len(honest)))
+        p90.append(_reach(hops, 0.9, len(honest)))
+    return {"topology": peer_graph["topology"], "hops_p50": _median(p50),
+            "hops_p90": _median(p90),
+            "blocks_hops_measured": sum(1 for h in p50 if h is not None),
+            "duplicates": peer_graph["duplicates"], **volume,
+            "employer_peers": peer_graph["employer_peers"],
+            "employer_heard": peer_graph["employer_heard"]}

@@ -16,7 +16,7 @@ from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
 from simulation.protocol.records import ChainEntry, EmployeeReport, RunResult
 from simulation.report.fairness import fairness
-from simulation.report.propagation import network_metrics
+from simulation.report.propagation import network_metrics, peer_graph_metrics
 from simulation.report.sections import (
     AgreementSection,
     BlockRow,
@@ -158,7 +158,8 @@ def summarize(
                           result.relayed_bytes, scenario.employer_confidence),
         tick_milliseconds=scenario.tick_milliseconds,
         copies_dropped=dict(sorted(result.dropped.items())),
-        offline_at_end=list(result.offline_at_end), regions=result.regions)
+        offline_at_end=list(result.offline_at_end), regions=result.regions,
+        **peer_graph_metrics(result.peer_graph, result.uploaded_bytes, honest_names))
     return {
         "finished": result.finished,
         "interrupted": result.interrupted,

@@ -15,6 +15,10 @@ from typing import Any
 from simulation.protocol.messages import KINDS
 
 
+def _hops(value: float | None) -> str:
+    return "never" if value is None else f"{value:g} hops"
+
+
 def _ticks(value: float | None) -> str:
     return "-" if value is None else f"{value:g} tick(s)"
 
@@ -168,6 +172,17 @@ class NetworkSection:
     copies_dropped: dict[str, int]
     offline_at_end: list[str]
     regions: dict[str, str] | None
+    # The peer graph (``propagation.peer_graph_metrics``); summaries written before it
+    # have none of these.
+    topology: str = "full"
+    hops_p50: float | None = None
+    hops_p90: float | None = None
+    blocks_hops_measured: int = 0
+    duplicates: int = 0
+    uploaded_bytes_per_employee: float | None = None
+    uploaded_bytes_max: int | None = None
+    employer_peers: list[str] | None = None
+    employer_heard: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"network": _flat(self)}
@@ -190,7 +205,23 @@ class NetworkSection:
             f"after {_ticks(self.finality_p50_ticks)} (median; 90% within "
             f"{_ticks(self.finality_p90_ticks)}; {self.blocks_final} blocks); catch-up "
             f"{self.block_requests} requests, {self.blocks_served} blocks served; "
-            f"copies dropped {_dropped(self.copies_dropped)}"]
+            f"copies dropped {_dropped(self.copies_dropped)}",
+            *self._graph_lines()]
+
+    def _graph_lines(self) -> list[str]:
+        if self.topology == "full":
+            return []
+        heard = self.employer_heard or {}
+        return [
+            f"Peer graph {self.topology}: a block reached half of the honest employees "
+            f"in {_hops(self.hops_p50)}, 90% in {_hops(self.hops_p90)} (median of "
+            f"{self.blocks_hops_measured} blocks); {self.duplicates} duplicate copies "
+            f"declined; {self.uploaded_bytes_per_employee} bytes uploaded per employee "
+            f"(most {self.uploaded_bytes_max})",
+            f"Employer's peers: {len(self.employer_peers or [])} "
+            f"({', '.join((self.employer_peers or [])[:8])}"
+            f"{', ...' if len(self.employer_peers or []) > 8 else ''}); it was delivered "
+            f"{sum(heard.values())} copies from {len(heard)} of them"]
 
 
 @dataclass(frozen=True)
