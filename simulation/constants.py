@@ -85,6 +85,11 @@ EMPLOYER_PEERS = 0
 # an eclipse). "employer" needs EMPLOYER_PEERS > 0 and adversaries.
 ADVERSARY_PLACEMENT = "random"
 
+# How the employer's light client picks among the chains it hears: "longest" (the most
+# blocks) or "declarers" (the heaviest: each block weighs the employees whose training
+# declarations its header carries, so a minority's fast branch weighs little).
+EMPLOYER_FORK_CHOICE = "longest"
+
 # The run stops at this tick if the target was not reached (and exits non-zero).
 MAX_TICKS = 2000
 

@@ -92,6 +92,30 @@ def test_first_seen_wins_a_tie():
     assert tree.tip_hash == a[-1].hash
 
 
+def test_a_heaviest_chain_tree_keeps_a_shorter_heavier_branch_over_a_longer_light_one():
+    """EMPLOYER_FORK_CHOICE "declarers": the weight decides, not the length; first seen
+    wins a tie of weight."""
+    weights: dict[bytes, int] = {}
+    tree = BlockTree(genesis(), weigh=lambda b: weights[b.hash])
+    heavy = block(tree.genesis_hash, 1)
+    weights[heavy.hash] = 7
+    assert tree.add(heavy, ledger(1)) is not None
+    light = []
+    parent = tree.genesis_hash
+    for height in range(1, 8):  # 7 blocks of weight 1: 7 in all, a tie
+        b = block(parent, height)
+        weights[b.hash] = 1
+        assert tree.add(b, ledger(height)) is None
+        light.append(b)
+        parent = b.hash
+    assert tree.tip_hash == heavy.hash and tree.get(light[-1].hash).weight == 7
+    b = block(parent, 8)
+    weights[b.hash] = 1
+    change = tree.add(b, ledger(8))  # 8 > 7: now the longer branch is heavier too
+    assert change is not None and change.abandoned == (heavy.hash,)
+    assert tree.tip_hash == b.hash
+
+
 def test_a_shorter_branch_does_not_move_the_tip():
     tree = BlockTree(genesis())
     a = add_chain(tree, tree.genesis_hash, 3)

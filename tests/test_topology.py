@@ -66,6 +66,8 @@ def _graph_file(tmp_path, text: str) -> str:
      "ADVERSARY_PLACEMENT employer (an eclipse) needs adversaries"),
     (dict(topology="random:4", adversary_placement="employer", adversaries="poisoned:2"),
      "ADVERSARY_PLACEMENT employer needs EMPLOYER_PEERS > 0"),
+    (dict(employer_fork_choice="heaviest"),
+     "EMPLOYER_FORK_CHOICE must be one of longest, declarers, got 'heaviest'"),
     (dict(topology="random:4", adversary_placement="near"),
      "ADVERSARY_PLACEMENT must be one of random, employer, got 'near'"),
 ])
@@ -256,6 +258,22 @@ def test_an_eclipse_by_a_minority_starves_the_employer_of_the_honest_chain():
     roles = assign_adversaries(_scenario(**changes, adversary_placement="employer"))
     heard = result.peer_graph["employer_heard"]
     assert heard and all(roles.get(int(name[1:])) == "poisoned" for name in heard)
+
+
+def test_the_declarers_fork_choice_keeps_the_employer_off_a_fast_minority_branch():
+    """The reviewer's attack: 4 of 11 poisoned grinders with the rules open outgrow the
+    honest chain and the longest-chain employer takes their model. Weighing each block
+    by the employees who declared for it, the same employer keeps the honest chain; a
+    poisoned majority still wins (it has the declarers too)."""
+    attack = dict(adversaries="poisoned-grinder:4", open_rules="all")
+    _, _, longest = _run(**attack)
+    assert longest["employer"]["poisoned_blocks"] > 10
+    _, _, heaviest = _run(**attack, employer_fork_choice="declarers")
+    assert heaviest["employer"]["poisoned_blocks"] == 0
+    assert heaviest["employer"]["chain_length"] == heaviest["chain"]["length"]
+    assert heaviest["chain"] == longest["chain"]  # the employees' own runs are unchanged
+    _, _, majority = _run(adversaries="poisoned:6", employer_fork_choice="declarers")
+    assert majority["employer"]["poisoned_blocks"] > 0
 
 
 def test_catch_up_requests_go_to_peers_and_an_employee_back_from_offline_catches_up():

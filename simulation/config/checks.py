@@ -20,7 +20,7 @@ from simulation.config.knobs import (
     ScenarioError,
     default_scenario,
 )
-from simulation.config.topology import PLACEMENTS
+from simulation.config.topology import FORK_CHOICES, PLACEMENTS
 
 
 def problems(s: Scenario) -> list[str]:
@@ -181,6 +181,9 @@ def _topology_problems(s: Scenario) -> list[str]:
     elif s.adversary_placement == "employer" and s.employer_peers == 0:
         out.append("ADVERSARY_PLACEMENT employer needs EMPLOYER_PEERS > 0: with every "
                    "employee as the employer's peer there is no slot to take")
+    if s.employer_fork_choice not in FORK_CHOICES:
+        out.append(f"EMPLOYER_FORK_CHOICE must be one of {', '.join(FORK_CHOICES)}, got "
+                   f"{s.employer_fork_choice!r}")
     if out:
         return out
     try:

@@ -50,6 +50,7 @@ class Scenario:
     topology: str
     employer_peers: int
     adversary_placement: str
+    employer_fork_choice: str
     tick_seconds: float
     max_ticks: int
     round_timeout_ticks: int

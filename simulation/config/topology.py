@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 TOPOLOGY_KINDS = ("full", "random:D", "bitcoin", "file:PATH")
 EMPLOYER_IN_FILE = "employer"
 PLACEMENTS = ("random", "employer")  # ADVERSARY_PLACEMENT
+FORK_CHOICES = ("longest", "declarers")  # EMPLOYER_FORK_CHOICE
 # Draws of a random graph before giving up on a connected one.
 MAX_DRAWS = 100
 # The cumulative distribution of a Bitcoin node's outbound links, 1 to 20 links, that

@@ -11,6 +11,7 @@ employee's methods, except for its own counters (``node.attack``, ``node.sent``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from simulation.config import Role
@@ -33,6 +34,11 @@ class Behaviour:
     def attach(self, node: Employee) -> None:
         """Called once by the employee it belongs to, before its first step."""
         self.node = node
+
+    def block_weight(self) -> Callable[[WrappedBlock], int] | None:
+        """How its block tree weighs a block for the fork choice (None: the longest
+        chain)."""
+        return None
 
     # --- The step ----------------------------------------------------------------------
 

@@ -208,7 +208,7 @@ class Employee:
         self.keys = keys
         self.model_id = genesis.model_id
         self.names = Names(genesis, derive_keypair(scenario.seed, "employer", 0).public)
-        self.tree = BlockTree(genesis)
+        self.tree = BlockTree(genesis, self.behaviour.block_weight())
         self.rules = rules_of(scenario)
         self.ctx = Context(scenario, self.model_id, genesis, self.tree,
                            self.behaviour.own_stage if self.behaviour.trains else None,

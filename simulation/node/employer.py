@@ -9,12 +9,14 @@ duties, so it sends nothing but block requests when it misses a block (catch-up)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from simulation.config import Role, Scenario
 from simulation.node.behaviour import Behaviour
 from simulation.node.employee import Employee
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
-from simulation.protocol.messages import AnyMessage
+from simulation.protocol.messages import AnyMessage, WrappedBlock
 from simulation.protocol.names import EMPLOYER_PARTY
 from simulation.protocol.stages import StageResult
 
@@ -32,6 +34,18 @@ class _NoTrainer:
 class LightClient(Behaviour):
     role = Role.EMPLOYER
     trains = False
+
+    def block_weight(self) -> Callable[[WrappedBlock], int] | None:
+        """EMPLOYER_FORK_CHOICE "declarers": a block weighs the employees whose
+        declarations its header carries, so the employer follows the chain that most
+        employees trained for, not the longest: a minority's branch carries at most its
+        members per block, however fast it grows. Keys that are not employees weigh
+        nothing (under OPEN_RULES "members" a header may carry theirs)."""
+        if self.node.scenario.employer_fork_choice != "declarers":
+            return None
+        members = frozenset(self.node.genesis.employees)
+        return lambda block: sum(1 for td in block.header.declarations
+                                 if td.author in members)
 
     def duties(self) -> None:
         """The employer only listens."""

@@ -1,8 +1,10 @@
-"""The block tree: every valid block an employee knows, longest-chain fork choice and
-an orphan pool for blocks whose parent has not arrived yet."""
+"""The block tree: every valid block an employee knows, its fork choice (the longest
+chain, or for the employer under EMPLOYER_FORK_CHOICE "declarers" the heaviest) and an
+orphan pool for blocks whose parent has not arrived yet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simulation.protocol.ledger import Genesis, Ledger
@@ -20,6 +22,7 @@ class BlockRecord:
     ledger: Ledger  # state after this block
     tick: int
     children: list[bytes] = field(default_factory=list)
+    weight: int = 0  # the chain's weight up to this block (``BlockTree`` weigh)
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,12 @@ class TipChange:
 
 
 class BlockTree:
-    def __init__(self, genesis: Genesis):
+    def __init__(self, genesis: Genesis,
+                 weigh: Callable[[WrappedBlock], int] | None = None):
+        """``weigh``: each block's weight for a heaviest-chain fork choice (None: the
+        longest chain, every block weighs one)."""
         self.genesis = genesis
+        self.weigh = weigh
         root = BlockRecord(genesis.hash, 0, None, None, genesis.ledger, 0)
         self.records: dict[bytes, BlockRecord] = {root.hash: root}
         self.tip_hash = root.hash
@@ -61,18 +68,22 @@ class BlockTree:
 
     def add(self, block: WrappedBlock, ledger: Ledger) -> TipChange | None:
         """Insert a validated block whose parent is known. Returns the tip change when
-        the block makes a longer chain (first seen wins ties), else None."""
+        the block makes a longer (or heavier) chain (first seen wins ties), else
+        None."""
         parent = self.records[block.parent]
         if block.hash in self.records:
             return None
         record = BlockRecord(block.hash, parent.height + 1, parent.hash, block, ledger,
-                             block.tick)
+                             block.tick, weight=parent.weight + (
+                                 1 if self.weigh is None else self.weigh(block)))
         if parent.children:
             self.forks += 1
         parent.children.append(record.hash)
         self.records[record.hash] = record
-        if record.height <= self.tip.height:
+        if self.weigh is None and record.height <= self.tip.height:
             return None
+        if self.weigh is not None and record.weight <= self.tip.weight:
+            return None  # heaviest chain; first seen wins ties
         old = self.tip_hash
         self.tip_hash = record.hash
         return self._change(old, record.hash)
