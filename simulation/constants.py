@@ -221,9 +221,10 @@ TRAINER = "keras"
 
 # --- Backend ---------------------------------------------------------------------------
 
-# Where the employees run: "process" (one OS process each, this machine) or "ray" (many
-# employees per Ray actor, on this machine or a cluster; needs requirements-ray.txt).
-# Both give the same run for the same scenario.
+# Where the employees run: "process" (one OS process each, this machine), "ray" (many
+# employees per Ray actor, on this machine or a cluster; needs requirements-ray.txt) or
+# "lockstep" (every employee an object in this one process, TRAINER hash only: fast, for
+# studies). All give the same run for the same scenario.
 BACKEND = "process"
 
 # With BACKEND "ray": "" starts a local Ray instance (127.0.0.1) for the run; "auto" or

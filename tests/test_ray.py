@@ -29,7 +29,7 @@ def _lockstep(scenario):
 
 def test_bad_backend_settings_are_refused_before_start():
     assert problems(default_scenario().replace(backend="spark")) == [
-        "BACKEND must be one of process, ray, got 'spark'"]
+        "BACKEND must be one of process, ray, lockstep, got 'spark'"]
     assert problems(default_scenario().replace(ray_address="auto")) == [
         "RAY_ADDRESS is 'auto' but BACKEND is 'process'"]
     assert problems(default_scenario().replace(backend="ray", ray_shards=-1)) == [

@@ -378,7 +378,7 @@ def test_a_captured_console_gets_progress_lines_and_no_bar(tmp_path):
 @pytest.mark.parametrize(("words", "lines"), [
     (["--employer-confidance", "5"],
      ["error: unknown flag --employer-confidance (did you mean --employer-confidence, "
-      "--employer-peers?)"]),
+      "--employer-fork-choice, --employer-peers?)"]),
     # No abbreviations: a prefix of a flag is not that flag.
     (["--employees", "5", "--seed=3", "--sed=4"],
      ["error: unknown flag --employees (did you mean --employees-num, "

@@ -417,7 +417,7 @@ def test_a_sweep_reports_every_problem_at_once(tmp_path: Path,
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: unknown flag --employer-confidance (did you mean --employer-confidence, "
-        "--employer-peers?)"]
+        "--employer-fork-choice, --employer-peers?)"]
 
 
 def test_intervals_are_clipped_to_what_a_measure_can_take_and_shares_beside_counts(

@@ -337,3 +337,27 @@ def test_the_process_backend_gives_the_lockstep_run_in_a_graph(tmp_path):
     for key in ("topology", "hops_p50", "hops_p90", "duplicates", "uploaded_bytes_max",
                 "employer_heard", "propagation_p90_ticks", "block_requests"):
         assert outcome.summary["network"][key] == lockstep["network"][key], key
+    # BACKEND lockstep (every employee in this process, through the runner: log writer,
+    # signals, results) gives the process backend's results but for the clocks and the
+    # processes' exit codes.
+    in_process = runner.run(scenario.replace(backend="lockstep",
+                                             log_file=str(tmp_path / "l.log")), quiet=True)
+    assert in_process.exit_code == 0
+    timing = {"wall_seconds", "startup_seconds", "protocol_seconds", "exit_codes",
+              "scenario", "rerun"}
+    differ = {k for k in outcome.summary if k not in timing
+              and outcome.summary[k] != in_process.summary.get(k)}
+    assert differ == {"training"}, differ  # its clocks: the stages' wall time
+    clocks = {"median_ms_per_sample", "median_first_stage_seconds"}
+    assert {k: v for k, v in outcome.summary["training"].items() if k not in clocks} == \
+        {k: v for k, v in in_process.summary["training"].items() if k not in clocks}
+    logged = (tmp_path / "l.log").read_text()
+    assert "accepted WB" in logged and "appended block" in logged
+
+
+def test_the_lockstep_backend_refuses_real_training_before_start():
+    found = problems(_scenario(backend="lockstep").replace(trainer="keras"))
+    assert found == ["BACKEND lockstep steps every employee in one process and runs the hash "
+                     "trainer only: set TRAINER hash (real training needs BACKEND process or "
+                     "ray)"]
+    assert problems(_scenario(backend="lockstep")) == []

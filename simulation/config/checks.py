@@ -157,6 +157,10 @@ def problems(s: Scenario) -> list[str]:
                    f"use BACKEND ray")
     if s.backend not in BACKENDS:
         out.append(f"BACKEND must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
+    if s.backend == "lockstep" and s.trainer != "hash":
+        out.append("BACKEND lockstep steps every employee in one process and runs the hash "
+                   "trainer only: set TRAINER hash (real training needs BACKEND process "
+                   "or ray)")
     at_least("RAY_SHARDS", 0)
     if s.ray_address and s.backend != "ray":
         out.append(f"RAY_ADDRESS is {s.ray_address!r} but BACKEND is {s.backend!r}")

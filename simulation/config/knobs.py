@@ -137,7 +137,7 @@ class Scenario:
 
 TRAINERS = ("keras", "hash")
 VERIFICATIONS = ("exact", "tolerant")
-BACKENDS = ("process", "ray")
+BACKENDS = ("process", "ray", "lockstep")
 # 240 employees ran here; 250 failed in multiprocessing's fork server ("too many fds").
 MAX_PROCESS_EMPLOYEES = 240
 

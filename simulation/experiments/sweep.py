@@ -80,14 +80,16 @@ RUN_COLUMNS = [
     "model_accuracy", "honest_model_accuracy", "transactions_issued",
     "transactions_included", "propagation_p50_ticks", "propagation_p90_ticks",
     "stale_rate", "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
-    "block_requests", "gini_rewards", "nakamoto_coefficient", "attack_tries",
+    "block_requests", "hops_p50", "hops_p90", "duplicates", "uploaded_bytes_per_employee",
+    "gini_rewards", "nakamoto_coefficient", "attack_tries",
     "attack_found", "attack_ground", "self_check_failures", "run_id",
 ]
 # The adversaries' own counts (results' "attack" section), added up over behaviours.
 ATTACK_MEASURES = ("attack_tries", "attack_found", "attack_ground")
 NETWORK_MEASURES = ("propagation_p50_ticks", "propagation_p90_ticks", "stale_rate",
                     "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
-                    "block_requests")
+                    "block_requests", "hops_p50", "hops_p90", "duplicates",
+                    "uploaded_bytes_per_employee")
 FAIRNESS_MEASURES = ("gini_rewards", "nakamoto_coefficient")
 MEASURES = (
     "ticks", "wall_seconds", "chain_length", "forks", "honest_poisoned_blocks",
@@ -110,6 +112,9 @@ PLOTTED = [
     ("model_accuracy", "mean", "test accuracy of the employer's model"),
     ("honest_poisoned_blocks", "mean", "poisoned blocks in the honest chain"),
     ("forks", "mean", "forks"),
+    ("propagation_p90_ticks", "mean", "ticks for a block to reach 90% of the honest"),
+    ("hops_p90", "mean", "hops for a block to reach 90% of the honest"),
+    ("uploaded_bytes_per_employee", "mean", "bytes uploaded per employee"),
 ]
 
 

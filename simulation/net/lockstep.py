@@ -33,7 +33,7 @@ from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import RunResult
+from simulation.protocol.records import RunResult, Status
 from simulation.protocol.stages import Trainer
 
 
@@ -52,6 +52,7 @@ class LockstepRun:
     facts: dict[str, Any] = field(default_factory=dict)  # relay.network_facts at the end
     in_flight: list[bytes] = field(default_factory=list)  # hashes of undelivered messages
     router: Router | None = None  # the conductor's (the blocks' hops in a peer graph)
+    stopped_by: str = ""  # why the ticks ended ("target reached", "MAX_TICKS", ...)
 
     def honest(self) -> list[Employee]:
         return [e for e in self.employees if e.role == Role.HONEST
@@ -100,10 +101,15 @@ def run_lockstep(
     employees: list[Employee] | None = None,
     units: int = 1,
     max_window: int | None = None,
+    on_events: Callable[[tuple[LogEvent, ...]], None] | None = None,
+    stop_reason: Callable[[], str | None] | None = None,
+    after_tick: Callable[[int, list[Status]], str | None] | None = None,
 ) -> LockstepRun:
     """``trainer_for(index, behaviour)`` gives each employee its trainer (default: the
     hash trainer, poisoned for poisoned employees); ``units`` and ``max_window``: how the
-    conductor groups the employees and the ticks (the outcome is the same)."""
+    conductor groups the employees and the ticks (the outcome is the same);
+    ``on_events``, ``stop_reason`` and ``after_tick`` as for ``conduct`` (BACKEND
+    lockstep passes the log, the signals and the watch)."""
     genesis = genesis_of(scenario)
     trainer_for = trainer_for or hash_trainer_for(scenario)
     if employees is None:
@@ -112,10 +118,12 @@ def run_lockstep(
     users = Users(scenario, genesis)
     done = conduct(scenario, LocalHost(scenario, employees, users, units),
                    [e.index for e in employees if e.role == Role.HONEST],
-                   events.extend if keep_events else None, max_window=max_window)
+                   on_events or (events.extend if keep_events else None),
+                   stop_reason=stop_reason, max_window=max_window, after_tick=after_tick)
     return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
-                       done.dropped, done.facts, done.in_flight, done.router)
+                       done.dropped, done.facts, done.in_flight, done.router,
+                       done.stopped_by)
 
 
 def network_result(run: LockstepRun) -> RunResult:
@@ -130,7 +138,7 @@ def network_result(run: LockstepRun) -> RunResult:
     reports: dict[str, Any] = {employee_name(e.index): e.final_report(plan[e.index]).to_wire()
                                for e in live}
     reports["users"] = run.users.report()
-    return result_of(run.scenario, run.finished, run.ticks,
-                     "target reached" if run.finished else "MAX_TICKS", reports,
+    stopped_by = run.stopped_by or ("target reached" if run.finished else "MAX_TICKS")
+    return result_of(run.scenario, run.finished, run.ticks, stopped_by, reports,
                      run.employer, run.crashed, run.relayed_bytes, run.dropped,
                      run.facts, run.in_flight, run.router)

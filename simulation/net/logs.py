@@ -156,6 +156,15 @@ def start_listener(queue: Any, log_file: str, quiet: bool,
     return listener
 
 
+def drain(listener: logging.handlers.QueueListener) -> None:
+    """Wait until every record queued so far is written: the listener's thread handles
+    all records queued before its stop sentinel; a new thread then goes on. (BACKEND
+    lockstep logs from this process up to the run's last tick, and the summary must
+    come after those lines.)"""
+    listener.stop()
+    listener.start()
+
+
 def close_progress_bar(listener: logging.handlers.QueueListener) -> None:
     """Closes the listener's progress bar, if it has one (before the summary)."""
     for handler in listener.handlers:

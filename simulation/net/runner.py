@@ -45,6 +45,7 @@ from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
     LogPipes,
     close_progress_bar,
+    drain,
     log_to_queue,
     start_listener,
     stop_logging_to_queue,
@@ -65,7 +66,7 @@ from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
-from simulation.protocol.records import RunResult
+from simulation.protocol.records import RunResult, Status
 from simulation.report.reporting import render, summarize
 from simulation.report.self_check import as_report, self_check
 
@@ -266,13 +267,14 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     log_pipes = None
     try:
         on_ray = scenario.backend == "ray"
-        if scenario.trainer == "keras" and not on_ray:
+        in_process = scenario.backend == "lockstep"
+        if scenario.trainer == "keras" and not on_ray and not in_process:
             from simulation.ml.tf_env import configure_tf_environment
 
             configure_tf_environment()  # inherited by the fork server and every child
             _make_package_importable_by_fork_server()
             ctx.set_forkserver_preload(["simulation.net.tf_preload"])
-        if not on_ray:
+        if not on_ray and not in_process:
             with interrupts_ignored_by_new_processes():  # the fork server and its children
                 multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
             signal_point("fork-server")
@@ -287,6 +289,9 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
             _unwind_if_signalled(stop)
             if on_ray:
                 result = _run_on_ray(scenario, stop, wall_started)
+            elif in_process:
+                result = _run_in_process(scenario, stop, wall_started)
+                drain(listener)
             else:
                 if scenario.trainer == "keras":
                     dataset_spec, shared = _load_mnist()
@@ -453,6 +458,47 @@ def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> RunRe
     startup = result.startup_seconds or 0.0
     return replace(result, run_seconds=time.monotonic() - started - startup,
                    startup_seconds=startup + started - launched)
+
+
+def _run_in_process(scenario: Scenario, stop: StopRequest, launched: float) -> RunResult:
+    """BACKEND "lockstep": the conductor steps every employee as an object in this
+    process (``lockstep.run_lockstep``), with the hash trainer; the employees' log
+    events go to the one log writer, and a signal stops the run after the current
+    window, as with the other backends."""
+    from simulation.net.lockstep import network_result, run_lockstep
+    from simulation.net.watch import Watch
+
+    def stop_reason() -> str | None:
+        if stop.signalled is None:
+            return None
+        stop.requested = stop.signalled
+        return f"interrupted by {signal.Signals(stop.signalled).name}"
+
+    def log_events(events: tuple[Any, ...]) -> None:
+        for event in events:
+            log.log(event.level, event.text)
+
+    started = time.monotonic()
+    stop.network_started = True
+    n = scenario.employees_num
+    crashing = [i for i, role in assign_adversaries(scenario).items() if role == Role.CRASH]
+    last_tick = [-1]
+
+    def live() -> tuple[int, int]:  # a crash employee is gone from CRASH_AT_TICK on
+        return n - (len(crashing) if last_tick[0] >= scenario.crash_at_tick else 0), n
+
+    watch = Watch(scenario, started, live)
+
+    def after_tick(tick: int, statuses: list[Status]) -> str | None:
+        last_tick[0] = tick
+        return watch(tick, statuses)
+
+    lockstep = run_lockstep(scenario, on_events=log_events, stop_reason=stop_reason,
+                            after_tick=after_tick, max_window=watch.max_window)
+    result = network_result(lockstep)
+    return replace(result, interrupted=lockstep.stopped_by.startswith("interrupted"),
+                   run_seconds=time.monotonic() - started,
+                   startup_seconds=started - launched)
 
 
 def _install_signal_handlers(stop: StopRequest) -> dict[int, Any]:
