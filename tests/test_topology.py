@@ -4,6 +4,8 @@ with the hash trainer: no processes, no TensorFlow."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import pytest
 
@@ -361,3 +363,19 @@ def test_the_lockstep_backend_refuses_real_training_before_start():
                      "trainer only: set TRAINER hash (real training needs BACKEND process or "
                      "ray)"]
     assert problems(_scenario(backend="lockstep")) == []
+
+
+def test_the_full_mesh_does_not_import_the_graph_library():
+    """networkx takes a quarter of a second to import; the default run never needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from simulation.config import default_scenario, validated\n"
+            "from simulation.net.lockstep import run_lockstep\n"
+            "s = validated(default_scenario().replace(trainer='hash'))\n"
+            "run_lockstep(s)\n"
+            "print('networkx' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
