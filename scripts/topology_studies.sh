@@ -30,12 +30,12 @@ sweep --out docs/studies/employer_full_11 --seeds 10 \
 sweep --out docs/studies/employer_peers_51 --topology random:8 --seeds 5 \
     --employees-num 51 $(scaled 51) \
     --set ADVERSARIES=poisoned:5,poisoned:15,poisoned:25,poisoned:26 \
-    --set EMPLOYER_PEERS=1,4,0 --set EMPLOYER_FORK_CHOICE=longest,declarers
+    --set EMPLOYER_PEERS=1,2,4,8,0 --set EMPLOYER_FORK_CHOICE=longest,declarers
 # shellcheck disable=SC2046
 sweep --out docs/studies/eclipse_51 --topology random:8 --seeds 5 \
     --employees-num 51 $(scaled 51) --adversary-placement employer \
     --set ADVERSARIES=poisoned:5,poisoned:15,poisoned:25,poisoned:26 \
-    --set EMPLOYER_PEERS=1,4 --set EMPLOYER_FORK_CHOICE=longest,declarers
+    --set EMPLOYER_PEERS=1,2,4,8 --set EMPLOYER_FORK_CHOICE=longest,declarers
 # shellcheck disable=SC2046
 sweep --out docs/studies/employer_full_51 --seeds 5 --employees-num 51 $(scaled 51) \
     --set ADVERSARIES=poisoned:25,poisoned:26 --set EMPLOYER_FORK_CHOICE=longest,declarers

@@ -159,10 +159,12 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer, ray, request):
         keras_run = request.getfixturevalue("keras_run")
         base, process = keras_run.scenario, keras_run.outcome
     else:
-        # Every delay at least 2 ticks: the shards step windows of 2 ticks.
+        # Every delay at least 2 ticks: the shards step windows of 2 ticks. A peer graph
+        # (relay after validation, catch-up from peers); the Keras run is a full mesh.
         base = default_scenario().replace(
             trainer=trainer, employees_num=5, target_blockchain_length=4, seed=3,
-            latency="uniform:2:4", loss_probability=0.05, churn="2@10:30")
+            latency="uniform:2:4", loss_probability=0.05, churn="2@10:30",
+            topology="random:2", employer_peers=2)
         process = runner.run(base.replace(log_file=str(tmp_path / "p.log")), quiet=True)
     on_ray = runner.run(base.replace(backend="ray", ray_shards=2,
                                      log_file=str(tmp_path / "r.log")), quiet=True)
@@ -171,7 +173,9 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer, ray, request):
     for key in ("chain", "ticks", "forks", "rewards", "transactions", "agreement", "model",
                 "employer"):
         assert r[key] == p[key], key
-    for key in ("propagation_p50_ticks", "stale_blocks", "copies_dropped", "bytes_sent"):
+    for key in ("propagation_p50_ticks", "stale_blocks", "copies_dropped", "bytes_sent",
+                "topology", "hops_p90", "duplicates", "uploaded_bytes_per_employee",
+                "employer_heard"):
         assert r["network"][key] == p["network"][key], key
     assert r["self_check"]["passed"]
     if trainer == "hash":

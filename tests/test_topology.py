@@ -274,7 +274,8 @@ def test_the_declarers_fork_choice_keeps_the_employer_off_a_fast_minority_branch
     assert heaviest["employer"]["poisoned_blocks"] == 0
     assert heaviest["employer"]["chain_length"] == heaviest["chain"]["length"]
     assert heaviest["chain"] == longest["chain"]  # the employees' own runs are unchanged
-    _, _, majority = _run(adversaries="poisoned:6", employer_fork_choice="declarers")
+    _, _, majority = _run(adversaries="poisoned:6", employer_fork_choice="declarers",
+                          max_ticks=400)
     assert majority["employer"]["poisoned_blocks"] > 0
 
 
