@@ -13,9 +13,9 @@ PIP := $(VENV)/bin/pip install --disable-pip-version-check -q
 run: $(INSTALLED)
 	$(VENV)/bin/python main.py $(ARGS)
 
-# The tests run on every core (pytest-xdist); those that start processes, train with Keras
-# or run Ray all on one worker, one at a time (tests/conftest.py says why). ARGS="-n 0"
-# runs every test in this process, one at a time.
+# The tests run on every core (pytest-xdist), each test on its own (tests/conftest.py
+# says why not in groups); the Ray tests take turns through a lock. ARGS="-n 0" runs
+# every test in this process, one at a time.
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest -n auto --dist loadgroup $(ARGS)
 

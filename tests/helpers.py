@@ -6,9 +6,13 @@ Nothing here imports TensorFlow: training is ``training.HashTrainer``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from simulation.config import MNIST_TRAIN_SIZE, Scenario, default_scenario, problems
 from simulation.ml.training import HashTrainer
@@ -361,3 +365,32 @@ def drive(
 def canonical_transactions(employee: Employee) -> list[bytes]:
     return [tx.hash for record in employee.tree.canonical() if record.block is not None
             for tx in record.block.transactions]
+
+
+# --- Sharing between the session's xdist workers ------------------------------------
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this session that every xdist worker of it sees (the workers' base
+    folders are siblings in it); without xdist, the session's own base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+class exclusive:  # noqa: N801 - used as a context manager, like a lock
+    """An exclusive lock on ``path`` across the session's processes (flock)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.handle = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

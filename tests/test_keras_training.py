@@ -436,10 +436,26 @@ def test_the_xla_hardware_profile_really_computes_other_losses(mnist, trainer):
 # Session-scoped: under pytest-xdist a worker may run other modules' tests in between, and
 # a module-scoped fixture would then be made again.
 @pytest.fixture(scope="session")
-def trained_elsewhere() -> dict[str, list[dict]]:
+def trained_elsewhere(tmp_path_factory) -> dict[str, list[dict]]:
     """Losses and secrets of 2 stages trained in a fresh process set up as the HARDWARE
     profile's employee is (oneDNN is read by TensorFlow at import), by profile. The three
-    processes run at the same time: each spends most of its life importing TensorFlow."""
+    processes run at the same time: each spends most of its life importing TensorFlow.
+    Made once per session: a worker that needs it after another made it reads the other's
+    (two tests on two workers used to make it twice, 23 s each)."""
+    import json
+
+    from helpers import exclusive, shared_dir
+
+    cache = shared_dir(tmp_path_factory) / "trained_elsewhere.json"
+    with exclusive(cache.with_suffix(".lock")):
+        if cache.exists():
+            return json.loads(cache.read_text())
+        results = _train_elsewhere()
+        cache.write_text(json.dumps(results))
+        return results
+
+
+def _train_elsewhere() -> dict[str, list[dict]]:
     import json
     import subprocess
     import sys

@@ -144,10 +144,16 @@ def test_shards_step_windows_through_their_frames_and_give_the_lockstep_run(chan
 
 
 @pytest.fixture
-def ray():
+def ray(tmp_path_factory):
     """The ``ray`` module, for the tests that run the Ray backend: skipped without
-    requirements-ray.txt (the tests above run either way)."""
-    return pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")
+    requirements-ray.txt (the tests above run either way). One such test at a time in
+    the session, whichever worker runs it: each counts the Ray processes on the machine,
+    and another test's would be seen as left behind."""
+    module = pytest.importorskip("ray", reason="the Ray backend needs requirements-ray.txt")
+    from helpers import exclusive, shared_dir
+
+    with exclusive(shared_dir(tmp_path_factory) / "ray-tests.lock"):
+        yield module
 
 
 @pytest.mark.ray
