@@ -170,7 +170,11 @@ def test_adversarial_lockstep_run_gives_the_pinned_figures(name, tmp_path):
 
 
 @pytest.mark.processes
-@pytest.mark.parametrize("name", sorted(n for n in ADVERSARIAL if not n.endswith("-open")))
+# The process backend on the cases but the majority's (its 18 s run to MAX_TICKS): that
+# the process backend gives the lockstep run is what these cases show, and the majority's
+# figures are pinned by its lockstep case above.
+@pytest.mark.parametrize("name", sorted(n for n in ADVERSARIAL if not n.endswith("-open")
+                                        and n != "poisoned-majority"))
 def test_adversarial_process_run_gives_the_same_pinned_figures(name, tmp_path):
     """The real runner: processes, the network's own stop step and evaluation, the
     self-check; nobody cut off, every figure present."""

@@ -260,8 +260,12 @@ def _mtimes(runs: Path) -> dict[str, int]:
 def test_end_to_end_records_and_resumes(tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "tmp"
+    # BACKEND lockstep: the sweep starts main.py as for any backend, and each run takes
+    # about a second instead of five (main.py over the process backend is tested in
+    # test_processes and test_run_folder).
     argv = ["--set", "EMPLOYEES_NUM=4", "--set", "TARGET_BLOCKCHAIN_LENGTH=3",
             "--set", "TRAINER=hash", "--set", "ADVERSARIES=poisoned:0,poisoned:1",
+            "--set", "BACKEND=lockstep",
             "--seeds", "2", "--jobs", "2", "--out", str(out), "--quiet"]
     assert sweep.main(argv) == 0
     assert "4 runs: 0 already recorded (skipped), 4 to run" in capsys.readouterr().out
