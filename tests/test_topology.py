@@ -380,3 +380,13 @@ def test_the_full_mesh_does_not_import_the_graph_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_the_console_tells_the_graph_also_when_no_honest_block_was_made(tmp_path):
+    """6 of 11 poisoned on a line split the honest employees, who then build no block;
+    the summary still says what the graph carried and what the employer heard."""
+    run, _, summary = _run(adversaries="poisoned:6", topology=_line(tmp_path, 11, 10),
+                           max_ticks=300)
+    assert not run.finished and summary["network"]["blocks_measured"] == 0
+    text = render(summary)
+    assert "Peer graph file:" in text and "Employer's peers: 1 (E10)" in text

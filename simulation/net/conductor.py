@@ -176,12 +176,11 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
         due = {t: router.peek(t) for t in range(first, last + 1)}
         deliveries: dict[int, dict[int, dict[int, list[bytes]]]] = {}  # unit, tick, index
         for t in range(first, last + 1):
-            live = [i for i in range(n) if i not in crashed and router.online(i, t)]
-            delivered = Router.for_parties(due[t], live)
-            for i in range(n + 1):  # the employees, then the users
-                if i not in crashed and router.online(i, t):
-                    deliveries.setdefault(host.unit_of(i), {}).setdefault(t, {})[i] = \
-                        delivered[i] if i < n else []
+            live = [i for i in range(n + 1) if i not in crashed and router.online(i, t)]
+            delivered = Router.for_parties(due[t], [i for i in live if i < n])
+            for i in live:  # the employees, then the users (delivered nothing)
+                deliveries.setdefault(host.unit_of(i), {}).setdefault(t, {})[i] = \
+                    delivered.get(i, [])
         answered: dict[int, dict[int, Answer | None]] = {t: {} for t in due}
         resume = {unit: first for unit in deliveries}  # the next tick each unit steps
         done_to = first - 1  # ticks taken in order so far

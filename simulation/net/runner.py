@@ -438,21 +438,28 @@ def _load_mnist() -> tuple[Any, Any]:
     return dataset_spec, shared
 
 
-def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> RunResult:
-    """BACKEND "ray": the conductor runs here, the employees in Ray actors; a signal
-    stops the run after the current tick, as with the process backend."""
-    from simulation.net import ray_backend
+def _stop_reason(stop: StopRequest) -> Callable[[], str | None]:
+    """For a conductor run from this process (Ray, lockstep): a signal received stops
+    the run after the current window, as the network process does."""
 
-    def stop_reason() -> str | None:
+    def reason() -> str | None:
         if stop.signalled is None:
             return None
         stop.requested = stop.signalled
         return f"interrupted by {signal.Signals(stop.signalled).name}"
 
+    return reason
+
+
+def _run_on_ray(scenario: Scenario, stop: StopRequest, launched: float) -> RunResult:
+    """BACKEND "ray": the conductor runs here, the employees in Ray actors; a signal
+    stops the run after the current tick, as with the process backend."""
+    from simulation.net import ray_backend
+
     started = time.monotonic()
     stop.network_started = True  # from here a signal stops the ticks, not the start-up
     try:
-        result = ray_backend.run(scenario, stop_reason)
+        result = ray_backend.run(scenario, _stop_reason(stop))
     except ray_backend.ClusterUnreachable as exc:
         raise RunAborted(str(exc)) from None
     startup = result.startup_seconds or 0.0
@@ -467,12 +474,6 @@ def _run_in_process(scenario: Scenario, stop: StopRequest, launched: float) -> R
     window, as with the other backends."""
     from simulation.net.lockstep import network_result, run_lockstep
     from simulation.net.watch import Watch
-
-    def stop_reason() -> str | None:
-        if stop.signalled is None:
-            return None
-        stop.requested = stop.signalled
-        return f"interrupted by {signal.Signals(stop.signalled).name}"
 
     def log_events(events: tuple[Any, ...]) -> None:
         for event in events:
@@ -493,7 +494,7 @@ def _run_in_process(scenario: Scenario, stop: StopRequest, launched: float) -> R
         last_tick[0] = tick
         return watch(tick, statuses)
 
-    lockstep = run_lockstep(scenario, on_events=log_events, stop_reason=stop_reason,
+    lockstep = run_lockstep(scenario, on_events=log_events, stop_reason=_stop_reason(stop),
                             after_tick=after_tick, max_window=watch.max_window)
     result = network_result(lockstep)
     return replace(result, interrupted=lockstep.stopped_by.startswith("interrupted"),

@@ -20,7 +20,7 @@ from simulation.config import Role, Scenario
 from simulation.node.behaviour import Behaviour
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
-from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair, sha256
+from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
 from simulation.protocol.ledger import (
     Genesis,
     payouts,
@@ -299,13 +299,13 @@ class Employee:
             Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct)))
 
     def receive(self, data: bytes) -> None:
-        if self.relays and sha256(data) in self.held_messages:
-            self.duplicates += 1  # a copy over another path: nothing new to check
-            return
         try:
             message = parse_message(data)
         except DecodeError as exc:
             self._reject(UNPARSED, str(exc), None)
+            return
+        if self.relays and message.hash in self.held_messages:
+            self.duplicates += 1  # a copy over another path: nothing new to check
             return
         handlers: dict[str, Callable[[Any], None]] = {
             TX: self._on_transaction,

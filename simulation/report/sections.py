@@ -194,7 +194,7 @@ class NetworkSection:
 
     def lines(self) -> list[str]:
         if not self.blocks_measured:
-            return []
+            return self._graph_lines()
         return [
             f"Propagation: half of the honest employees held a block after "
             f"{_ticks(self.propagation_p50_ticks)}, 90% after "
@@ -212,15 +212,15 @@ class NetworkSection:
         if self.topology == "full":
             return []
         heard = self.employer_heard or {}
+        peers = self.employer_peers or []
         return [
             f"Peer graph {self.topology}: a block reached half of the honest employees "
             f"in {_hops(self.hops_p50)}, 90% in {_hops(self.hops_p90)} (median of "
             f"{self.blocks_hops_measured} blocks); {self.duplicates} duplicate copies "
             f"declined; {self.uploaded_bytes_per_employee} bytes uploaded per employee "
             f"(most {self.uploaded_bytes_max})",
-            f"Employer's peers: {len(self.employer_peers or [])} "
-            f"({', '.join((self.employer_peers or [])[:8])}"
-            f"{', ...' if len(self.employer_peers or []) > 8 else ''}); it was delivered "
+            f"Employer's peers: {len(peers)} ({', '.join(peers[:8])}"
+            f"{', ...' if len(peers) > 8 else ''}); it was delivered "
             f"{sum(heard.values())} copies from {len(heard)} of them"]
 
 
