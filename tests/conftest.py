@@ -71,13 +71,39 @@ def pytest_sessionfinish(session, exitstatus):
         pass
 
 
-# make test runs the suite on both cores (pytest-xdist, -n auto). Every test is
-# distributed on its own: pytest 9.2 makes xdist's loadgroup ignore xdist_group marks
-# (pytest-dev/pytest-xdist#1386: the group's nodeid suffix no longer takes effect; seen
-# here with four marked tests landing on both workers), so tests that start processes or
-# train with Keras run beside others. What must not overlap says so itself: the Ray tests
-# hold one lock, and a session fixture both workers need is computed once
-# (``helpers.exclusive`` and ``helpers.shared_dir``).
+# make test runs the suite on both cores (pytest-xdist, -n auto). xdist's loadgroup
+# cannot keep tests together under pytest 9.2 (it ignores xdist_group marks:
+# pytest-dev/pytest-xdist#1386, seen here with four marked tests landing on both
+# workers), so this hook hands out the work itself: every test on its own, except one
+# unit, RAY_UNIT, which one worker runs from the start while the other takes the rest.
+# The Ray tests count Ray's processes on the machine, so two must never overlap; they
+# used to wait for each other on a lock, which kept a worker idle for about a minute per
+# session. The tests that read conftest's Keras run (``keras_run``) join them, as the Ray
+# Keras test reads it too: each worker would make a session fixture of its own.
+RAY_UNIT = "the Ray tests and the readers of keras_run"
+_IN_RAY_UNIT = ("tests/test_ray.py::",
+                "tests/test_integration.py::test_keras_network_agrees_is_deterministic",
+                "tests/test_integration.py::test_a_poisoned_minority_with_real_training")
+
+
+def unit_of(nodeid: str) -> str:
+    """The work unit a test belongs to: RAY_UNIT, or the test itself."""
+    return RAY_UNIT if nodeid.startswith(_IN_RAY_UNIT) else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which -p no:xdist leaves out
+def pytest_xdist_make_scheduler(config, log):
+    """For ``--dist loadgroup`` (what ``make test`` asks for); other modes stay xdist's."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneRayUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    # --loadscope-reorder (xdist's default) puts the biggest unit first: RAY_UNIT.
+    return OneRayUnit(config, log)
 
 
 @pytest.fixture(scope="session")

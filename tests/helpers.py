@@ -72,8 +72,10 @@ OTHER_HASH = sha256(b"a block nobody has")
 OTHER_SECRET = sha256(b"a secret from poisoned training")
 
 
-# The small Keras network of conftest's ``keras_run`` (real processes, real training).
-KERAS_RUN: dict[str, Any] = {"employees_num": 4, "target_blockchain_length": 3, "seed": 5}
+# The small Keras network of conftest's ``keras_run`` (real processes, real training),
+# with one poisoned employee of four: a minority whose declarations must be rejected.
+KERAS_RUN: dict[str, Any] = {"employees_num": 4, "target_blockchain_length": 3, "seed": 5,
+                             "adversaries": "poisoned:1"}
 
 
 def small_scenario(**changes: Any) -> Scenario:

@@ -60,22 +60,19 @@ def test_keras_network_agrees_is_deterministic_and_keeps_the_console_clean(tmp_p
         assert first[key] == second[key], key
 
 
-def test_a_poisoned_minority_with_real_training_is_rejected(tmp_path):
-    """7 employees with real Keras training, 2 (29%) of them poisoned: their declarations
-    are rejected, the honest chain reaches the target and the employer takes its model.
-    (The poisoned majority with real training is the issue-7 run below.)"""
-    scenario = default_scenario().replace(
-        employees_num=7, target_blockchain_length=4, seed=4,
-        adversaries="poisoned:2", log_file=str(tmp_path / "pot.log"))
-    outcome = run(scenario, quiet=True)
-    s = outcome.summary
+def test_a_poisoned_minority_with_real_training_is_rejected(keras_run):
+    """conftest's Keras run, 4 employees with real training, 1 of them poisoned: its
+    declarations are rejected, the honest chain reaches the target and the employer takes
+    its model. (The poisoned majority with real training is the issue-7 run below.)"""
+    s = keras_run.outcome.summary
     employer = s["employer"]
+    assert list(s["adversaries"].values()) == ["poisoned"]
     assert s["self_check"] == {"passed": True, "failures": []}
     assert s["cut_off"] == {} and s["failures"] == {}
     assert s["honest"]["poisoned_blocks"] == 0
     assert s["training"]["secrets_identical"] is True  # among the honest
     assert isinstance(s["model"]["test_accuracy"], float)
-    assert outcome.exit_code == 0 and s["finished"]
+    assert keras_run.outcome.exit_code == 0 and s["finished"]
     assert employer["model_source"] == "honest" and employer["poisoned_blocks"] == 0
     assert employer["model_test_accuracy"] == s["model"]["test_accuracy"]
     assert s["messages"]["rejected"]["TD"][Reason.MODEL_HASH_NOT_OWN_TRAINING] > 0
