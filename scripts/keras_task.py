@@ -33,10 +33,8 @@ def keras_task(environment: dict[str, str] | None = None, intra_op_threads: int 
     tf_env.use_profile_environment(environment or {})
     tf_env.import_tensorflow_quietly()
     tf_env.limit_tf_threads(intra_op_threads)  # before the first op, as trainers do
-    from simulation.config import MNIST_TRAIN_SIZE
     from simulation.ml.dataset import load_mnist
-    from simulation.protocol.stages import model_id_of, samples_per_stage
+    from simulation.ml.tasks import model_id_of, stage_samples_of
 
     scenario = default_scenario()
-    return Task(scenario, load_mnist(), model_id_of(scenario),
-                samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch))
+    return Task(scenario, load_mnist(), model_id_of(scenario), stage_samples_of(scenario))

@@ -180,14 +180,22 @@ BH_COINSTAKE = 2**251
 
 # --- Training --------------------------------------------------------------------------
 
+# The training task the employer delegates: a built-in one, mnist-dnn (a dense network on
+# MNIST, one sample per Adam step), mnist-cnn (a small convolutional network on MNIST),
+# mnist-dnn-batch32 (the dense network, mini-batches of 32) or digits-mlp (scikit-learn's
+# 8x8 digits), or one of your own as PATH.py:NAME or module:NAME (examples/custom_task.py).
+TASK = "mnist-dnn"
+
 # Seed of the model's initial weights (every employee uses the same).
 TF_SEED = 42
 
-# Stages per epoch: a stage trains len(train set) // ITERATIONS_PER_EPOCH samples.
+# Stages per epoch: a stage trains len(train set) // ITERATIONS_PER_EPOCH samples (unless
+# the task fixes its samples per stage, as mnist-dnn-batch32 and digits-mlp do).
 ITERATIONS_PER_EPOCH = 6000
 
-# Adam's learning rate (0.001 is Keras' default). Part of the task: another value
-# changes the model id, so every secret and model hash.
+# The optimizer's learning rate (0.001 is Keras' Adam default; a task may have its own,
+# which another value here replaces). Part of the task: another value changes the model
+# id, so every secret and model hash.
 LEARNING_RATE = 0.001
 
 # Hardware profiles of the employees, in index order, as "profile:count,...": reference

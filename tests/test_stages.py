@@ -10,9 +10,9 @@ import struct
 import pytest
 
 from simulation.config import default_scenario
+from simulation.ml.tasks import model_id_of
 from simulation.protocol.stages import (
     model_id,
-    model_id_of,
     quantized_loss,
     secret_rule,
     tolerant_secret,

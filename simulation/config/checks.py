@@ -7,7 +7,6 @@ import math
 
 from simulation.config.grammars import (
     COMPUTATION_OF_PROFILE,
-    MNIST_TRAIN_SIZE,
     PROCESS_WIDE_COMPUTATIONS,
     SIMULATED_ONLY,
 )
@@ -69,9 +68,10 @@ def problems(s: Scenario) -> list[str]:
     if not 0 <= s.transaction_probability <= 1:
         out.append(f"TRANSACTION_PROBABILITY must lie in [0, 1], got "
                    f"{s.transaction_probability}")
-    if s.iterations_per_epoch > MNIST_TRAIN_SIZE:
-        out.append(f"ITERATIONS_PER_EPOCH ({s.iterations_per_epoch}) exceeds the "
-                   f"{MNIST_TRAIN_SIZE} training samples: a stage would be empty")
+    # TASK is checked against its task (training set size, batch size) by
+    # ml.tasks.task_problems, before any process starts: finding it may load a file.
+    if not s.task.strip():
+        out.append("TASK must not be empty (the default is mnist-dnn)")
     if s.max_transactions_num > 0 and s.users_num < 2:
         out.append(f"MAX_TRANSACTIONS_NUM is {s.max_transactions_num} but transfers need "
                    f"at least 2 users (USERS_NUM is {s.users_num})")

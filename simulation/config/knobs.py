@@ -71,6 +71,7 @@ class Scenario:
     max_block_transactions: int
     td_coinstake: int
     bh_coinstake: int
+    task: str
     tf_seed: int
     iterations_per_epoch: int
     learning_rate: float

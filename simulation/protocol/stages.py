@@ -107,23 +107,24 @@ def secret_rule(scenario: Scenario) -> SecretRule:
 DEFAULT_LEARNING_RATE = 0.001  # Keras' Adam default
 
 
+DEFAULT_TASK_ID = "mnist-dnn128-adam"  # the default task's part of the model id
+
+
 def model_id(tf_seed: int, iterations_per_epoch: int,
              learning_rate: float = DEFAULT_LEARNING_RATE,
-             tolerance: float | None = None) -> str:
-    """Names the delegated task: architecture, optimiser, data and seeds. The learning
-    rate is named only when it is not Keras' default, so the default id (and every
-    secret derived from it) is the one PROTOCOL.md's examples use; a tolerance only in
-    tolerant verification (its secrets follow another rule)."""
-    name = f"mnist-dnn128-adam-tfseed{tf_seed}-ipe{iterations_per_epoch}"
+             tolerance: float | None = None, task: str = DEFAULT_TASK_ID,
+             samples_per_stage: int | None = None) -> str:
+    """Names the delegated task: the task (architecture, optimiser, data, batch size), the
+    seed and the stage size: ``-s<samples>`` for a task that fixes it, else
+    ``-ipe<ITERATIONS_PER_EPOCH>``. The learning rate is named only when it is not Keras'
+    default, so the default id (and every secret derived from it) is the one PROTOCOL.md's
+    examples use; a tolerance only in tolerant verification (its secrets follow another
+    rule)."""
+    stage = f"s{samples_per_stage}" if samples_per_stage is not None else \
+        f"ipe{iterations_per_epoch}"
+    name = f"{task}-tfseed{tf_seed}-{stage}"
     if learning_rate != DEFAULT_LEARNING_RATE:
         name += f"-lr{learning_rate!r}"
     if tolerance is not None:
         name += f"-tol{tolerance!r}"
     return name
-
-
-def model_id_of(scenario: Scenario) -> str:
-    """The task a scenario delegates: every knob that changes the training."""
-    tolerance = scenario.tolerance if scenario.verification == "tolerant" else None
-    return model_id(scenario.tf_seed, scenario.iterations_per_epoch, scenario.learning_rate,
-                    tolerance)

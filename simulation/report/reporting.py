@@ -6,6 +6,7 @@ the JSON-ready results; ``render`` turns them into the console summary.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
@@ -30,6 +31,7 @@ from simulation.report.sections import (
     TrainingSection,
     or_none,
 )
+from simulation.report.work import useful_work
 
 
 def _hex(value: bytes | None) -> str | None:
@@ -53,8 +55,10 @@ def summarize(
     result: RunResult,
     roles: dict[int, Role],
     wall_seconds: float,
+    samples_per_stage: int | None = None,
 ) -> dict[str, Any]:
-    """``roles``: employee index -> behaviour for the adversaries; the rest are honest."""
+    """``roles``: employee index -> behaviour for the adversaries; the rest are honest.
+    ``samples_per_stage``: the task's, for the useful-work figures (``report.work``)."""
     reports = result.reports
     # The employees' reports as records (the network checked their form on arrival).
     employees = {name: EmployeeReport.from_wire(r) for name, r in reports.items()
@@ -140,6 +144,10 @@ def summarize(
     accuracy, poisoned_accuracy = (None, None) if evaluated_stage is None else (
         accuracies["honest"].get(evaluated_stage), accuracies["poisoned"].get(evaluated_stage))
     employer = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
+    delivered = list(employer_report.chain) if employer_report is not None else chain_entries
+    training = dataclasses.replace(training, **useful_work(
+        employees, set(poisoned_names), delivered,
+        {i: employee_name(i) for i in range(scenario.employees_num)}, samples_per_stage))
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
     ticks_run = max(1, (result.ticks or 0) + 1)
     poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None

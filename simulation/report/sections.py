@@ -9,7 +9,7 @@ what is written).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from simulation.protocol.messages import KINDS
@@ -264,6 +264,15 @@ class TrainingSection:
     disagreement_simulated: bool
     median_ms_per_sample: float | None
     median_first_stage_seconds: float | None
+    # The useful work (report.work): the unit, the network's training in it, by kind, and
+    # the share that went into the delivered model.
+    work_unit: str = "stages"
+    work_total: float = 0.0
+    work: dict[str, float] = field(default_factory=dict)
+    useful_share: float | None = None
+    certified_stages: int = 0
+    work_per_certified_sample: float | None = None
+    useful_work_per_certified_sample: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"training": _flat(self)}
@@ -280,9 +289,22 @@ class TrainingSection:
             return [f"Training: identical within each computation "
                     f"({self.computations}): {self.secrets_identical}; "
                     f"secrets differ across them{simulated}: {differ} "
-                    f"({self.stages_compared} stages)"]
+                    f"({self.stages_compared} stages)", *self.work_lines()]
         return [f"Training: secrets and model hashes identical across honest "
-                f"employees: {self.secrets_identical} ({self.stages_compared} stages)"]
+                f"employees: {self.secrets_identical} ({self.stages_compared} stages)",
+                *self.work_lines()]
+
+    def work_lines(self) -> list[str]:
+        if not self.work_total:
+            return []
+        unit = {"cpu_seconds": "CPU s", "samples": "samples"}.get(self.work_unit, "stages")
+        total = f"{self.work_total:.2f} {unit}" if self.work_unit == "cpu_seconds" else \
+            f"{self.work_total:.0f} {unit}"
+        rest = ", ".join(f"{kind.replace('_', ' ')} {_percent(value / self.work_total)}"
+                         for kind, value in self.work.items() if value and kind != "useful")
+        return [f"Work: {total} of training, {_percent(self.useful_share)} of it useful "
+                f"(one training of each of the {self.certified_stages} certified stages)"
+                + (f"; {rest}" if rest else "")]
 
 
 @dataclass(frozen=True)
