@@ -16,11 +16,9 @@ import pytest
 
 from simulation import constants
 from simulation.config import ScenarioError, default_scenario
-from simulation.ml import tasks
 from simulation.ml.tasks import (
     TASKS,
     Dataset,
-    TaskError,
     dataset_problems,
     declaration_problems,
     model_id_of,
@@ -31,7 +29,7 @@ from simulation.ml.tasks import (
 from simulation.net.lockstep import network_result, run_lockstep
 from simulation.node.adversaries import assign_adversaries, poison_labels
 from simulation.node.genesis import genesis_of
-from simulation.report.reporting import summarize
+from simulation.report.reporting import render, summarize
 from simulation.report.work import KINDS, useful_work
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,9 +263,7 @@ def test_useful_work_is_one_training_of_each_certified_stage(tmp_path):
     assert sum(t["work"].values()) == t["work_total"]
     assert t["useful_share"] == round(50 / t["work_total"], 5)
     assert t["work_per_certified_sample"] == round(t["work_total"] / 50, 7)
-    assert "Work: 660 samples of training, 8% of it useful" in \
-        "\n".join(__import__("simulation.report.reporting", fromlist=["render"]).render(summary)
-                  .splitlines())
+    assert "Work: 660 samples of training, 8% of it useful" in render(summary)
 
 
 def test_poisoned_work_is_its_own_kind_and_a_poisoned_chain_discards_the_honest(tmp_path):
