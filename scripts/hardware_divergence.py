@@ -1,6 +1,7 @@
-"""How often do two honest hardware profiles disagree? (issue 9, item 1)
+"""How often do two honest hardware profiles disagree? (issue 9, item 1; per task, issue 21)
 
-Trains the default task (MNIST, TF_SEED 42, 10 samples per stage) for STAGES stages with
+Trains a task (by default mnist-dnn: MNIST, TF_SEED 42, 10 samples per stage) for STAGES
+stages with
 every computation the HARDWARE profiles offer (the reference kernels, XLA, oneDNN, 4
 intra-op threads), each in a fresh Python process set up as that profile's employee is
 (oneDNN is read by TensorFlow at import), and prints, per pair, the share of stages whose
@@ -8,7 +9,7 @@ secrets differ, the share of per-sample losses that differ, and the largest rela
 difference of a loss. The speed profiles (fast, slow, ...) compute exactly like the
 reference and are not listed.
 
-    python scripts/hardware_divergence.py [--stages 20]
+    python scripts/hardware_divergence.py [--stages 20] [--task mnist-cnn]
     python scripts/hardware_divergence.py --computation onednn --stages 3   # one, as JSON
     python scripts/hardware_divergence.py --noise-model --stages 100
 
@@ -30,7 +31,7 @@ from keras_task import keras_task
 COMPUTATIONS = ("exact", "xla", "onednn", "cpu-4threads")
 
 
-def train(computation: str, stages: int) -> list[dict]:
+def train(computation: str, stages: int, task_name: str = "mnist-dnn") -> list[dict]:
     """This process trains as ``computation``: the losses and secret of each stage."""
     from simulation.ml.hardware import (
         INTRA_OP_THREADS_OF_COMPUTATION,
@@ -38,11 +39,12 @@ def train(computation: str, stages: int) -> list[dict]:
     )
 
     threads = INTRA_OP_THREADS_OF_COMPUTATION.get(computation, 1)
-    task = keras_task(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}), threads)
+    task = keras_task(TF_ENVIRONMENT_OF_COMPUTATION.get(computation, {}), threads, task_name)
     from simulation.ml.keras_training import KerasTrainer
 
     trainer = KerasTrainer(task.model_id, task.mnist, task.scenario.tf_seed, task.per_stage,
-                           jit_compile=computation == "xla", intra_op_threads=threads)
+                           learning_rate=task.learning_rate, jit_compile=computation == "xla",
+                           intra_op_threads=threads, task=task.task)
     results = [trainer.result(s) for s in range(stages)]
     import tensorflow as tf
 
@@ -51,9 +53,9 @@ def train(computation: str, stages: int) -> list[dict]:
              "intra_op_threads": in_effect} for r in results]
 
 
-def train_elsewhere(computation: str, stages: int) -> list[dict]:
+def train_elsewhere(computation: str, stages: int, task: str = "mnist-dnn") -> list[dict]:
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--computation",
-                          computation, "--stages", str(stages)],
+                          computation, "--stages", str(stages), "--task", task],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -99,17 +101,20 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=20)
     parser.add_argument("--computation", choices=COMPUTATIONS,
                         help="train this one in this process and print JSON")
+    parser.add_argument("--task", default="mnist-dnn",
+                        help="the TASK to train (default mnist-dnn; the noise model is "
+                             "always the default task's)")
     parser.add_argument("--noise-model", action="store_true",
                         help="write simulation/ml/measured_divergence.py")
     args = parser.parse_args()
     if args.computation:
-        print(json.dumps(train(args.computation, args.stages)))
+        print(json.dumps(train(args.computation, args.stages, args.task)))
         return
     if args.noise_model:
         write_noise_model(args.stages)
         return
-    results = {c: train_elsewhere(c, args.stages) for c in COMPUTATIONS}
-    print(f"{args.stages} stages of the default task, one fresh process per computation")
+    results = {c: train_elsewhere(c, args.stages, args.task) for c in COMPUTATIONS}
+    print(f"{args.stages} stages of TASK {args.task}, one fresh process per computation")
     for i, a in enumerate(COMPUTATIONS):
         for b in COMPUTATIONS[i + 1:]:
             pairs = list(zip(results[a], results[b], strict=True))

@@ -52,10 +52,11 @@ def session_processes(session: int) -> list[str]:
 
 
 def assert_no_shared_memory_left(log: Path, created: bool = True) -> None:
-    """The MNIST block the run created (named in its log) is gone: other programs on the
+    """The data block the run created (named in its log) is gone: other programs on the
     machine may hold blocks of their own, so only the run's own is looked for. The log
     must name it when the run created one (else the check would look for nothing)."""
-    names = re.findall(r"created shared memory block (\S+) for MNIST", log.read_text())
+    names = re.findall(r"created shared memory block (\S+) for the data of TASK",
+                       log.read_text())
     assert bool(names) == created, names
     for name in names:
         assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}"), name

@@ -300,6 +300,9 @@ def test_measured_cpu_seconds_replace_samples_when_every_trainer_has_them(tmp_pa
     # one employee without timings: everything is counted in samples again
     partly = dict(timed, E1=reports["E1"])
     assert useful_work(partly, set(), employer.chain, names, 10)["work_unit"] == "samples"
+    # the hash trainer's CPU time is hashing: samples on every backend
+    assert useful_work(timed, set(), employer.chain, names, 10,
+                       real_training=False)["work_unit"] == "samples"
     assert set(work["work"]) == set(KINDS)
 
 

@@ -81,7 +81,8 @@ RUN_COLUMNS = [
     "transactions_included", "propagation_p50_ticks", "propagation_p90_ticks",
     "stale_rate", "stale_blocks", "finality_p50_ticks", "block_bytes_mean",
     "block_requests", "hops_p50", "hops_p90", "duplicates", "uploaded_bytes_per_employee",
-    "gini_rewards", "nakamoto_coefficient", "attack_tries",
+    "work_unit", "work_total", "useful_share", "work_per_certified_sample",
+    "useful_work_per_certified_sample", "gini_rewards", "nakamoto_coefficient", "attack_tries",
     "attack_found", "attack_ground", "self_check_failures", "run_id",
 ]
 # The adversaries' own counts (results' "attack" section), added up over behaviours.
@@ -91,16 +92,20 @@ NETWORK_MEASURES = ("propagation_p50_ticks", "propagation_p90_ticks", "stale_rat
                     "block_requests", "hops_p50", "hops_p90", "duplicates",
                     "uploaded_bytes_per_employee")
 FAIRNESS_MEASURES = ("gini_rewards", "nakamoto_coefficient")
+# The useful work (results' "training" section; in work_unit: CPU seconds or samples).
+WORK_MEASURES = ("work_total", "useful_share", "work_per_certified_sample",
+                 "useful_work_per_certified_sample")
 MEASURES = (
     "ticks", "wall_seconds", "chain_length", "forks", "honest_poisoned_blocks",
     "employer_chain_length", "employer_poisoned_blocks", "model_accuracy",
     "honest_model_accuracy", "transactions_included", *NETWORK_MEASURES,
-    *FAIRNESS_MEASURES, *ATTACK_MEASURES,
+    *WORK_MEASURES, *FAIRNESS_MEASURES, *ATTACK_MEASURES,
 )
 PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
 # What each measure can take: every one is at least 0, these at most 1. A t interval is
 # clipped to it (the mean of counts 0, 0, 0, 3 has an interval reaching below zero).
-BOUNDED_BY_ONE = {"model_accuracy", "honest_model_accuracy", "stale_rate", "gini_rewards"}
+BOUNDED_BY_ONE = {"model_accuracy", "honest_model_accuracy", "stale_rate", "gini_rewards",
+                  "useful_share"}
 SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
 SUMMARY_STATS += [f"{p}_{s}" for p in PROPORTIONS for s in ("rate", "ci95_low", "ci95_high")]
 # (column prefix, statistic, panel title) of the plotted measures, in panel order.
@@ -115,6 +120,7 @@ PLOTTED = [
     ("propagation_p90_ticks", "mean", "ticks for a block to reach 90% of the honest"),
     ("hops_p90", "mean", "hops for a block to reach 90% of the honest"),
     ("uploaded_bytes_per_employee", "mean", "bytes uploaded per employee"),
+    ("useful_share", "mean", "share of the training that is useful"),
 ]
 
 
@@ -472,6 +478,7 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
         "transactions_included": _dig(res, "transactions", "included"),
         **{m: _dig(res, "network", m) for m in NETWORK_MEASURES},
         **{m: _dig(res, "fairness", m) for m in FAIRNESS_MEASURES},
+        **{m: _dig(res, "training", m) for m in ("work_unit", *WORK_MEASURES)},
         **_attack_counts(res),
         "self_check_failures": failures_text,
     }

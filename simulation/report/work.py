@@ -15,9 +15,10 @@ the employees report into:
 - discarded: other trainings of certified stages whose secret was not the certified one
   (hardware that computes otherwise), and all honest training when a poisoned chain won.
 
-The unit is measured CPU seconds when every training employee reported them (the process
-backend); otherwise it is samples trained, every sample costing the same (the hash
-trainer's cost model, and the Ray and lockstep backends, which do not time stages).
+The unit is measured CPU seconds when every training employee reported them (real
+training on the process backend); otherwise it is samples trained, every sample costing
+the same (the hash trainer's cost model, on every backend, and Keras on Ray, which does
+not time stages).
 CPU seconds include each employee's first stage, which also builds its training graph:
 training the task once would pay that once too.
 """
@@ -34,14 +35,15 @@ KINDS = ("useful", "verification", "beyond_chain", "poisoned", "discarded")
 
 def useful_work(employees: Mapping[str, EmployeeReport], poisoned: set[str],
                 delivered: Sequence[ChainEntry], names: Mapping[int, str],
-                samples_per_stage: int | None) -> dict[str, Any]:
+                samples_per_stage: int | None, real_training: bool = True) -> dict[str, Any]:
     """The accounting above for the reporting ``employees`` (by name), those among them
     that train on poisoned labels, and the delivered chain (genesis first). Without
     ``samples_per_stage`` (a caller that does not know the task) untimed work is counted
-    in stages."""
+    in stages. Without ``real_training`` (the hash trainer, whose CPU time is hashing)
+    work is counted in samples on every backend."""
     certified = {entry.height - 1: entry for entry in delivered if entry.height >= 1}
     trainers = {name: report for name, report in employees.items() if report.secrets}
-    timed = bool(trainers) and all(
+    timed = real_training and bool(trainers) and all(
         report.stage_cpu_seconds is not None
         and len(report.stage_cpu_seconds) >= len(report.secrets)
         for report in trainers.values())
