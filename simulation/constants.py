@@ -223,9 +223,15 @@ VERIFICATION = "exact"
 # agree. Part of the task (the model id names it).
 TOLERANCE = 0.0001
 
-# "keras" trains the real DNN on MNIST; "hash" is a fast TensorFlow-free stand-in with
-# the same protocol behaviour (for protocol experiments; no model accuracy).
+# "keras" trains the task's real Keras model; "hash" is a fast TensorFlow-free stand-in
+# with the same protocol behaviour (for protocol experiments; no model accuracy).
 TRAINER = "keras"
+
+# A folder for a stage cache shared by the Keras trainers of this machine ("" = off):
+# employees that train the same stage the same way read it instead of training it again,
+# in this run and in every run that names the same folder (studies). Results are the
+# same; the run's CPU seconds then do not measure the network.
+STAGE_CACHE = ""
 
 # --- Backend ---------------------------------------------------------------------------
 

@@ -83,7 +83,8 @@ def pytest_sessionfinish(session, exitstatus):
 RAY_UNIT = "the Ray tests and the readers of keras_run"
 _IN_RAY_UNIT = ("tests/test_ray.py::",
                 "tests/test_integration.py::test_keras_network_agrees_is_deterministic",
-                "tests/test_integration.py::test_a_poisoned_minority_with_real_training")
+                "tests/test_integration.py::test_a_poisoned_minority_with_real_training",
+                "tests/test_tasks.py::test_a_run_with_the_stage_cache_gives_the_run_without")
 
 
 def unit_of(nodeid: str) -> str:

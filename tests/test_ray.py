@@ -186,6 +186,10 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer, ray, request):
     assert r["self_check"]["passed"]
     if trainer == "hash":
         assert r["chain"] == _lockstep(base)["chain"]
+        assert r["training"]["work"] == p["training"]["work"]  # counted in samples
+    else:  # each actor times its employees' stages, as an employee's process does
+        assert r["training"]["work_unit"] == p["training"]["work_unit"] == "cpu_seconds"
+        assert r["training"]["certified_stages"] == p["training"]["certified_stages"]
 
 
 @pytest.mark.ray

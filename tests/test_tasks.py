@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -314,7 +315,7 @@ def test_every_task_trains_with_keras_the_same_way_twice(hub_mnist):
     from simulation.ml import tf_env
 
     tf_env.import_tensorflow_quietly()
-    from simulation.ml.keras_training import KerasTrainer
+    from simulation.ml.keras_training import SNAPSHOTS_KEPT, KerasTrainer
     from simulation.ml.tasks import MNIST_DNN, learning_rate_of, stage_samples
 
     for name in [*TASKS, EXAMPLE]:
@@ -329,6 +330,9 @@ def test_every_task_trains_with_keras_the_same_way_twice(hub_mnist):
             results.append([trainer.result(s) for s in range(2)])
         accuracy = trainer.test_accuracy(1)
         assert results[0] == results[1], name
+        if name == "mnist-cnn":  # an old stage is replayed from a checkpoint, checked
+            trainer.result(SNAPSHOTS_KEPT + 1)  # by its recorded model hash
+            assert trainer.test_accuracy(0) >= 0 and trainer.replayed_stages == 1
         first = results[0][0]
         assert len(first.losses) == stage_samples(task, scenario)
         assert all(np.isfinite(first.losses)) and min(first.losses) > 0
@@ -393,3 +397,68 @@ def test_the_example_task_runs_a_network_and_a_task_that_fits_no_model_is_refuse
     assert refused.value.line == ("TASK line: the model maps a batch of 2 inputs to shape "
                                   "(2, 3), not (2, 2) class probabilities")
     assert "E0 ready" not in (tmp_path / "wrong.log").read_text()
+
+
+# --- the stage cache --------------------------------------------------------------------------
+
+
+@pytest.mark.tf
+def test_a_trainer_that_reads_stages_from_the_cache_gives_what_training_gives(tmp_path,
+                                                                             hub_mnist):
+    from simulation.ml import tf_env
+
+    tf_env.import_tensorflow_quietly()
+    from simulation.ml.keras_training import KerasTrainer
+    from simulation.ml.stage_cache import StageCache
+
+    def trainer(cache):
+        return KerasTrainer("cache-check", hub_mnist, 42, 10, stage_cache=cache)
+
+    plain = trainer(None)
+    expected = [plain.result(s) for s in range(5)]
+    first = trainer(StageCache(str(tmp_path), "a line"))
+    assert [first.result(s) for s in range(3)] == expected[:3]
+    assert (first.stage_cache.hits, first.stage_cache.stores) == (0, 3)
+    second = trainer(StageCache(str(tmp_path), "a line"))
+    assert [second.result(s) for s in range(3)] == expected[:3]
+    assert (second.stage_cache.hits, second.stage_cache.stores) == (3, 0)
+    # Stage 3 is not stored: trained from the state read after stage 2, as training goes.
+    assert second.result(3) == expected[3] and second.stage_cache.stores == 1
+    assert second.test_accuracy(1) == plain.test_accuracy(1)
+    assert second.result(4) == expected[4]  # after an evaluation, still the same line
+    # Another line (another computation, labels or task) shares nothing.
+    other = trainer(StageCache(str(tmp_path), "another line"))
+    other.result(0)
+    assert (other.stage_cache.hits, other.stage_cache.stores) == (0, 1)
+
+
+def test_the_stage_cache_needs_real_training():
+    from simulation.config import problems
+
+    assert problems(default_scenario().replace(trainer="hash", stage_cache="/tmp/x")) == [
+        "STAGE_CACHE needs TRAINER keras (the hash trainer has nothing worth caching)"]
+    assert problems(default_scenario().replace(stage_cache="/tmp/x")) == []
+
+
+@pytest.mark.tf
+@pytest.mark.processes
+def test_a_run_with_the_stage_cache_gives_the_run_without_it(tmp_path, keras_run):
+    """conftest's Keras run (4 employees, one poisoned) again with STAGE_CACHE: the same
+    chain, secrets and accuracy, most stages read instead of trained, and the results
+    say the CPU figures do not measure the network."""
+    from simulation.net.runner import run
+
+    cached = run(keras_run.scenario.replace(stage_cache=str(tmp_path / "cache"),
+                                            log_file=str(tmp_path / "cached.log")),
+                 quiet=True)
+    before, after = keras_run.outcome.summary, cached.summary
+    assert cached.exit_code == 0 and after["self_check"]["passed"]
+    for key in ("chain", "blocks", "employer", "model", "messages", "rewards", "ticks"):
+        assert after[key] == before[key], key
+    assert after["training"]["secrets_identical"] is True
+    assert after["training"]["work_unit"] == "samples"
+    assert after["training"]["stage_cache"] == str(tmp_path / "cache")
+    log = (tmp_path / "cached.log").read_text()
+    reads = [int(n) for n in re.findall(r"read (\d+) stages from the stage", log)]
+    assert len(reads) == 4 and sum(reads) > 0  # the three honest share one line
+    assert "this run's CPU seconds do not measure the network" in render(after)

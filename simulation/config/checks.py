@@ -155,6 +155,9 @@ def problems(s: Scenario) -> list[str]:
                    f"limit of {MAX_PROCESS_EMPLOYEES}: Python's fork server passes at most "
                    f"256 file descriptors to the network process, one per employee's pipe; "
                    f"use BACKEND ray")
+    if s.stage_cache and s.trainer != "keras":
+        out.append("STAGE_CACHE needs TRAINER keras (the hash trainer has nothing worth "
+                   "caching)")
     if s.backend not in BACKENDS:
         out.append(f"BACKEND must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
     if s.backend == "lockstep" and s.trainer != "hash":

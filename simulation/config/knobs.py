@@ -80,6 +80,7 @@ class Scenario:
     verification: str
     tolerance: float
     trainer: str
+    stage_cache: str
     backend: str
     ray_address: str
     ray_shards: int

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from simulation.ml import tf_env
+from simulation.ml.stage_cache import StageCache
 from simulation.ml.tasks import MNIST_DNN, Dataset, Task
 from simulation.ml.training import StagedTrainer
 from simulation.protocol.stages import StageResult, stage_id, stage_indices, training_secret
@@ -338,6 +339,7 @@ class KerasTrainer(StagedTrainer):
         jit_compile: bool = False,
         intra_op_threads: int = 1,
         task: Task = MNIST_DNN,
+        stage_cache: StageCache | None = None,
     ):
         if per_stage < 1:
             raise ValueError(f"per_stage must be >= 1, got {per_stage}")
@@ -354,6 +356,12 @@ class KerasTrainer(StagedTrainer):
         # stage -> full training state right after it (-1: before stage 0), for replays
         self._checkpoints: dict[int, list[np.ndarray]] = {}
         self.replayed_stages = 0  # stages recomputed by weights_after, for the report
+        # STAGE_CACHE: stages read from, or trained and stored in, a cache shared by the
+        # trainers of this line (ml.stage_cache). The TF variables then hold the state
+        # after ``_live_stage`` (None: unknown), which lags behind the stages read.
+        self._cache = stage_cache
+        self._live_stage: int | None = -1
+        self._read_state: tuple[int, list[np.ndarray]] | None = None  # the last one read
 
         tf, keras = _import_keras(intra_op_threads)
         keras.utils.set_random_seed(tf_seed)
@@ -379,6 +387,7 @@ class KerasTrainer(StagedTrainer):
         self._to_tensor = tf.convert_to_tensor
         # Everything one stage reads and writes: the model's weights, then Adam's state.
         self._state_variables = [*weights, *adam.m, *adam.v, adam.iterations]
+        self._weight_count = len(weights)
         self._checkpoints[-1] = self._full_state()
 
     # --- the Trainer protocol ---------------------------------------------------------------
@@ -399,6 +408,8 @@ class KerasTrainer(StagedTrainer):
             return self.current_accuracy()
         finally:
             self._model.set_weights(current)
+            if self._live_stage != len(self._results) - 1:
+                self._live_stage = None  # the weights are now another stage's than Adam's
 
     def current_accuracy(self) -> float:
         """Accuracy on the task's test set of the model's weights as they are now."""
@@ -411,6 +422,11 @@ class KerasTrainer(StagedTrainer):
         return correct / len(x_test)
 
     # --- internals --------------------------------------------------------------------------
+
+    @property
+    def stage_cache(self) -> StageCache | None:
+        """STAGE_CACHE's entries this trainer reads and writes (None: off)."""
+        return self._cache
 
     @property
     def trained_stages(self) -> int:
@@ -438,6 +454,9 @@ class KerasTrainer(StagedTrainer):
         weights = self._snapshots.get(stage)
         if weights is not None:
             return weights
+        found = self._cache.load(stage) if self._cache is not None else None
+        if found is not None:
+            return found[1][: self._weight_count]
         start = max(s for s in self._checkpoints if s < stage)
         now = self._full_state()
         try:
@@ -484,6 +503,43 @@ class KerasTrainer(StagedTrainer):
 
     def _train_next(self) -> None:
         stage = len(self._results)
+        if self._cache is None:
+            self._train(stage)
+            return
+        found = self._cache.load(stage)
+        if found is None:
+            with self._cache.training(stage):
+                found = self._cache.load(stage)  # another trainer may have stored it
+                if found is None:
+                    self._bring_state_to(stage - 1)
+                    self._train(stage)
+                    self._cache.store(self._results[stage], self._full_state())
+                    return
+        result, state = found
+        self._cache.hits += 1
+        self._results.append(result)
+        self._read_state = (stage, state)
+        self._remember(stage, state[: self._weight_count])
+
+    def _bring_state_to(self, stage: int) -> None:
+        """Loads the full training state after ``stage`` into the variables, unless they
+        hold it (after stages read from the cache they lag behind)."""
+        if self._live_stage == stage:
+            return
+        if stage == -1:
+            state = self._checkpoints[-1]
+        elif self._read_state is not None and self._read_state[0] == stage:
+            state = self._read_state[1]
+        else:
+            assert self._cache is not None  # only a cache makes the variables lag
+            found = self._cache.load(stage)
+            if found is None:
+                raise RuntimeError(f"stage {stage} vanished from the stage cache")
+            state = found[1]
+        self._load_state(state)
+        self._live_stage = stage
+
+    def _train(self, stage: int) -> None:
         losses, weights = self._run_stage(stage)
         result = StageResult(
             stage=stage,
@@ -492,6 +548,7 @@ class KerasTrainer(StagedTrainer):
             model_hash=weights_hash(weights),
         )
         self._results.append(result)
+        self._live_stage = stage
         self._remember(stage, weights)
         if (stage + 1) % CHECKPOINT_EVERY == 0:
             self._checkpoints[stage] = self._full_state()

@@ -57,6 +57,12 @@ class TimedTrainer:
     def test_accuracy(self, stage: int) -> float:
         return self.inner.test_accuracy(stage)
 
+    def timed(self, report: Any) -> Any:
+        """``report`` (an EmployeeReport) with this trainer's timings."""
+        return replace(report, stage_seconds=tuple(self.stage_seconds),
+                       stage_cpu_seconds=tuple(self.stage_cpu_seconds),
+                       stage_samples=tuple(self.samples))
+
 
 def make_trainer(scenario: Scenario, dataset_spec: Any, behaviour: str, index: int
                  ) -> tuple[Trainer, Any]:
@@ -87,9 +93,27 @@ def keras_trainer(scenario: Scenario, data: Any, behaviour: str, index: int) -> 
                         stage_samples(task, scenario),
                         label_map=label_map_for(scenario, behaviour),
                         learning_rate=learning_rate_of(task, scenario), task=task,
+                        stage_cache=stage_cache_for(scenario, behaviour, index),
                         jit_compile=computation_of(scenario, index) == "xla",
                         intra_op_threads=INTRA_OP_THREADS_OF_COMPUTATION.get(
                             computation_of(scenario, index), 1))
+
+
+def stage_cache_for(scenario: Scenario, behaviour: str, index: int) -> Any:
+    """STAGE_CACHE's entries for employee ``index``'s line of training (None: off): the
+    model id, the computation, the labels and the TensorFlow and Keras versions."""
+    if not scenario.stage_cache:
+        return None
+    import keras
+    import tensorflow as tf
+
+    from simulation.ml.stage_cache import StageCache
+
+    labels = "honest" if label_map_for(scenario, behaviour) is None else \
+        f"poisoned-seed{scenario.seed}-rate{scenario.poison_rate!r}"
+    line = (f"{model_id_of(scenario)}|{computation_of(scenario, index)}|{labels}|"
+            f"tensorflow{tf.__version__}|keras{keras.__version__}")
+    return StageCache(scenario.stage_cache, line)
 
 
 def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: Any,
@@ -138,10 +162,11 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                 conn.send_bytes(frames.Done(ready.tick, ready.outgoing, ready.direct,
                                             employee.status()).to_wire())
             elif isinstance(frame, frames.StopAndReport):
-                report = replace(employee.final_report(list(frame.evaluate)),
-                                 stage_seconds=tuple(trainer.stage_seconds),
-                                 stage_cpu_seconds=tuple(trainer.stage_cpu_seconds),
-                                 stage_samples=tuple(trainer.samples))
+                report = trainer.timed(employee.final_report(list(frame.evaluate)))
+                cache = getattr(inner, "stage_cache", None)
+                if cache is not None:
+                    log.info("E%d read %d stages from the stage cache and trained %d",
+                             index, cache.hits, cache.stores)
                 conn.send_bytes(frames.PartyReport(report.to_wire()).to_wire())
                 return
     except (EOFError, BrokenPipeError, ConnectionResetError):

@@ -96,10 +96,20 @@ def _trainer_factory(scenario: Scenario) -> Callable[[int, str], Trainer]:
     configure_tf_environment()  # a fresh Ray worker: before TensorFlow is imported
     import_tensorflow_quietly()
     from simulation.ml.tasks import task_of
-    from simulation.net.employee_process import keras_trainer
+    from simulation.net.employee_process import TimedTrainer, keras_trainer
 
     data = task_of(scenario).load_data()  # each Ray worker loads its own copy
-    return lambda index, behaviour: keras_trainer(scenario, data, behaviour, index)
+    # Timed as in an employee's process: an actor steps its employees one at a time, so
+    # the actor's CPU time while one trains is that training's.
+    return lambda index, behaviour: TimedTrainer(keras_trainer(scenario, data, behaviour,
+                                                               index))
+
+
+def _timed(employee: Employee, stages: list[int]) -> Any:
+    """The employee's final report, with its stages' timings when it trains with Keras."""
+    report = employee.final_report(stages)
+    timed = getattr(employee.trainer, "timed", None)
+    return timed(report) if timed is not None else report
 
 
 class Shard:
@@ -128,7 +138,7 @@ class Shard:
     def reports(self, frame: bytes) -> bytes:
         plan = frames.read_one(frame, frames.ShardStop).evaluate
         reports = [(employee_name(index),  # the plan names employees only
-                    cast(Employee, self.employees[index]).final_report(list(stages)).to_wire())
+                    _timed(cast(Employee, self.employees[index]), list(stages)).to_wire())
                    for index, stages in plan]
         reports += [("users", party.users.report()) for party in self.employees.values()
                     if isinstance(party, UsersParty)]

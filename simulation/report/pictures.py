@@ -4,8 +4,8 @@
   light client holds (a branch the honest employees rejected), by height and branch;
   the reference chain highlighted, poisoned blocks in red, the employer's chain outlined
   when it differs.
-- accuracy.png: the model's MNIST test accuracy after each block's stage, along the
-  reference chain and the poisoned branch (Keras trainer only).
+- accuracy.png: the model's test accuracy (on the task's test set) after each block's
+  stage, along the reference chain and the poisoned branch (Keras trainer only).
 - rewards.png: the coinbase each employee earned in the reference chain, adversaries
   coloured by behaviour.
 
@@ -311,7 +311,7 @@ def draw_accuracy(summary: dict[str, Any], path: str) -> bool:
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("block height (the block certifies training stage = height - 1)")
-    ax.set_ylabel("MNIST test accuracy (10000 images)")
+    ax.set_ylabel(f"test accuracy, TASK {(summary.get('scenario') or {}).get('TASK', '?')}")
     ax.grid(alpha=0.3)
     ax.set_title(f"Model accuracy after each block's stage\n{_scenario_line(summary)}",
                  fontsize=10)

@@ -148,7 +148,8 @@ def summarize(
     training = dataclasses.replace(training, **useful_work(
         employees, set(poisoned_names), delivered,
         {i: employee_name(i) for i in range(scenario.employees_num)}, samples_per_stage,
-        real_training=scenario.trainer == "keras"))
+        real_training=scenario.trainer == "keras" and not scenario.stage_cache),
+        stage_cache=scenario.stage_cache)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).
     ticks_run = max(1, (result.ticks or 0) + 1)
     poisoned_chain = list(employees[poisoned_names[0]].chain) if poisoned_names else None

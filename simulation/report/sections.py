@@ -273,6 +273,7 @@ class TrainingSection:
     certified_stages: int = 0
     work_per_certified_sample: float | None = None
     useful_work_per_certified_sample: float | None = None
+    stage_cache: str = ""  # STAGE_CACHE: most stages were read, not trained
 
     def to_json(self) -> dict[str, Any]:
         return {"training": _flat(self)}
@@ -302,9 +303,12 @@ class TrainingSection:
             f"{self.work_total:.0f} {unit}"
         rest = ", ".join(f"{kind.replace('_', ' ')} {_percent(value / self.work_total)}"
                          for kind, value in self.work.items() if value and kind != "useful")
+        cached = [f"Stage cache on ({self.stage_cache}): stages were read from it instead of "
+                  f"trained, so this run's CPU seconds do not measure the network; work "
+                  f"is counted in samples"] if self.stage_cache else []
         return [f"Work: {total} of training, {_percent(self.useful_share)} of it useful "
                 f"(one training of each of the {self.certified_stages} certified stages)"
-                + (f"; {rest}" if rest else "")]
+                + (f"; {rest}" if rest else ""), *cached]
 
 
 @dataclass(frozen=True)
