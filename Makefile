@@ -26,8 +26,9 @@ lint: $(INSTALLED)
 
 setup: $(INSTALLED)
 
-# Mutation testing of protocol/ and the studies' statistics (docs/TESTING.md): a fresh
-# mutmut run (about 12 minutes on 2 cores), then the score per module.
+# Mutation testing of protocol/, the studies' statistics and report/work.py
+# (docs/TESTING.md): a fresh mutmut run (11 minutes on 2 cores before report/work.py
+# joined it), then the score per module.
 mutation: $(INSTALLED)
 	$(PIP) -r requirements-mutation.txt
 	rm -rf mutants

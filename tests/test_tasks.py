@@ -462,3 +462,52 @@ def test_a_run_with_the_stage_cache_gives_the_run_without_it(tmp_path, keras_run
     reads = [int(n) for n in re.findall(r"read (\d+) stages from the stage", log)]
     assert len(reads) == 4 and sum(reads) > 0  # the three honest share one line
     assert "this run's CPU seconds do not measure the network" in render(after)
+
+
+def test_every_kind_of_work_is_counted_where_report_work_says(tmp_path):
+    """Four made-up employees on a chain certifying stages 0 and 1 (stage 0 by E1, stage 1
+    by E0), their costs chosen so that every kind and every rounding shows."""
+    _, result, _ = _summary(tmp_path, employees_num=4, target_blockchain_length=3)
+    from simulation.protocol.records import ChainEntry, EmployeeReport
+
+    template = EmployeeReport.from_wire(result.reports["E0"])
+    s0, s1, s2 = b"s0" * 16, b"s1" * 16, b"s2" * 16
+    chain = (ChainEntry(0, b"g" * 32, 0), ChainEntry(1, b"a" * 32, 5, trainer=1, secret=s0),
+             ChainEntry(2, b"b" * 32, 9, trainer=0, secret=s1))
+    made = {  # name -> (index, secrets, CPU seconds per stage)
+        "E0": (0, (s0, s1, s2), (0.11111, 0.22222, 0.33333)),  # honest, one stage beyond
+        "E1": (1, (s0,), (1.01,)),  # trained stage 0 only: the others are still counted
+        "E2": (2, (b"p0" * 16, b"p1" * 16, b"p2" * 16), (2.00001, 2.00002, 2.00003)),
+        "E3": (3, (b"x0" * 16, b"x1" * 16), (3.3, 3.3)),  # honest, computes otherwise
+    }
+    reports = {n: dataclasses.replace(template, index=i, secrets=secrets,
+                                      stage_cpu_seconds=cpu)
+               for n, (i, secrets, cpu) in made.items()}
+    names = {i: f"E{i}" for i in range(4)}
+    work = useful_work(reports, {"E2"}, chain, names, 3)
+    useful, verification, beyond = 1.01 + 0.22222, 0.11111, 0.33333
+    poisoned, discarded = 2.00001 + 2.00002 + 2.00003, 6.6  # E2's third stage too
+    total = useful + verification + beyond + poisoned + discarded
+    assert work == {
+        "work_unit": "cpu_seconds", "work_total": round(total, 4),
+        "work": {"useful": round(useful, 4), "verification": round(verification, 4),
+                 "beyond_chain": round(beyond, 4), "poisoned": round(poisoned, 4),
+                 "discarded": round(discarded, 4)},
+        "useful_share": round(useful / total, 5), "certified_stages": 2,
+        "work_per_certified_sample": round(total / 6, 7),
+        "useful_work_per_certified_sample": round(useful / 6, 7)}
+    # The same trainings if E0 and E1 were the poisoned side and their chain won: what
+    # the others trained is discarded, beyond the chain too.
+    flipped = useful_work(reports, {"E0", "E1"}, chain, names, 3)["work"]
+    assert flipped == {"useful": round(useful, 4), "verification": round(verification, 4),
+                       "beyond_chain": round(beyond, 4), "poisoned": 0.0,
+                       "discarded": round(poisoned + discarded, 4)}
+    # Untimed and without the task's stage size: every trained stage counts 1.
+    untimed = {n: dataclasses.replace(r, stage_cpu_seconds=None) for n, r in reports.items()}
+    counted = useful_work(untimed, {"E2"}, chain, names, None)
+    assert counted["work_unit"] == "stages" and counted["work_total"] == 9
+    assert counted["work"] == {"useful": 2, "verification": 1, "beyond_chain": 1,
+                               "poisoned": 3, "discarded": 2}
+    assert counted["work_per_certified_sample"] is None
+    assert counted["useful_work_per_certified_sample"] is None
+    assert useful_work({}, set(), chain[:1], names, 3)["useful_share"] is None
