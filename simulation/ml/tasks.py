@@ -93,14 +93,19 @@ def _mnist() -> Dataset:
     return load_mnist()
 
 
-def _dense_mnist(keras: Any) -> Any:
-    """Input 28x28 -> Flatten -> Dense 128 relu -> Dense 10 softmax (PROTOCOL.md's)."""
+def _dense(keras: Any, input_shape: tuple[int, ...], hidden: int) -> Any:
+    """Input -> Flatten -> Dense ``hidden`` relu -> Dense 10 softmax."""
     return keras.Sequential([
-        keras.Input(shape=(28, 28)),
+        keras.Input(shape=input_shape),
         keras.layers.Flatten(),
-        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(hidden, activation="relu"),
         keras.layers.Dense(10, activation="softmax"),
     ])
+
+
+def _dense_mnist(keras: Any) -> Any:
+    """28x28 -> 128 relu -> 10 softmax (PROTOCOL.md's network)."""
+    return _dense(keras, (28, 28), 128)
 
 
 def _conv_mnist(keras: Any) -> Any:
@@ -122,13 +127,8 @@ def _digits() -> Dataset:
 
 
 def _dense_digits(keras: Any) -> Any:
-    """Input 8x8 -> Flatten -> Dense 32 relu -> Dense 10 softmax."""
-    return keras.Sequential([
-        keras.Input(shape=(8, 8)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    """8x8 -> 32 relu -> 10 softmax."""
+    return _dense(keras, (8, 8), 32)
 
 
 MNIST_DNN = Task(
