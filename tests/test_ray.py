@@ -313,3 +313,31 @@ def test_a_stale_cluster_address_is_refused_at_once(tmp_path, monkeypatch, ray):
     with pytest.raises(runner.RunAborted, match=f"{dead} does not answer"):
         runner.run(scenario, quiet=True)
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.ray
+@pytest.mark.tf
+@pytest.mark.processes
+def test_a_users_task_that_fits_no_model_is_refused_before_ray_starts(tmp_path, ray):
+    """Ray workers load a task's data themselves; a task of the user's own is checked by
+    the loader child first, as on the process backend, before any Ray process runs."""
+    from simulation.net import runner
+
+    (tmp_path / "wrong.py").write_text(
+        "import numpy as np\n"
+        "from simulation.ml.tasks import Dataset, Task\n"
+        "def data():\n"
+        "    x = np.zeros((8, 1), np.float32)\n"
+        "    return Dataset(x, np.zeros(8, np.uint8), x[:2], np.zeros(2, np.uint8), 'z')\n"
+        "def model(keras):\n"
+        "    return keras.Sequential([keras.Input(shape=(1,)),\n"
+        "                             keras.layers.Dense(3, activation='softmax')])\n"
+        "TASK = Task('wrong', data, model, (1,), 2, 8, 2, samples_per_stage=4)\n")
+    scenario = default_scenario().replace(
+        task=f"{tmp_path / 'wrong.py'}:TASK", backend="ray", employees_num=3,
+        log_file=str(tmp_path / "x.log"))
+    with pytest.raises(runner.RunAborted) as refused:
+        runner.run(scenario, quiet=True)
+    assert refused.value.line == ("TASK wrong: the model maps a batch of 2 inputs to shape "
+                                  "(2, 3), not (2, 2) class probabilities")
+    assert not ray.is_initialized() and _ray_processes() == set()

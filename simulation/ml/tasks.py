@@ -245,6 +245,11 @@ def resolve_task(text: str) -> Task:
     return replace(found, source_digest=digest)
 
 
+def is_built_in(text: str) -> bool:
+    """Whether TASK names one of TASKS (whose data and model the tests check)."""
+    return text.strip() in TASKS
+
+
 def task_of(scenario: Scenario) -> Task:
     return resolve_task(scenario.task)
 

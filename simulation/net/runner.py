@@ -40,7 +40,7 @@ from simulation.config import (
     validated,
 )
 from simulation.ml.hardware import TF_ENVIRONMENT_OF_COMPUTATION
-from simulation.ml.tasks import stage_samples_of, task_problems
+from simulation.ml.tasks import is_built_in, stage_samples_of, task_problems
 from simulation.net import frames
 from simulation.net.employee_process import employee_main
 from simulation.net.logs import (
@@ -289,6 +289,13 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         try:
             _unwind_if_signalled(stop)
             if on_ray:
+                if scenario.trainer == "keras" and not is_built_in(scenario.task):
+                    # Each Ray worker loads the task's data itself; a task of the user's
+                    # own is checked here first, by the same loader child as on the
+                    # process backend (its block is not used).
+                    _, checked = _load_dataset(scenario)
+                    checked.close()
+                    checked.unlink()
                 result = _run_on_ray(scenario, stop, wall_started)
             elif in_process:
                 result = _run_in_process(scenario, stop, wall_started)
