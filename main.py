@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "if that exists; '' for none)")
     parser.add_argument("--no-run-dir", action="store_true",
                         help="write no run folder (the same as --run-dir '')")
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="a scenario file (TOML, or JSON such as a run folder's "
+                             "scenario.json): its knobs replace constants.py's, the knob "
+                             "flags override it")
     add_knob_arguments(parser)
     return parser
 

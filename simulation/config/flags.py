@@ -47,7 +47,13 @@ def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    """constants.py's scenario, then a ``--scenario`` file's knobs (if the command has
+    that flag), then the knob flags. Raises ScenarioError for a bad scenario file."""
     base = default_scenario()
+    if getattr(args, "scenario", None):
+        from simulation.config.scenario_file import read_scenario_file
+
+        base = base.replace(**read_scenario_file(args.scenario))
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Scenario)
                if getattr(args, f.name, None) is not None}
     return base.replace(**changes)

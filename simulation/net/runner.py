@@ -39,6 +39,7 @@ from simulation.config import (
     knob_text,
     validated,
 )
+from simulation.config.shipped import edited_knobs
 from simulation.ml.hardware import TF_ENVIRONMENT_OF_COMPUTATION
 from simulation.ml.tasks import is_built_in, stage_samples_of, task_problems
 from simulation.net import frames
@@ -208,9 +209,13 @@ def changed_flags(scenario: Scenario) -> dict[str, str]:
             if value != defaults[knob]}
 
 
-def rerun_command(scenario: Scenario) -> str:
-    """One shell command that runs this scenario again: python main.py with the knobs
-    that are not at their default."""
+def rerun_command(scenario: Scenario, folder: str | None = None) -> str:
+    """One shell command that runs this scenario again. With a run folder, its
+    scenario.json (every knob), which reproduces the run whatever constants.py holds
+    later; without one, python main.py with the knobs not at constants.py's values."""
+    if folder is not None:
+        return " ".join(shlex.quote(w) for w in [
+            "python", "main.py", "--scenario", os.path.join(folder, "scenario.json")])
     words = ["python", "main.py"]
     for flag, text in changed_flags(scenario).items():
         words += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
@@ -356,7 +361,10 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
     else:
         exit_code = EXIT_NOT_CONVERGED
     summary["exit_code"] = exit_code
-    summary["rerun"] = rerun_command(scenario)
+    summary["rerun"] = rerun_command(scenario, folder)
+    edited = edited_knobs(default_scenario().knobs())
+    if edited:  # the flags-only re-run command depends on this constants.py
+        summary["constants_edited"] = edited
     if folder is not None:
         summary["run_dir"] = folder
     if results_path:
@@ -386,15 +394,16 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
     return RunOutcome(summary, exit_code)
 
 
-def scenario_record(scenario: Scenario) -> dict[str, Any]:
-    """scenario.json: every knob, the flags that differ from the defaults, the command."""
+def scenario_record(scenario: Scenario, folder: str | None = None) -> dict[str, Any]:
+    """scenario.json: every knob, the flags that differ from the defaults, the command
+    (``python main.py --scenario`` this very file, when it is in a run folder)."""
     defaults = default_scenario().knobs()
     return {
         "knobs": scenario.knobs(),
         "changed": {knob: {"value": value, "default": defaults[knob]}
                     for knob, value in scenario.knobs().items() if value != defaults[knob]},
         "flags": changed_flags(scenario),
-        "rerun": rerun_command(scenario),
+        "rerun": rerun_command(scenario, folder),
     }
 
 
@@ -402,7 +411,7 @@ def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str) -
     """results.json, scenario.json and the pictures; the log is copied at the very end
     (``_copy_log``). Nothing here may change the run's exit code: a failure is a warning."""
     for name, data in (("results.json", summary), ("scenario.json",
-                                                   scenario_record(scenario))):
+                                                   scenario_record(scenario, folder))):
         try:
             with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=2, default=_json_default)

@@ -11,7 +11,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from simulation.config import EXACT, Role, Scenario, computation_of, training_of
+from simulation.config import EXACT, Role, Scenario, computation_of, knob_text, training_of
 from simulation.protocol.ledger import Genesis, coinbase
 from simulation.protocol.messages import KINDS
 from simulation.protocol.names import employee_name
@@ -533,6 +533,12 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"OUTPUT LOST: {problem}")
     if "exit_code" in summary:
         lines.append(f"Exit code: {summary['exit_code']}")
+    edited = summary.get("constants_edited") or {}
+    if edited:
+        changes = ", ".join(f"{name} {knob_text(v['shipped'])} -> {knob_text(v['here'])}"
+                            for name, v in edited.items())
+        lines.append(f"Note: simulation/constants.py differs from the shipped defaults "
+                     f"({changes}); a re-run command without --scenario depends on it")
     if summary.get("rerun"):
         lines.append(f"Re-run: {summary['rerun']}")
     if summary.get("run_dir"):
