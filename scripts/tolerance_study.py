@@ -8,9 +8,10 @@ Then, for every TOLERANCE, it counts the stages whose tolerant secrets differ fr
 reference's: for XLA that is the chance an honest declaration is rejected, for the
 poisoned training the chance a poisoned one is caught (one minus the attacker's room).
 Rates are pooled over seeds and stages, with Wilson 95% intervals. Writes
-docs/studies/tolerance/tolerance.csv and docs/studies/tolerance.png.
+docs/studies/tolerance/tolerance.csv and docs/studies/tolerance.png; with another --task
+(issue 21), docs/studies/tolerance_<task>/tolerance.csv and tolerance_<task>.png.
 
-    python scripts/tolerance_study.py [--seeds 5] [--stages 40]
+    python scripts/tolerance_study.py [--seeds 5] [--stages 40] [--task mnist-dnn-batch32]
 """
 
 from __future__ import annotations
@@ -29,22 +30,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--stages", type=int, default=40)
+    parser.add_argument("--task", default="mnist-dnn", help="a built-in TASK")
     args = parser.parse_args()
 
-    task = keras_task()
+    task = keras_task(task=args.task)
     from simulation.experiments.statistics import wilson_interval
     from simulation.ml.keras_training import KerasTrainer
     from simulation.node.adversaries import poison_labels
     from simulation.protocol.stages import stage_id, tolerant_secret
 
     scenario, mnist, per_stage, mid = task.scenario, task.mnist, task.per_stage, task.model_id
-    kinds = {"xla": {"jit_compile": True}}
-    kinds.update({f"poisoned {rate:g}": {"label_map": poison_labels(scenario.seed, rate)}
-                  for rate in POISON_RATES})
+    same = {"task": task.task, "learning_rate": task.learning_rate}  # every trainer's
+    kinds = {"xla": {"jit_compile": True, **same}}
+    kinds.update({f"poisoned {rate:g}": {"label_map": poison_labels(
+        scenario.seed, rate, task.task.num_classes), **same} for rate in POISON_RATES})
     differ = {(kind, tol): 0 for kind in kinds for tol in TOLERANCES}
     total = 0
     for tf_seed in range(1, args.seeds + 1):
-        reference = KerasTrainer(mid, mnist, tf_seed, per_stage)
+        reference = KerasTrainer(mid, mnist, tf_seed, per_stage, **same)
         others = {kind: KerasTrainer(mid, mnist, tf_seed, per_stage, **options)
                   for kind, options in kinds.items()}
         for stage in range(args.stages):
@@ -65,7 +68,8 @@ def main() -> None:
             rows.append({"training": kind, "tolerance": tol, "stages": total,
                          "secrets_differ": k, "rate": round(k / total, 4),
                          "ci95_low": round(low, 4), "ci95_high": round(high, 4)})
-    out = os.path.join(ROOT, "docs", "studies", "tolerance")
+    suffix = "" if args.task == "mnist-dnn" else f"_{args.task}"
+    out = os.path.join(ROOT, "docs", "studies", f"tolerance{suffix}")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "tolerance.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -75,7 +79,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['training']:<14} {r['tolerance']:>9g} {r['secrets_differ']:>6} of "
               f"{r['stages']:<6} [{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]")
-    figure(rows, os.path.join(ROOT, "docs", "studies", "tolerance.png"), args)
+    figure(rows, os.path.join(ROOT, "docs", "studies", f"tolerance{suffix}.png"), args)
 
 
 def figure(rows: list[dict[str, object]], path: str, args: argparse.Namespace) -> None:
@@ -98,8 +102,8 @@ def figure(rows: list[dict[str, object]], path: str, args: argparse.Namespace) -
     ax.set_xscale("log")
     ax.set(xlabel="TOLERANCE (quantum of the losses)",
            ylabel="share of stages whose secret differs from the reference",
-           title=f"Tolerant verification, real Keras training ({args.seeds} TF seeds x "
-                 f"{args.stages} stages, 95% Wilson)")
+           title=f"Tolerant verification, real Keras training, TASK {args.task} "
+                 f"({args.seeds} TF seeds x {args.stages} stages, 95% Wilson)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -103,29 +103,21 @@ _QUIET_IMPORT_SCRIPT = textwrap.dedent(
     assert tf.config.threading.get_inter_op_parallelism_threads() == 1
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
     print(len(captured))
-    """
-)
-
-_LATE_SETTINGS_SCRIPT = textwrap.dedent(
-    """
-    import os
+    # Settings that come too late are refused, not silently ignored: another oneDNN
+    # value after the import, other thread pools after the first op.
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    import tensorflow as tf
-    from simulation.ml import tf_env
     try:
         tf_env.configure_tf_environment()
     except RuntimeError as exc:
         print("configure refused:", "TF_ENABLE_ONEDNN_OPTS" in str(exc))
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     tf_env.configure_tf_environment()  # the value now agrees (too late, but not wrong)
-    tf.constant(1.0) + 1.0  # default thread pools are created
     try:
-        tf_env.limit_tf_threads()
+        tf_env.limit_tf_threads(4)
     except RuntimeError as exc:
         print("threads refused:", "before" in str(exc))
     """
 )
-
 
 def _run_script(source: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA_"))}
@@ -137,22 +129,18 @@ def _run_script(source: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.tf
 @pytest.mark.processes
-def test_tensorflow_is_imported_quietly_with_one_thread_per_pool():
+def test_tensorflow_is_imported_quietly_with_one_thread_per_pool_and_late_settings_refused():
+    """One fresh interpreter (its TensorFlow import is most of the time) for both: the
+    quiet import with one thread per pool, then settings that come too late."""
     done = _run_script(_QUIET_IMPORT_SCRIPT)
     assert done.returncode == 0, done.stderr
     # TensorFlow's own start-up lines went to the captured text, not to the console.
     assert done.stderr == "fd 2 is back\n"
+    captured, *refusals = done.stdout.splitlines()
     # The probe's line, and whatever TensorFlow itself wrote (machine-dependent: here the
     # CUDA probing lines), were captured.
-    assert int(done.stdout) >= len("a probe line written to fd 2 during the import\n")
-
-
-@pytest.mark.tf
-@pytest.mark.processes
-def test_settings_that_come_too_late_are_refused():
-    done = _run_script(_LATE_SETTINGS_SCRIPT)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["configure refused: True", "threads refused: True"]
+    assert int(captured) >= len("a probe line written to fd 2 during the import\n")
+    assert refusals == ["configure refused: True", "threads refused: True"]
 
 
 # --- real training -------------------------------------------------------------------------

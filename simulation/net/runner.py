@@ -280,9 +280,12 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
             configure_tf_environment()  # inherited by the fork server and every child
             _make_package_importable_by_fork_server()
             ctx.set_forkserver_preload(["simulation.net.tf_preload"])
-        if not on_ray and not in_process:
-            with interrupts_ignored_by_new_processes():  # the fork server and its children
-                multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
+        # A task of the user's own is checked (data and model, by the loader child)
+        # before the fork server starts, so a refused task starts no TensorFlow for
+        # nothing; a built-in task's fork server imports TensorFlow while its data loads.
+        check_task_first = scenario.trainer == "keras" and not is_built_in(scenario.task)
+        if not on_ray and not in_process and not check_task_first:
+            _start_fork_server()
             signal_point("fork-server")
 
         roles = assign_adversaries(scenario)
@@ -310,6 +313,8 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                     dataset_spec, shared = _load_dataset(scenario)
                     signal_point("mnist")
                     _unwind_if_signalled(stop)
+                if check_task_first:
+                    _start_fork_server()
                 log_pipes = LogPipes(ctx, log_queue)
                 result = _start_and_wait(ctx, scenario, log_pipes, dataset_spec, roles,
                                          wall_started, stop, processes)
@@ -437,6 +442,11 @@ def _copy_log(log_file: str, folder: str) -> None:
     except OSError as exc:
         print(f"warning: could not copy the log {log_file} into {folder}: {exc}",
               file=sys.stderr)
+
+
+def _start_fork_server() -> None:
+    with interrupts_ignored_by_new_processes():  # the fork server and its children
+        multiprocessing.forkserver.ensure_running()  # imports TensorFlow meanwhile
 
 
 def _load_dataset(scenario: Scenario) -> tuple[Any, Any]:
