@@ -511,3 +511,32 @@ def test_every_kind_of_work_is_counted_where_report_work_says(tmp_path):
     assert counted["work_per_certified_sample"] is None
     assert counted["useful_work_per_certified_sample"] is None
     assert useful_work({}, set(), chain[:1], names, 3)["useful_share"] is None
+
+
+@pytest.mark.tf
+def test_the_sgd_optimizer_steps_as_keras_sgd_does(tmp_path):
+    """A task with optimizer "sgd" (the temporary module's: batches of 2, rate 0.1)
+    against Keras' own SGD through train_on_batch, two stages."""
+    from simulation.ml import tf_env
+
+    tf_env.import_tensorflow_quietly()
+    import keras
+
+    from simulation.ml.keras_training import KerasTrainer
+
+    task = resolve_task(f"{_user_file(tmp_path)}:TASK")
+    data = task.load_data()
+    trainer = KerasTrainer("sgd-check", data, 3, 4, learning_rate=0.1, task=task)
+    ours = [loss for s in range(2) for loss in trainer.result(s).losses]
+    keras.utils.set_random_seed(3)
+    model = task.build_model(keras)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy())
+    per_sample = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    reference = []
+    for start in range(0, 8, 2):
+        x, y = data.x_train[start:start + 2], data.y_train[start:start + 2].astype(np.int32)
+        reference += [float(v) for v in np.asarray(per_sample(y, model(x)))]
+        model.train_on_batch(x, y)
+    assert tuple(ours[:2]) == tuple(reference[:2])  # before any step: the same weights
+    np.testing.assert_allclose(ours, reference, rtol=1e-6)
