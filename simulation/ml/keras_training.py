@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 # (stage, dataset indices of the stage, their true uint8 labels) -> labels to train on.
 LabelMap = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
-NUM_CLASSES = 10  # MNIST's (the default task's); a task says its own
 # Weights right after each of the last SNAPSHOTS_KEPT stages are kept as they are; any
 # older stage is recomputed from the nearest checkpoint of the full training state
 # (weights, Adam's moments and step), kept before stage 0 and after every
