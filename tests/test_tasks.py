@@ -292,7 +292,7 @@ def test_measured_cpu_seconds_replace_samples_when_every_trainer_has_them(tmp_pa
     # trainer's, whoever that is, and the rest is verification or beyond the chain.
     timed = {n: dataclasses.replace(r, stage_cpu_seconds=tuple(
         (1.0 if n == "E0" else 2.0) for _ in r.secrets)) for n, r in reports.items()}
-    work = useful_work(timed, set(), employer.chain, names, 10)
+    work = useful_work(timed, set(), employer.chain, 10)
     assert work["work_unit"] == "cpu_seconds"
     trainers = [names[b.trainer] for b in employer.chain[1:]]
     assert work["work"]["useful"] == sum(1.0 if t == "E0" else 2.0 for t in trainers)
@@ -300,9 +300,9 @@ def test_measured_cpu_seconds_replace_samples_when_every_trainer_has_them(tmp_pa
                                      for n, r in reports.items())
     # one employee without timings: everything is counted in samples again
     partly = dict(timed, E1=reports["E1"])
-    assert useful_work(partly, set(), employer.chain, names, 10)["work_unit"] == "samples"
+    assert useful_work(partly, set(), employer.chain, 10)["work_unit"] == "samples"
     # the hash trainer's CPU time is hashing: samples on every backend
-    assert useful_work(timed, set(), employer.chain, names, 10,
+    assert useful_work(timed, set(), employer.chain, 10,
                        real_training=False)["work_unit"] == "samples"
     assert set(work["work"]) == set(KINDS)
 
@@ -483,8 +483,7 @@ def test_every_kind_of_work_is_counted_where_report_work_says(tmp_path):
     reports = {n: dataclasses.replace(template, index=i, secrets=secrets,
                                       stage_cpu_seconds=cpu)
                for n, (i, secrets, cpu) in made.items()}
-    names = {i: f"E{i}" for i in range(4)}
-    work = useful_work(reports, {"E2"}, chain, names, 3)
+    work = useful_work(reports, {"E2"}, chain, 3)
     useful, verification, beyond = 1.01 + 0.22222, 0.11111, 0.33333
     poisoned, discarded = 2.00001 + 2.00002 + 2.00003, 6.6  # E2's third stage too
     total = useful + verification + beyond + poisoned + discarded
@@ -498,19 +497,19 @@ def test_every_kind_of_work_is_counted_where_report_work_says(tmp_path):
         "useful_work_per_certified_sample": round(useful / 6, 7)}
     # The same trainings if E0 and E1 were the poisoned side and their chain won: what
     # the others trained is discarded, beyond the chain too.
-    flipped = useful_work(reports, {"E0", "E1"}, chain, names, 3)["work"]
+    flipped = useful_work(reports, {"E0", "E1"}, chain, 3)["work"]
     assert flipped == {"useful": round(useful, 4), "verification": round(verification, 4),
                        "beyond_chain": round(beyond, 4), "poisoned": 0.0,
                        "discarded": round(poisoned + discarded, 4)}
     # Untimed and without the task's stage size: every trained stage counts 1.
     untimed = {n: dataclasses.replace(r, stage_cpu_seconds=None) for n, r in reports.items()}
-    counted = useful_work(untimed, {"E2"}, chain, names, None)
+    counted = useful_work(untimed, {"E2"}, chain, None)
     assert counted["work_unit"] == "stages" and counted["work_total"] == 9
     assert counted["work"] == {"useful": 2, "verification": 1, "beyond_chain": 1,
                                "poisoned": 3, "discarded": 2}
     assert counted["work_per_certified_sample"] is None
     assert counted["useful_work_per_certified_sample"] is None
-    assert useful_work({}, set(), chain[:1], names, 3)["useful_share"] is None
+    assert useful_work({}, set(), chain[:1], 3)["useful_share"] is None
 
 
 @pytest.mark.tf

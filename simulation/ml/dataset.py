@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from simulation.config import MNIST_TRAIN_SIZE
-from simulation.ml.tasks import TASKS, Dataset, Task, dataset_problems, resolve_task
+from simulation.ml.tasks import Dataset, Task, dataset_problems, is_built_in, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def task_layout(task: Task) -> tuple[_Layout, int]:
 
 def declared_arrays(task: Task) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
     """The shapes and dtypes of a task's four arrays, as its fields declare them."""
-    labels = "uint8" if task.num_classes <= 256 else "int32"
+    labels = task.label_dtype
     return ({"x_train": (task.train_size, *task.input_shape), "y_train": (task.train_size,),
              "x_test": (task.test_size, *task.input_shape), "y_test": (task.test_size,)},
             {"x_train": task.x_dtype, "y_train": labels, "x_test": task.x_dtype,
@@ -524,7 +524,7 @@ def _loader_main() -> None:
         if wrong:
             raise _TaskRefused(f"TASK {task.name}: its data does not match its declaration: "
                                f"{'; '.join(wrong)}")
-        if task is not TASKS.get(task.name):  # a user's task: does its model fit its data?
+        if not is_built_in(request.get("task", "mnist-dnn")):  # a user's: does its model fit?
             wrong = _model_problems(task)
             if wrong:
                 raise _TaskRefused(f"TASK {task.name}: {'; '.join(wrong)}")

@@ -26,7 +26,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -73,6 +73,11 @@ class Task:
     # Set by the loader for a task from the user's file: a digest of that file, so that any
     # change to it (model, data, settings) changes the model id.
     source_digest: str = field(default="", compare=False)
+
+    @property
+    def label_dtype(self) -> str:
+        """The dtype of its labels: one byte while the classes fit in one."""
+        return "uint8" if self.num_classes <= 256 else "int32"
 
     @property
     def identity(self) -> str:
@@ -212,7 +217,7 @@ def declaration_problems(task: Any) -> list[str]:
         value = getattr(task, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             out.append(f"{name} must be a positive int, got {value!r}")
-    if isinstance(task.num_classes, int) and task.num_classes < 2:
+    if task.num_classes == 1:  # below 1 is reported above
         out.append(f"num_classes must be at least 2 (labels are shifted by poisoning), "
                    f"got {task.num_classes}")
     if task.samples_per_stage is not None and (
@@ -240,8 +245,6 @@ def resolve_task(text: str) -> Task:
     wrong = declaration_problems(found)
     if wrong:
         raise TaskError(f"TASK {text!r}: {'; '.join(wrong)}")
-    from dataclasses import replace
-
     return replace(found, source_digest=digest)
 
 
@@ -279,15 +282,15 @@ def model_id_of(scenario: Scenario) -> str:
     (for the default task, the id PROTOCOL.md's examples use)."""
     task = task_of(scenario)
     tolerance = scenario.tolerance if scenario.verification == "tolerant" else None
-    per_stage = None if task.samples_per_stage is None else task.samples_per_stage
     return model_id(scenario.tf_seed, scenario.iterations_per_epoch,
                     learning_rate_of(task, scenario), tolerance, task=task.identity,
-                    samples_per_stage=per_stage)
+                    samples_per_stage=task.samples_per_stage)
 
 
 def task_problems(scenario: Scenario) -> list[str]:
     """Why the scenario's task cannot run with it (one line each); nothing is loaded but
-    the task's own file. Whether its data fits its model is ``check_task``'s question."""
+    the task's own file. Whether its data fits its declaration and its model is asked by
+    the child that loads the data (``dataset.load_shared_dataset``)."""
     try:
         task = task_of(scenario)
     except TaskError as exc:
@@ -324,7 +327,7 @@ def dataset_problems(task: Task, data: Any) -> list[str]:
             out.append(f"x_{part} is {x.dtype}, the task declares {task.x_dtype}")
         elif x.dtype == np.float32 and x.size and not np.all(np.isfinite(x)):
             out.append(f"x_{part} holds values that are not finite")
-        labels = "uint8" if task.num_classes <= 256 else "int32"
+        labels = task.label_dtype
         if y.shape != (size,) or y.dtype != np.dtype(labels):
             out.append(f"y_{part} is {y.dtype} of shape {y.shape}, the task needs {labels} "
                        f"of shape {(size,)}")

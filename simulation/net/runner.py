@@ -297,7 +297,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         try:
             _unwind_if_signalled(stop)
             if on_ray:
-                if scenario.trainer == "keras" and not is_built_in(scenario.task):
+                if check_task_first:
                     # Each Ray worker loads the task's data itself; a task of the user's
                     # own is checked here first, by the same loader child as on the
                     # process backend (its block is not used).

@@ -146,8 +146,7 @@ def summarize(
     employer = _employer(employer_report, honest_secrets, poisoned_secrets, accuracies)
     delivered = list(employer_report.chain) if employer_report is not None else chain_entries
     training = dataclasses.replace(training, **useful_work(
-        employees, set(poisoned_names), delivered,
-        {i: employee_name(i) for i in range(scenario.employees_num)}, samples_per_stage,
+        employees, set(poisoned_names), delivered, samples_per_stage,
         real_training=scenario.trainer == "keras" and not scenario.stage_cache),
         stage_cache=scenario.stage_cache)
     # Ticks run: the network's last tick index + 1 (0 when it stopped before tick 0).

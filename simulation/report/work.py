@@ -34,8 +34,8 @@ KINDS = ("useful", "verification", "beyond_chain", "poisoned", "discarded")
 
 
 def useful_work(employees: Mapping[str, EmployeeReport], poisoned: set[str],
-                delivered: Sequence[ChainEntry], names: Mapping[int, str],
-                samples_per_stage: int | None, real_training: bool = True) -> dict[str, Any]:
+                delivered: Sequence[ChainEntry], samples_per_stage: int | None,
+                real_training: bool = True) -> dict[str, Any]:
     """The accounting above for the reporting ``employees`` (by name), those among them
     that train on poisoned labels, and the delivered chain (genesis first). Without
     ``samples_per_stage`` (a caller that does not know the task) untimed work is counted
@@ -43,6 +43,7 @@ def useful_work(employees: Mapping[str, EmployeeReport], poisoned: set[str],
     work is counted in samples on every backend."""
     certified = {entry.height - 1: entry for entry in delivered if entry.height >= 1}
     trainers = {name: report for name, report in employees.items() if report.secrets}
+    names = {report.index: name for name, report in employees.items()}
     timed = real_training and bool(trainers) and all(
         report.stage_cpu_seconds is not None
         and len(report.stage_cpu_seconds) >= len(report.secrets)
