@@ -34,11 +34,12 @@ from simulation.config import (  # noqa: E402
     ScenarioError,
     add_knob_arguments,
     scenario_from_args,
+    scenario_problems,
 )
 from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> FlagParser:
     parser = FlagParser(
         prog="python main.py",
         description="Proof of Training (PoT) network simulator. Every knob of "
@@ -69,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     ran); 3 the run's self-check failed (a process died or the figures do not add up);
     4 the simulator failed (a bug, or the results could not be written at the end);
     130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
-    args = build_parser().parse_args(argv)
+    args, problems = build_parser().parse_args_and_problems(argv)
+    if problems:
+        # With what the scenario says of the flags that did parse: every problem at once.
+        problems += [line for line in scenario_problems(args) if line not in problems]
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     # From here on a signal is a request to stop the run: it ends with exit 130 / 143 and,
     # with --results, a results file marked interrupted, whenever it comes.
     if _is_main_thread():

@@ -415,10 +415,8 @@ def test_a_sweep_reports_every_problem_at_once(tmp_path: Path,
     assert sweep.main(argv) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: POISON_RATE: 'half' is not a valid float",
-        "error: TRAINER must be one of keras, hash, got 'hsh'"]
-    with pytest.raises(SystemExit) as stopped:
-        sweep.main(["--employer-confidance", "3", "--out", str(tmp_path / "o")])
-    assert stopped.value.code == 2
+        "error: TRAINER must be one of keras, hash, got 'hsh' (did you mean hash?)"]
+    assert sweep.main(["--employer-confidance", "3", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: unknown flag --employer-confidance (did you mean --employer-confidence, "
         "--employer-fork-choice, --employer-peers?)"]

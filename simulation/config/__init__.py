@@ -19,6 +19,7 @@ from simulation.config.flags import (
     flag_name,
     parse_int,
     scenario_from_args,
+    scenario_problems,
 )
 from simulation.config.grammars import (
     COMPUTATION_OF_PROFILE,
@@ -63,5 +64,5 @@ __all__ = [
     "computation_of", "default_scenario", "flag_name", "hardware_profiles", "knob_comments",
     "knob_names", "knob_text", "parse_adversaries", "parse_churn", "parse_hardware",
     "parse_int", "parse_latency", "parse_open_rules", "parse_partitions",
-    "scenario_from_args", "speed_factor_of", "training_of", "validated",
+    "scenario_from_args", "scenario_problems", "speed_factor_of", "training_of", "validated",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+from collections.abc import Sequence
 
 from simulation.config.grammars import (
     COMPUTATION_OF_PROFILE,
@@ -114,8 +116,7 @@ def problems(s: Scenario) -> list[str]:
         out.append(f"HARDWARE: {exc}")
     at_least("STAGE_TICKS", 0)
     if s.verification not in VERIFICATIONS:
-        out.append(f"VERIFICATION must be one of {', '.join(VERIFICATIONS)}, got "
-                   f"{s.verification!r}")
+        out.append(_not_one_of("VERIFICATION", s.verification, VERIFICATIONS))
     if not 0 < s.tolerance <= 1:
         out.append(f"TOLERANCE must lie in (0, 1], got {s.tolerance}")
     if not 0 < s.learning_rate <= 1:
@@ -149,7 +150,7 @@ def problems(s: Scenario) -> list[str]:
                        "ADVERSARIES is empty")
     out.extend(_topology_problems(s))
     if s.trainer not in TRAINERS:
-        out.append(f"TRAINER must be one of {', '.join(TRAINERS)}, got {s.trainer!r}")
+        out.append(_not_one_of("TRAINER", s.trainer, TRAINERS))
     if s.backend == "process" and s.employees_num > MAX_PROCESS_EMPLOYEES:
         out.append(f"EMPLOYEES_NUM ({s.employees_num}) exceeds the process backend's "
                    f"limit of {MAX_PROCESS_EMPLOYEES}: Python's fork server passes at most "
@@ -159,7 +160,7 @@ def problems(s: Scenario) -> list[str]:
         out.append("STAGE_CACHE needs TRAINER keras (the hash trainer has nothing worth "
                    "caching)")
     if s.backend not in BACKENDS:
-        out.append(f"BACKEND must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
+        out.append(_not_one_of("BACKEND", s.backend, BACKENDS))
     if s.backend == "lockstep" and s.trainer != "hash":
         out.append("BACKEND lockstep steps every employee in one process and runs the hash "
                    "trainer only: set TRAINER hash (real training needs BACKEND process "
@@ -183,14 +184,12 @@ def _topology_problems(s: Scenario) -> list[str]:
         out.append("EMPLOYER_PEERS needs a TOPOLOGY other than full: in the full mesh "
                    "every party hears every other and nothing is relayed")
     if s.adversary_placement not in PLACEMENTS:
-        out.append(f"ADVERSARY_PLACEMENT must be one of {', '.join(PLACEMENTS)}, got "
-                   f"{s.adversary_placement!r}")
+        out.append(_not_one_of("ADVERSARY_PLACEMENT", s.adversary_placement, PLACEMENTS))
     elif s.adversary_placement == "employer" and s.employer_peers == 0:
         out.append("ADVERSARY_PLACEMENT employer needs EMPLOYER_PEERS > 0: with every "
                    "employee as the employer's peer there is no slot to take")
     if s.employer_fork_choice not in FORK_CHOICES:
-        out.append(f"EMPLOYER_FORK_CHOICE must be one of {', '.join(FORK_CHOICES)}, got "
-                   f"{s.employer_fork_choice!r}")
+        out.append(_not_one_of("EMPLOYER_FORK_CHOICE", s.employer_fork_choice, FORK_CHOICES))
     if out:
         return out
     try:
@@ -198,6 +197,12 @@ def _topology_problems(s: Scenario) -> list[str]:
     except ValueError as exc:
         out.append(f"TOPOLOGY: {exc}")
     return out
+
+
+def _not_one_of(knob: str, value: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{knob} must be one of {', '.join(choices)}, got {value!r}{hint}"
 
 
 def validated(s: Scenario) -> Scenario:

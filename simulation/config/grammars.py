@@ -4,7 +4,9 @@ ValueError saying what is wrong; ``Scenario`` parses each once (its cached prope
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 
 from simulation.config.roles import BEHAVIOURS, Role
 
@@ -12,6 +14,17 @@ from simulation.config.roles import BEHAVIOURS, Role
 RULE_NAMES = ("members", "tick-window", "lottery-kernel", "draw", "header-cap",
               "fork-evidence", "bounded-state", "personal-secrets", "roy-rules", "tie-break",
               "stage-time", "chain-id")
+
+
+def known_names(word: str, known: Iterable[str], *others: str) -> str:
+    """" (known: a, b, or c)" after an unknown name, led by "did you mean" the closest
+    one when the word looks like a typo of it; ``others`` are listed last (forms such
+    as xFACTOR, or a word that stands alone such as all)."""
+    names = [*known, *others]
+    close = difflib.get_close_matches(word, names, n=1)
+    lead = f"did you mean {close[0]}? " if close else ""
+    listed = ", ".join(names[:-1]) + (", or " if others else ", ") + names[-1]
+    return f" ({lead}known: {listed})"
 
 
 def parse_open_rules(text: str) -> frozenset[str]:
@@ -23,8 +36,8 @@ def parse_open_rules(text: str) -> frozenset[str]:
     for name in names:
         if name not in RULE_NAMES:
             hint = " (\"all\" stands alone)" if name == "all" else ""
-            raise ValueError(f"unknown rule {name!r}{hint} (known: {', '.join(RULE_NAMES)}, "
-                             f"or all)")
+            raise ValueError(f"unknown rule {name!r}{hint}"
+                             f"{known_names(name, RULE_NAMES, 'all')}")
     if len(set(names)) != len(names):
         raise ValueError(f"a rule is listed twice in {text!r}")
     return frozenset(names)
@@ -50,7 +63,7 @@ def parse_adversaries(text: str) -> dict[Role, int]:
         if not sep:
             raise ValueError(f"{part!r} is not behaviour:count")
         if name not in BEHAVIOURS:
-            raise ValueError(f"unknown behaviour {name!r} (known: {', '.join(BEHAVIOURS)})")
+            raise ValueError(f"unknown behaviour {name!r}{known_names(name, BEHAVIOURS)}")
         count = _count(name, number)
         if name in counts:
             raise ValueError(f"{name!r} is listed twice")
@@ -68,7 +81,7 @@ def parse_latency(text: str) -> tuple[str, tuple[float, ...]] | None:
     kind, *fields = [f.strip() for f in text.split(":")]
     arity = {"constant": 1, "uniform": 2, "lognormal": 2, "regions": 0}
     if kind not in arity:
-        raise ValueError(f"unknown latency model {kind!r} (known: {', '.join(LATENCY_KINDS)})")
+        raise ValueError(f"unknown latency model {kind!r}{known_names(kind, LATENCY_KINDS)}")
     if len(fields) != arity[kind]:
         raise ValueError(f"{kind} takes {arity[kind]} number(s) after the name, got "
                          f"{text!r}")
@@ -225,8 +238,8 @@ def hardware_profiles(text: str, employees: int) -> list[str]:
             if not (math.isfinite(factor) and factor > 0):
                 raise ValueError(f"the factor of {name!r} must be a positive number")
         elif name not in HARDWARE_PROFILES:
-            raise ValueError(f"unknown hardware profile {name!r} (known: "
-                             f"{', '.join(HARDWARE_PROFILES)}, xFACTOR, or mixed)")
+            raise ValueError(f"unknown hardware profile {name!r}"
+                             f"{known_names(name, HARDWARE_PROFILES, 'xFACTOR', 'mixed')}")
         count = _count(name, number)
         names.extend([name] * count)
     if len(names) > employees:

@@ -982,7 +982,7 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
     return launcher.signum, counts
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
         prog="python -m simulation.sweep",
         usage="%(prog)s [--set KNOB=VALUES ...] [--seeds N|A..B] [--jobs J] --out DIR\n"
@@ -1035,13 +1035,16 @@ what is recorded; the same command with the same --out resumes.""")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    # The command line's own problems (a mistyped flag, a bad --jobs, no --out) and the
+    # plan's are reported together.
+    args, errors = build_parser().parse_args_and_problems(argv)
     fixed = {knob: getattr(args, f"fixed_{knob}") for knob in config.knob_names()
              if getattr(args, f"fixed_{knob}") is not None}
-    plan, errors = build_plan(args.sets, fixed, args.seeds)
+    plan, plan_errors = build_plan(args.sets, fixed, args.seeds)
+    errors += plan_errors
     if args.jobs < 1:
         errors.append(f"--jobs must be at least 1, got {args.jobs}")
-    if args.out.exists() and not args.out.is_dir():
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
         errors.append(f"--out {args.out} exists and is not a directory")
     if errors or plan is None:
         for line in errors[:MAX_ERRORS_SHOWN]:

@@ -170,7 +170,8 @@ class Network:
                  len(self.parties), startup_seconds)
         run_started = time.monotonic()
         watch = Watch(s, self.started, lambda: (
-            sum(1 for p in self.live() if p.index < s.employees_num), s.employees_num))
+            sum(1 for p in self.live() if p.index < s.employees_num), s.employees_num),
+            users_down=lambda: not self.parties[s.employees_num].alive)
         done = conduct(s, self, self.honest, stop_reason=self._stop_reason,
                        max_window=1, after_tick=watch,
                        crashed=[p.index for p in self.parties if not p.alive])

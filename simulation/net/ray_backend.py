@@ -263,7 +263,8 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
                 log.log(event.level, event.text)
 
         watch = Watch(scenario, started, lambda: (
-            n - sum(1 for name in host.failed if name != "users"), n))
+            n - sum(1 for name in host.failed if name != "users"), n),
+            users_down=lambda: "users" in host.failed)
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
                        log_events, stop_reason, after_tick=watch,
                        max_window=watch.max_window)

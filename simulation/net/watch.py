@@ -21,13 +21,16 @@ class Watch:
     (the console's progress lines), stops the run once MAX_WALL_SECONDS have passed
     since ``started`` (time.monotonic()), and with TICK_SECONDS > 0 keeps the ticks that
     far apart (pass ``max_window`` to ``conduct``: a paced run takes one tick per
-    exchange). ``live``: (live employees, all employees); the users' process is not one."""
+    exchange). ``live``: (live employees, all employees); the users' process is not one
+    of them, and ``users_down`` (if the driver's users can fail) says when it is gone."""
 
     def __init__(self, scenario: Scenario, started: float,
-                 live: Callable[[], tuple[int, int]]):
+                 live: Callable[[], tuple[int, int]],
+                 users_down: Callable[[], bool] | None = None):
         self.scenario = scenario
         self.started = started
         self.live = live
+        self.users_down = users_down
         self.best_height = 0
         self.last_tick_at: float | None = None  # when the previous tick ended
         # One tick per exchange when paced; else whatever the conductor chooses.
@@ -37,9 +40,11 @@ class Watch:
         height = max((st.height for st in statuses), default=0)
         if height > self.best_height:
             self.best_height = height
+            live, employees = self.live()
+            users = ("; the users' process is down"
+                     if self.users_down is not None and self.users_down() else "")
             progress.info("tick %d: longest honest chain has %d blocks (live employees "
-                          "%d/%d)",
-                          tick, height + 1, *self.live())
+                          "%d/%d%s)", tick, height + 1, live, employees, users)
         self._pace()
         if time.monotonic() - self.started > self.scenario.max_wall_seconds:
             log.error("wall-clock guard: %.0f s passed (MAX_WALL_SECONDS)",
