@@ -1,4 +1,4 @@
-"""The README's table of the attack studies (scripts/attack_studies.sh), from their
+"""The README's table of the attack studies (studies/attacks.toml), from their
 summary.csv and runs.csv files: per count of attackers, how often the employer took the
 poisoned model (k/n [95% Wilson interval]) under each protocol and attacker, how often
 the honest chain reached the target, and what the grinders' search found: headers with
@@ -61,7 +61,7 @@ def main() -> int:
                  for title, folder in COLUMNS.items()}
     counts = sorted(set().union(*summaries.values()))
     if not counts:
-        print("no summary.csv yet: run scripts/attack_studies.sh")
+        print("no summary.csv yet: run python -m simulation.sweep --study studies/attacks.toml")
         return 1
     head = ["attackers (share)", *(f"employer poisoned: {t}" for t in COLUMNS),
             "honest chain reached 6 blocks (grinder, hardened)",

@@ -5,7 +5,7 @@
 # scripts/fairness_figure.py writes docs/studies/fairness/by_factor.csv and
 # docs/studies/fairness.png.
 # Measured under the protocol before the hardening rules: --open-rules all runs that
-# protocol bit for bit (see scripts/attack_studies.sh for the hardened threshold).
+# protocol bit for bit (studies/attacks.toml has the hardened threshold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m simulation.sweep --jobs 2 --quiet --open-rules all --trainer hash --seeds 20 \

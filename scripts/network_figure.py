@@ -15,13 +15,26 @@ of Decker and Wattenhofer, "Information propagation in the Bitcoin network", IEE
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
-from threshold_figure import _float, load  # the same summary.csv reading
-
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "docs" / "studies"
+
+
+def _float(text: str | None) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def load(folder: str) -> list[dict[str, str]]:
+    """A study's summary.csv rows ([] before it ran)."""
+    path = STUDIES / folder / "summary.csv"
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
 SIZES = (11, 51)
 
 

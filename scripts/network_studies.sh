@@ -5,7 +5,7 @@
 # when run again; results land in docs/studies/<name>/, the figure in
 # docs/studies/network.png (scripts/network_figure.py).
 # Measured under the protocol before the hardening rules: --open-rules all runs that
-# protocol bit for bit (see scripts/attack_studies.sh for the hardened threshold).
+# protocol bit for bit (studies/attacks.toml has the hardened threshold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep() { python -m simulation.sweep --jobs 2 --quiet --open-rules all --trainer hash --seeds 10 "$@"; }

@@ -214,7 +214,7 @@ HARDWARE = ""
 # first reached that stage. 0 = training takes no ticks (every employee equally fast).
 STAGE_TICKS = 0
 
-# How an employee checks another's training: "exact" (PROTOCOL.md: the secret hashes the
+# How an employee checks another's training: "exact" (as specified: the secret hashes the
 # per-sample losses bit for bit, and the model hash must match) or "tolerant" (the secret
 # hashes the losses rounded to multiples of TOLERANCE; the model hash is not compared).
 VERIFICATION = "exact"

@@ -258,7 +258,7 @@ def test_the_learning_rate_names_the_task_only_when_it_is_not_the_default():
     from simulation.node.genesis import genesis_of
     from simulation.protocol.stages import model_id
 
-    assert model_id(42, 6000) == "mnist-dnn128-adam-tfseed42-ipe6000"  # PROTOCOL.md's
+    assert model_id(42, 6000) == "mnist-dnn128-adam-tfseed42-ipe6000"  # the specification's
     assert model_id(42, 6000, 0.001) == "mnist-dnn128-adam-tfseed42-ipe6000"
     assert model_id(42, 3, 0.0003) == "mnist-dnn128-adam-tfseed42-ipe3-lr0.0003"
     slower = default_scenario().replace(learning_rate=0.0003)

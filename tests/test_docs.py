@@ -67,3 +67,43 @@ def test_the_link_check_finds_what_is_broken(tmp_path, monkeypatch):
     assert broken_links(tmp_path / "a.md") == [
         "b.md: no such file", "#nothing: no heading #nothing in a.md",
         "../../etc/passwd: outside the repository"]
+
+
+def test_the_readme_is_a_front_door_of_at_most_300_lines():
+    """The first hour's answers fit in the README; the rest lives in docs/ (issue 22)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 300, f"README.md has {lines} lines; move detail to docs/"
+
+
+# Documents the project started from but does not ship: naming them sends a reader who
+# cloned the repository to files they cannot see (the specification and the measured facts
+# are docs/specification.md and docs/measured-facts.md).
+OUTSIDE_DOCUMENTS = re.compile(r"\.\./shared|PROTOCOL\.md|FINDINGS\.md|DESIGN-NEXT|STYLE\.md")
+
+
+def tracked_text_files() -> list[Path]:
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    return [ROOT / n for n in names
+            if n.endswith((".md", ".py", ".sh", ".toml", ".txt", ".cfg", ".yaml", ".yml"))
+            and n != "tests/test_docs.py" and (ROOT / n).exists()]
+
+
+def test_nothing_in_the_repository_names_a_document_it_does_not_ship():
+    named = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in tracked_text_files()
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if OUTSIDE_DOCUMENTS.search(line)]
+    assert named == []
+
+
+def test_the_readme_links_every_page_of_docs():
+    """A page nobody links to is a page nobody finds: README.md links each page of docs/
+    and of docs/studies/."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(ROOT / "README.md")}
+    pages = sorted([*(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "studies").glob("*.md")])
+    assert pages and readme
+    assert [p.name for p in pages if p.resolve() not in linked] == []

@@ -132,7 +132,7 @@ def test_a_tiny_stake_is_almost_always_left_for_roy():
     assert chosen_last[ACCOUNTS[1]] >= 195
 
 
-# --- The draw as PROTOCOL.md words it (OPEN_RULES=draw) -------------------------------------
+# --- The draw as the specification words it (OPEN_RULES=draw) ----------------------------
 
 
 def protocol_draw(seed_bytes: bytes, stakes, k: int) -> list[bytes]:

@@ -184,7 +184,7 @@ def test_draw_depends_on_stage_slot_and_author_only():
 
 
 def test_draw_open_the_stakeholders_come_from_the_headers_lottery_kernel():
-    """The old draw (PROTOCOL.md): seeded with the header's BH kernel, which holds the
+    """The old draw (the specification): seeded with the header's BH kernel, which holds the
     author, the stage, the tick and (lottery-kernel open too) the parent."""
     for rules, bind_parent in (("draw", False), ("draw,lottery-kernel", True)):
         w = world(rules)

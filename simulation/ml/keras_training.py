@@ -1,4 +1,4 @@
-"""Real training: a task's Keras model (by default the DNN of PROTOCOL.md section 4),
+"""Real training: a task's Keras model (by default the specification's DNN),
 trained stage by stage.
 
 Only the process layer imports this module (it pulls in TensorFlow); the protocol modules
@@ -374,7 +374,7 @@ class KerasTrainer(StagedTrainer):
             SgdStep(tf, model.trainable_variables, learning_rate))
         self._model = model
         self._adam = adam
-        # get_weights() order: the order of the model hash (PROTOCOL.md section 4).
+        # get_weights() order: the order of the model hash (docs/specification.md).
         weights = list(model.weights)
         self._train_samples = training_function(tf, keras, model, adam, weights, jit_compile,
                                                 task.input_shape, task.batch_size)

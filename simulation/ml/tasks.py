@@ -109,7 +109,7 @@ def _dense(keras: Any, input_shape: tuple[int, ...], hidden: int) -> Any:
 
 
 def _dense_mnist(keras: Any) -> Any:
-    """28x28 -> 128 relu -> 10 softmax (PROTOCOL.md's network)."""
+    """28x28 -> 128 relu -> 10 softmax (the specification's network)."""
     return _dense(keras, (28, 28), 128)
 
 
@@ -138,7 +138,7 @@ def _dense_digits(keras: Any) -> Any:
 
 MNIST_DNN = Task(
     "mnist-dnn", _mnist, _dense_mnist, (28, 28), 10, 60000, 10000, x_dtype="uint8",
-    id_name="mnist-dnn128-adam",  # the id every earlier run and PROTOCOL.md's examples use
+    id_name="mnist-dnn128-adam",  # the id every earlier run and the specification's examples use
     description="the dense network on MNIST, one sample per Adam step (the default)")
 MNIST_CNN = Task(
     "mnist-cnn", _mnist, _conv_mnist, (28, 28), 10, 60000, 10000, x_dtype="uint8",
@@ -279,7 +279,7 @@ def learning_rate_of(task: Task, scenario: Scenario) -> float:
 
 def model_id_of(scenario: Scenario) -> str:
     """The task a scenario delegates: the task and every knob that changes its training
-    (for the default task, the id PROTOCOL.md's examples use)."""
+    (for the default task, the id the specification's examples use)."""
     task = task_of(scenario)
     tolerance = scenario.tolerance if scenario.verification == "tolerant" else None
     return model_id(scenario.tf_seed, scenario.iterations_per_epoch,

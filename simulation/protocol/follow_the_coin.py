@@ -2,7 +2,7 @@
 
 K distinct employees are drawn by stake-weighted sampling without replacement, two ways:
 
-- ``draw_stakeholders`` (PROTOCOL.md, and OPEN_RULES=draw): SHA-256 in counter mode
+- ``draw_stakeholders`` (the specification, and OPEN_RULES=draw): SHA-256 in counter mode
   seeded with the header's lottery kernel; each draw is exactly uniform over the
   remaining coins (rejection sampling) laid out account after account in key order.
 - ``draw_by_race`` (the rule draw): an exponential race. Account i draws

@@ -1,12 +1,12 @@
 """The PoS waiting mechanism: one lottery try per message kind, author, round and tick.
 
 The kernel is SHA-256(kind || author || id_s || tick), with the parts joined as a
-canonical CBOR array so that no two different inputs share bytes. PROTOCOL.md's kernel
+canonical CBOR array so that no two different inputs share bytes. The specification's kernel
 also holds the parent block's hash; the rule lottery-kernel drops it, since the parent's
 Roy can grind that hash (OPEN_RULES=lottery-kernel puts it back). A try wins
 when the kernel, read as a big-endian 256-bit number, is below the coinstake c. For a
 power of two c = 2**(256-d) that is exactly "at least d leading zero bits", the rule of
-PROTOCOL.md; other coinstakes get the same rule with a finer threshold.
+the specification; other coinstakes get the same rule with a finer threshold.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The rules that harden the protocol against the attacks a reviewer tries first, each
 with a name so that a scenario can leave it open (OPEN_RULES) and measure what it protects.
 
-PROTOCOL.md's receiver checks signatures, lotteries, parents and training, but not who may
+The specification's receiver checks signatures, lotteries, parents and training, but not who may
 speak, when, or what a party can choose. Each rule below closes one room an attacker had
 (the adversaries in ``node.adversaries`` use it when it is open):
 

@@ -117,7 +117,7 @@ def model_id(tf_seed: int, iterations_per_epoch: int,
     """Names the delegated task: the task (architecture, optimiser, data, batch size), the
     seed and the stage size: ``-s<samples>`` for a task that fixes it, else
     ``-ipe<ITERATIONS_PER_EPOCH>``. The learning rate is named only when it is not Keras'
-    default, so the default id (and every secret derived from it) is the one PROTOCOL.md's
+    default, so the default id (and every secret derived from it) is the one the specification's
     examples use; a tolerance only in tolerant verification (its secrets follow another
     rule)."""
     stage = f"s{samples_per_stage}" if samples_per_stage is not None else \

@@ -1,0 +1,133 @@
+"""Study files (studies/*.toml): every committed study re-runs from its file, a bad file
+is refused with one line per problem before anything runs, and a study runs its sweeps
+(resumably) and draws its figures."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from simulation.experiments import study as studies
+from simulation.experiments import sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDY_FILES = sorted((ROOT / "studies").glob("*.toml"))
+
+
+def _slug(run_id: str) -> str:
+    """A run id without its scenario digest: the varied values and the seed. The digest
+    covers every knob, so it changes whenever a knob is added to the simulator."""
+    return run_id.rpartition("__")[0]
+
+
+def test_there_are_study_files():
+    assert {p.name for p in STUDY_FILES} >= {"poisoning.toml", "attacks.toml"}
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=[p.name for p in STUDY_FILES])
+def test_a_study_file_plans_exactly_the_runs_its_committed_folders_hold(path):
+    study = studies.load_study(path)
+    assert (ROOT / study.page).exists()
+    for spec in study.sweeps:
+        plan, errors = sweep.build_plan(list(spec.sets), dict(spec.fixed), spec.seeds)
+        assert errors == [] and plan is not None
+        with open(spec.out / "runs.csv", encoding="utf-8") as handle:
+            committed = sorted(_slug(row["run_id"]) for row in csv.DictReader(handle))
+        assert sorted(_slug(run.run_id) for run in plan.runs) == committed, spec.out
+
+
+def test_a_bad_study_file_gets_one_line_per_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(textwrap.dedent("""
+        titel = "typo"
+        [[sweeps]]
+        out = "o1"
+        set = { ADVERSARIES = "poisoned:0..2", EMPLOYES_NUM = "5" }
+        [[sweeps]]
+        out = "o1"
+        seeds = "0"
+        fixed = { TRAINER = "hsh" }
+        [[figures]]
+        kind = "thresold"
+        [[figures]]
+        kind = "threshold"
+        curves = [{ sweep = "elsewhere" }]
+    """))
+    with pytest.raises(studies.StudyError) as refused:
+        studies.load_study(bad)
+    where = str(bad)
+    problems = refused.value.problems
+    assert problems[0].startswith(f"{where}: unknown key 'titel'")
+    assert any("sweep o1: unknown knob 'EMPLOYES_NUM'" in p for p in problems)
+    assert f"{where}: sweep o1: another sweep of the study writes there too" in problems
+    assert any(p.startswith(f"{where}: sweep o1: --seeds") for p in problems)
+    assert any("TRAINER must be one of keras, hash, got 'hsh'" in p for p in problems)
+    assert any(p.startswith(f"{where}: figure thresold: unknown kind") for p in problems)
+    assert f"{where}: figure threshold: needs output = \"PATH.png\"" in problems
+    assert any("curve 1: elsewhere is neither a sweep" in p for p in problems)
+    assert len(problems) == len(set(problems))
+
+
+FAKE_MAIN = """
+    import json, sys
+    args = sys.argv[1:]
+    value = lambda flag, default: args[args.index(flag) + 1] if flag in args else default
+    poisoned = int(value("--adversaries", "poisoned:0").rpartition(":")[2])
+    employees = int(value("--employees-num", "11"))
+    fooled = 2 * poisoned > employees
+    with open(value("--results", None), "w") as f:
+        json.dump({"finished": True, "ticks": 10 + poisoned, "chain": {"length": 6},
+                   "employer": {"poisoned_blocks": 3 if fooled else 0,
+                                "model_source": "poisoned" if fooled else "honest"},
+                   "self_check": {"passed": True, "failures": []}}, f)
+"""
+
+
+@pytest.mark.processes
+def test_a_study_runs_its_sweeps_resumably_and_draws_its_figure(tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "fake_main.py"
+    fake.write_text(textwrap.dedent(FAKE_MAIN))
+    monkeypatch.setattr(sweep, "MAIN_SCRIPT", fake)
+    small, large = tmp_path / "small", tmp_path / "large"
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent(f"""
+        title = "tiny"
+        fixed = {{ TRAINER = "hash" }}
+        [[sweeps]]
+        out = "{small}"
+        set = {{ EMPLOYEES_NUM = "5", ADVERSARIES = "poisoned:0..3" }}
+        [[sweeps]]
+        out = "{large}"
+        seeds = "2"
+        set = {{ ADVERSARIES = "poisoned:4,poisoned:6" }}
+        [[figures]]
+        kind = "threshold"
+        output = "{tmp_path / 'threshold.png'}"
+        curves = [{{ sweep = "{small}", label = "5" }}, {{ sweep = "{large}", label = "11" }}]
+    """))
+    assert studies.main(["--study", str(path), "--quiet", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "threshold.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(small / "runs.csv", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+    # The figure's points: the adversaries' share of each sweep's employees (5 and 11).
+    assert "  share 0.60 n   1 failed 0 employer poisoned 1.0" in printed
+    assert "  share 0.36 n   2 failed 0 employer poisoned 0.0" in printed
+    assert "  share 0.55 n   2 failed 0 employer poisoned 1.0" in printed
+    # Run again: every run is recorded, nothing is redone.
+    assert studies.main(["--study", str(path), "--quiet"]) == 0
+    again = capsys.readouterr().out
+    assert "4 runs: 4 already recorded (skipped), 0 to run" in again
+    assert "4 runs: 4 already recorded (skipped), 0 to run" in again.split("sweep 2 of 2")[1]
+
+
+def test_the_sweep_command_hands_a_study_to_the_study_runner(monkeypatch):
+    from simulation import sweep as entry
+
+    seen = []
+    monkeypatch.setattr(studies, "main", lambda words: seen.append(words) or 7)
+    assert entry.main(["--study", "x.toml", "--dry-run"]) == 7
+    assert seen == [["--study", "x.toml", "--dry-run"]]
