@@ -1,5 +1,5 @@
 """Does PoT reward useful work proportionally? The fairness study of
-scripts/fairness_study.sh, as a table, a CSV and a figure.
+studies/fairness.toml, as a table, a CSV and a figure.
 
 Reads every run's results (docs/studies/fairness/runs/*.json, written by
 ``python -m simulation.sweep``) and, per STAGE_TICKS and hardware speed factor, averages
@@ -97,7 +97,7 @@ def figure(table: list[dict[str, object]], path: Path) -> None:
 def main() -> None:
     table = rows()
     if not table:
-        raise SystemExit(f"no runs in {STUDY / 'runs'}: run scripts/fairness_study.sh")
+        raise SystemExit(f"no runs in {STUDY / 'runs'}: run python -m simulation.sweep --study studies/fairness.toml")
     with open(STUDY / "by_factor.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""The network studies of scripts/network_studies.sh, in one figure and one table.
+"""The network studies of studies/network.toml, in one figure and one table.
 
 Reads the four sweeps' summary.csv (written by ``python -m simulation.sweep``) and plots,
 for 11 and 51 employees, the stale-block rate and the propagation delay (ticks until half
@@ -156,7 +156,7 @@ def figure(path: Path) -> None:
             row[column].grid(alpha=0.3)
             row[column].legend(fontsize=8)
     fig.suptitle("How blocks spread: hash trainer, 10 seeds per point, 95% intervals "
-                 "(scripts/network_studies.sh)")
+                 "(python -m simulation.sweep --study studies/network.toml)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -1,4 +1,4 @@
-"""The README's table of the useful-work study (scripts/task_studies.sh), printed as
+"""The README's table of the useful-work study (studies/useful_work.toml), printed as
 Markdown from docs/studies/useful_work/summary.csv (written by ``python -m simulation.sweep``).
 
     python scripts/task_table.py

@@ -1,4 +1,4 @@
-"""The README's tables of the peer-graph studies (scripts/topology_studies.sh), printed as
+"""The README's tables of the peer-graph studies (studies/topology.toml), printed as
 Markdown from each study's summary.csv (written by ``python -m simulation.sweep``).
 
     python scripts/topology_table.py

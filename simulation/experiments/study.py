@@ -40,7 +40,7 @@ from simulation import config
 from simulation.experiments import sweep as sweeping
 
 ROOT = sweeping.ROOT
-STUDY_KEYS = {"title", "page", "fixed", "sweeps", "figures", "description"}
+STUDY_KEYS = {"title", "page", "fixed", "sweeps", "figures", "description", "jobs"}
 SWEEP_KEYS = {"out", "seeds", "fixed", "set", "note"}
 
 
@@ -84,6 +84,7 @@ class Study:
     page: str
     sweeps: tuple[SweepSpec, ...]
     figures: tuple[FigureSpec, ...]
+    jobs: int = 2  # runs at once unless --jobs says otherwise
 
     def fixed_knobs(self, out: str) -> dict[str, str]:
         """The fixed knobs (upper-case names) and single-valued --set knobs of a sweep;
@@ -198,10 +199,14 @@ def load_study(path: Path) -> Study:
         problems += [f"{where}: figure {raw['kind']}: {line}"
                      for line in drawing.problems(raw["kind"], settings, folders)]
         figures.append(FigureSpec(raw["kind"], settings))
+    jobs = data.get("jobs", 2)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        problems.append(f"{where}: jobs must be a whole number of at least 1, got {jobs!r}")
     if problems:
         raise StudyError(problems)
     return Study(path=path, title=str(data.get("title", path.stem)),
-                 page=str(data.get("page", "")), sweeps=tuple(specs), figures=tuple(figures))
+                 page=str(data.get("page", "")), sweeps=tuple(specs), figures=tuple(figures),
+                 jobs=jobs)
 
 
 def run_study(study: Study, options: Sequence[str], dry_run: bool) -> int:
@@ -240,8 +245,8 @@ def build_parser() -> config.FlagParser:
                     "then draw its figures.")
     parser.add_argument("--study", type=Path, required=True, metavar="FILE",
                         help="a study file, e.g. studies/poisoning.toml")
-    parser.add_argument("--jobs", type=int, default=2, metavar="J",
-                        help="runs at once (default: 2)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="J",
+                        help="runs at once (default: the study's jobs, else 2)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep every run's .log and .out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -261,7 +266,8 @@ def main(argv: Sequence[str]) -> int:
         for line in exc.problems[:sweeping.MAX_ERRORS_SHOWN]:
             print(f"error: {line}", file=sys.stderr)
         return sweeping.EXIT_INVALID
-    options = ["--jobs", str(args.jobs), *(["--keep-logs"] if args.keep_logs else []),
+    jobs = study.jobs if args.jobs is None else args.jobs
+    options = ["--jobs", str(jobs), *(["--keep-logs"] if args.keep_logs else []),
                *(["--quiet"] if args.quiet else [])]
     try:
         if args.figures_only:
