@@ -131,3 +131,20 @@ def test_the_sweep_command_hands_a_study_to_the_study_runner(monkeypatch):
     monkeypatch.setattr(studies, "main", lambda words: seen.append(words) or 7)
     assert entry.main(["--study", "x.toml", "--dry-run"]) == 7
     assert seen == [["--study", "x.toml", "--dry-run"]]
+
+
+@pytest.mark.parametrize("study_file, kind", [("attacks.toml", "attack-table"),
+                                              ("useful_work.toml", "useful-work-table")])
+def test_a_declared_table_redraws_to_the_committed_one(tmp_path, study_file, kind):
+    """The tables the study pages quote come from the committed summaries: drawn again,
+    they are the committed files, line for line."""
+    from simulation.experiments import figures
+
+    study = studies.load_study(ROOT / "studies" / study_file)
+    (figure,) = [f for f in study.figures if f.kind == kind]
+    settings = {**figure.settings, "output": str(tmp_path / "table.md")}
+    lines = figures.draw(kind, settings, study.fixed_knobs)
+    assert lines[0] == f"wrote {tmp_path / 'table.md'}"
+    committed = (ROOT / figure.settings["output"]).read_text(encoding="utf-8")
+    assert (tmp_path / "table.md").read_text(encoding="utf-8") == committed
+    assert len(committed.splitlines()) >= 6

@@ -11,6 +11,18 @@ study's sweeps by their ``out`` folders, so no folder table is kept in code.
   varies it), with the sweeps' 95% Wilson intervals. Settings: ``output`` (a PNG path)
   and ``curves``, a list of ``{ sweep = "FOLDER", label = "TEXT" }`` with an optional
   ``employer_confidence = N`` to keep that value only.
+* ``useful-work-table``: a Markdown table, per point of one sweep varying TASK and
+  EMPLOYEES_NUM, of the useful share with its interval, the CPU time of training per
+  certified sample (the network's, once, their ratio) and the test accuracy. Settings:
+  ``sweep`` and ``output`` (a ``.md`` path).
+* ``attack-table``: a Markdown table, per count of attackers, of how often the employer
+  took the poisoned model under each column's sweep (k/n [95% Wilson interval]; the rows of
+  EMPLOYER_CONFIDENCE 3 where a sweep varies it), how often the honest chain reached the
+  target under ``finished_of``, and what the grinders' search found in each of ``grinders``
+  (headers with the wanted draw per 100 ticks, hash tries per such header, from runs.csv).
+  Settings: ``output`` (``.md``), ``columns`` (a list of ``{ sweep, label }``),
+  ``finished_of`` (a sweep), ``grinders`` (a list of sweeps) and optionally ``walls_of``
+  (sweeps whose run wall times are summed up under the table).
 """
 
 from __future__ import annotations
@@ -29,18 +41,32 @@ def number_or_none(text: str | None) -> float | None:
 
 
 def read_summary(folder: str) -> list[dict[str, str]]:
-    path = ROOT / folder / "summary.csv"
+    return read_rows(folder, "summary.csv")
+
+
+def _needs_output(settings: dict[str, Any], suffix: str = ".png") -> list[str]:
+    output = settings.get("output")
+    if not isinstance(output, str) or not output.endswith(suffix):
+        return [f"needs output = \"PATH{suffix}\""]
+    return []
+
+
+def _sweep_problems(folder: Any, what: str, folders: set[Path]) -> list[str]:
+    if not isinstance(folder, str):
+        return [f"{what} needs a sweep folder"]
+    path = (ROOT / folder).resolve()
+    if path not in folders and not (path / "summary.csv").exists():
+        return [f"{what}: {folder} is neither a sweep of this study nor a folder with a "
+                "summary.csv"]
+    return []
+
+
+def read_rows(folder: str, name: str) -> list[dict[str, str]]:
+    path = ROOT / folder / name
     if not path.exists():
         return []
     with open(path, encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def _needs_output(settings: dict[str, Any]) -> list[str]:
-    output = settings.get("output")
-    if not isinstance(output, str) or not output.endswith(".png"):
-        return ["needs output = \"PATH.png\""]
-    return []
 
 
 def _curve_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
@@ -150,11 +176,126 @@ def draw_threshold(settings: dict[str, Any], fixed_of: Callable[[str], dict[str,
     return lines
 
 
+def _write_lines(output: str, lines: list[str]) -> list[str]:
+    target = ROOT / output
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [f"wrote {output}", *lines]
+
+
+def _useful_work_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
+    return [*_needs_output(settings, ".md"), *_sweep_problems(settings.get("sweep"), "sweep",
+                                                              folders)]
+
+
+def draw_useful_work_table(settings: dict[str, Any],
+                           fixed_of: Callable[[str], dict[str, str]]) -> list[str]:
+    rows = read_summary(settings["sweep"])
+    if not rows:
+        return [f"useful-work-table: no summary.csv yet in {settings['sweep']}"]
+    lines = ["| task | employees | runs | useful share, mean [95% CI] | CPU ms of training "
+             "per certified sample: network | once | network / once | test accuracy |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        share = number_or_none(row.get("useful_share_mean"))
+        low = number_or_none(row.get("useful_share_ci95_low"))
+        high = number_or_none(row.get("useful_share_ci95_high"))
+        network = number_or_none(row.get("work_per_certified_sample_mean"))
+        once = number_or_none(row.get("useful_work_per_certified_sample_mean"))
+        accuracy = number_or_none(row.get("model_accuracy_mean"))
+        interval = "" if low is None or high is None else f" [{100 * low:.1f}, {100 * high:.1f}]"
+        lines.append(
+            f"| {row['TASK']} | {row['EMPLOYEES_NUM']} | {row['n']} | "
+            + ("-" if share is None else f"{100 * share:.1f}%{interval}") + " | "
+            + ("-" if network is None else f"{1000 * network:.2f}") + " | "
+            + ("-" if once is None else f"{1000 * once:.2f}") + " | "
+            + ("-" if not (network and once) else f"{network / once:.1f}") + " | "
+            + ("-" if accuracy is None else f"{accuracy:.3f}") + " |")
+    return _write_lines(settings["output"], lines)
+
+
+def _attack_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
+    problems = _needs_output(settings, ".md")
+    columns = settings.get("columns")
+    if not isinstance(columns, list) or not columns:
+        problems.append("needs columns = [{ sweep = \"FOLDER\", label = \"TEXT\" }, ...]")
+        columns = []
+    for number, column in enumerate(columns, 1):
+        folder = column.get("sweep") if isinstance(column, dict) else None
+        problems += _sweep_problems(folder, f"column {number}", folders)
+    problems += _sweep_problems(settings.get("finished_of"), "finished_of", folders)
+    for key in ("grinders", "walls_of"):
+        if not isinstance(settings.get(key, []), list):
+            problems.append(f"{key} must be a list of sweep folders")
+    for key in ("grinders", "walls_of"):
+        for folder in settings.get(key, []) if isinstance(settings.get(key, []), list) else []:
+            problems += _sweep_problems(folder, key, folders)
+    return problems
+
+
+def _confidence_3(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if (r.get("EMPLOYER_CONFIDENCE") or "3") == "3"]
+
+
+def _attackers(row: dict[str, str]) -> int:
+    return int(row["ADVERSARIES"].rpartition(":")[2])
+
+
+def _rate_cell(row: dict[str, str], measure: str) -> str:
+    n = int(row["n"])
+    share = float(row[f"{measure}_rate"])
+    low, high = float(row[f"{measure}_ci95_low"]), float(row[f"{measure}_ci95_high"])
+    return f"{round(share * n)}/{n} [{low:.2f}, {high:.2f}]"
+
+
+def _grinding_cell(folder: str, count: int) -> str:
+    runs = [r for r in _confidence_3(read_rows(folder, "runs.csv")) if _attackers(r) == count]
+    found = sum(int(r["attack_found"] or 0) for r in runs)
+    tries = sum(int(r["attack_tries"] or 0) for r in runs)
+    ticks = sum(int(r["ticks"] or 0) for r in runs)
+    if not found:
+        return "0"
+    return f"{100 * found / ticks:.2g} ({tries / found:,.0f})"
+
+
+def draw_attack_table(settings: dict[str, Any],
+                      fixed_of: Callable[[str], dict[str, str]]) -> list[str]:
+    import statistics
+
+    columns = [(c.get("label", c["sweep"]), c["sweep"]) for c in settings["columns"]]
+    summaries = {folder: {_attackers(r): r for r in _confidence_3(read_summary(folder))}
+                 for _, folder in columns + [("", settings["finished_of"])]}
+    counts = sorted(set().union(*summaries.values()))
+    if not counts:
+        return ["attack-table: no summary.csv yet; run the study's sweeps first"]
+    grinders = settings.get("grinders", [])
+    employees = int(fixed_of(columns[0][1]).get("EMPLOYEES_NUM", "11"))
+    head = ["attackers (share)", *(f"employer poisoned: {label}" for label, _ in columns),
+            "honest chain reached the target", "wanted headers per 100 ticks (tries per "
+            "header): " + " / ".join(Path(g).name for g in grinders)]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for count in counts:
+        cells = [f"{count} ({count / employees:.0%})"]
+        cells += [_rate_cell(summaries[folder][count], "employer_poisoned")
+                  if count in summaries[folder] else "-" for _, folder in columns]
+        finished = summaries[settings["finished_of"]].get(count)
+        cells.append(_rate_cell(finished, "finished") if finished else "-")
+        cells.append(" / ".join(_grinding_cell(g, count) if count else "-" for g in grinders))
+        lines.append("| " + " | ".join(cells) + " |")
+    walls = [float(r["wall_seconds"]) for folder in settings.get("walls_of", [])
+             for r in read_rows(folder, "runs.csv") if r["wall_seconds"]]
+    if walls:
+        lines += ["", f"{len(walls)} runs: {sum(walls):.0f} s of run wall time in all, "
+                      f"median {statistics.median(walls):.1f} s per run"]
+    return _write_lines(settings["output"], lines)
+
+
 # kind -> (checker, drawer)
 KINDS: dict[str, tuple[Callable[[dict[str, Any], set[Path]], list[str]],
                        Callable[[dict[str, Any], Callable[[str], dict[str, str]]],
                                 list[str]]]] = {
     "threshold": (_curve_problems, draw_threshold),
+    "useful-work-table": (_useful_work_problems, draw_useful_work_table),
+    "attack-table": (_attack_problems, draw_attack_table),
 }
 
 
