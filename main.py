@@ -1,129 +1,20 @@
-"""Run a Proof-of-Training network: ``python main.py [--knob-name VALUE ...]``."""
+"""Run a Proof-of-Training network: ``python main.py [--knob-name VALUE ...]`` (an
+installed copy: ``pot-sim``). The command itself is ``simulation.cli``."""
 
 from __future__ import annotations
 
-import signal
-
-
-def _exit_before_start(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-_EARLY_SIGNALS: list[int] = []  # SIGINT / SIGTERM received after parsing, before the run
-
-
-def _record_signal(signum: int, frame: object) -> None:
-    # Record only: the run reads it at its first safe point and ends as interrupted, with
-    # its results marked so (a handler that raised here broke the start-up).
-    _EARLY_SIGNALS.append(signum)
-
+import sys
 
 if __name__ == "__main__":
-    # First of all, before the imports below take their time: until the runner installs
-    # its own handlers nothing has started, so a SIGINT or SIGTERM simply ends main.py
-    # (exit 130 / 143) instead of printing a KeyboardInterrupt traceback.
-    for _signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_signum, _exit_before_start)
+    # First of all, before the imports below take their time: a SIGINT or SIGTERM ends
+    # main.py quietly until the run installs its own handlers.
+    from simulation.commands import exit_on_signals_until_the_run_starts
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
+    exit_on_signals_until_the_run_starts()
 
-from simulation.config import (  # noqa: E402
-    FlagParser,
-    ScenarioError,
-    add_knob_arguments,
-    scenario_from_args,
-    scenario_problems,
-)
-from simulation.net.shutdown import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR  # noqa: E402
+from simulation.cli import build_parser, main  # noqa: E402
 
-
-def build_parser() -> FlagParser:
-    parser = FlagParser(
-        prog="python main.py",
-        description="Proof of Training (PoT) network simulator. Every knob of "
-                    "simulation/constants.py can be overridden for one run.",
-    )
-    parser.add_argument("--results", metavar="PATH",
-                        help="write the run's results as JSON to PATH")
-    parser.add_argument("--quiet", action="store_true",
-                        help="console shows only progress lines, warnings and the summary")
-    parser.add_argument("--run-dir", metavar="DIR",
-                        help="folder for the run's results.json, a copy of the log, "
-                             "scenario.json (with the command that re-runs it) and pictures "
-                             "(default: runs/<YYYYmmdd-HHMMSS>-seed<SEED>, with -2, -3 ... "
-                             "if that exists; '' for none)")
-    parser.add_argument("--no-run-dir", action="store_true",
-                        help="write no run folder (the same as --run-dir '')")
-    parser.add_argument("--scenario", metavar="FILE",
-                        help="a scenario file (TOML, or JSON such as a run folder's "
-                             "scenario.json): its knobs replace constants.py's, the knob "
-                             "flags override it")
-    add_knob_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 the target was reached and the honest employees agree; 1 the network
-    did not converge; 2 invalid scenario, unwritable output or missing MNIST (nothing
-    ran); 3 the run's self-check failed (a process died or the figures do not add up);
-    4 the simulator failed (a bug, or the results could not be written at the end);
-    130 / 143 interrupted by SIGINT / SIGTERM (partial results, marked as such)."""
-    args, problems = build_parser().parse_args_and_problems(argv)
-    if problems:
-        # With what the scenario says of the flags that did parse: every problem at once.
-        problems += [line for line in scenario_problems(args) if line not in problems]
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    # From here on a signal is a request to stop the run: it ends with exit 130 / 143 and,
-    # with --results, a results file marked interrupted, whenever it comes.
-    if _is_main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _record_signal)
-    from simulation.net.shutdown import signal_point
-
-    signal_point("parsed")
-    try:
-        # Inside the try: a module that fails to import is a bug of the simulator (exit
-        # 4), not a run that did not converge (Python's own exit 1).
-        from simulation.net.runner import RunAborted, default_run_dir, run
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print("error: the simulator failed to load (the traceback above is a bug to "
-              "report); nothing ran", file=sys.stderr)
-        return EXIT_INTERNAL_ERROR
-    try:
-        scenario = scenario_from_args(args)
-        run_dir, unique = args.run_dir, False
-        if args.no_run_dir:
-            run_dir = None
-        elif run_dir is None:
-            run_dir, unique = default_run_dir(scenario.seed), True
-        outcome = run(scenario, results_path=args.results, quiet=args.quiet,
-                      run_dir=run_dir or None, unique_run_dir=unique,
-                      early_signal=lambda: _EARLY_SIGNALS[0] if _EARLY_SIGNALS else None)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RunAborted as exc:
-        print(f"error: {exc.line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception:  # noqa: BLE001 - a bug must not pass for "did not converge" (1)
-        traceback.print_exc()
-        print("error: the simulator failed (the traceback above is a bug to report); "
-              "the run's figures are lost", file=sys.stderr)
-        return EXIT_INTERNAL_ERROR
-    return outcome.exit_code
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,8 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "simulation"
 
 # layer -> the layers it may import (itself included). Top-level modules count as
-# layers of their own: config (the knobs), constants (the scenario file), and the
-# ``sweep`` shim behind ``python -m simulation.sweep``.
+# layers of their own: config (the knobs), constants (the scenario file), the ``sweep``
+# shim behind ``python -m simulation.sweep``, ``cli`` (main.py's command), and the light
+# entry points of the commands (``commands``, ``__main__`` for ``python -m simulation``).
 ALLOWED = {
     "constants": {"constants"},
     "config": {"config", "constants"},
@@ -24,6 +25,9 @@ ALLOWED = {
     "net": {"net", "node", "ml", "report", "protocol", "config", "constants"},
     "experiments": {"experiments", "config", "constants"},
     "sweep": {"sweep", "experiments"},
+    "cli": {"cli", "net", "config", "constants"},
+    "commands": {"commands", "cli", "sweep", "experiments"},
+    "__main__": {"__main__", "commands", "cli"},
 }
 
 # Modules the pure layers must never import, directly or by a submodule of theirs.

@@ -58,6 +58,8 @@ from simulation.experiments.statistics import flag, number, t_interval, wilson_i
 
 ROOT = Path(__file__).resolve().parents[2]  # simulation/experiments/sweep.py
 MAIN_SCRIPT = ROOT / "main.py"  # a module attribute so that tests can stand in a fake
+# The command's name in usage, error and resume lines (the pot-sweep command sets its own).
+PROG = "python -m simulation.sweep"
 
 EXIT_INVALID = 2
 INTERRUPTED_CODES = (130, 143)
@@ -420,8 +422,16 @@ class RunPaths:
                    out=runs_dir / f"{run_id}.out", row=runs_dir / f"{run_id}.row.json")
 
 
+def main_command() -> list[str]:
+    """How a run starts: main.py beside the package in a checkout; an installed copy has
+    none and runs ``python -m simulation``, the same command."""
+    if MAIN_SCRIPT.is_file() and (ROOT / "pyproject.toml").is_file():
+        return [sys.executable, str(MAIN_SCRIPT)]
+    return [sys.executable, "-m", "simulation"]
+
+
 def command_for(run: Run, paths: RunPaths) -> list[str]:
-    command = [sys.executable, str(MAIN_SCRIPT)]
+    command = main_command()
     for knob, text in run.knobs.items():
         command += [config.flag_name(knob), text]
     # No run folder: the sweep keeps its own per-run files, and pictures would cost
@@ -984,7 +994,7 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
 
 def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
-        prog="python -m simulation.sweep",
+        prog=PROG,
         usage="%(prog)s [--set KNOB=VALUES ...] [--seeds N|A..B] [--jobs J] --out DIR\n"
               "       [--knob-flag VALUE ...] [--keep-logs] [--quiet] [--dry-run]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1022,7 +1032,8 @@ what is recorded; the same command with the same --out resumes.""")
                         help="print the runs and exit")
     group = parser.add_argument_group(
         "fixed knobs", "any knob flag of main.py, fixed for every run (the same as "
-                       "--set KNOB=VALUE); `python main.py --help` says what each means")
+                       "--set KNOB=VALUE); `python main.py --help` (installed: `pot-sim "
+                       "--help`) says what each means")
     defaults = default_texts()
     for knob in config.knob_names():
         # SEED and LOG_FILE are parsed only to say why they cannot be given.
@@ -1092,7 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = counts["interrupted"] + counts["not started"]
         name = signal.Signals(signum).name
         print(f"interrupted by {name}: {missing} runs not recorded; resume with:\n"
-              f"  python -m simulation.sweep {shlex.join(argv)}")
+              f"  {PROG} {shlex.join(argv)}")
         return 128 + signum
     return 0
 
