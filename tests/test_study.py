@@ -134,7 +134,8 @@ def test_the_sweep_command_hands_a_study_to_the_study_runner(monkeypatch):
 
 
 @pytest.mark.parametrize("study_file, kind", [("attacks.toml", "attack-table"),
-                                              ("useful_work.toml", "useful-work-table")])
+                                              ("useful_work.toml", "useful-work-table"),
+                                              ("topology.toml", "peer-graph-tables")])
 def test_a_declared_table_redraws_to_the_committed_one(tmp_path, study_file, kind):
     """The tables the study pages quote come from the committed summaries: drawn again,
     they are the committed files, line for line."""

@@ -23,6 +23,12 @@ study's sweeps by their ``out`` folders, so no folder table is kept in code.
   Settings: ``output`` (``.md``), ``columns`` (a list of ``{ sweep, label }``),
   ``finished_of`` (a sweep), ``grinders`` (a list of sweeps) and optionally ``walls_of``
   (sweeps whose run wall times are summed up under the table).
+* ``peer-graph-tables``: the peer-graph study's Markdown tables. Settings: ``output``
+  (``.md``); ``exposure``, sweeps varying ADVERSARIES, EMPLOYER_PEERS and
+  EMPLOYER_FORK_CHOICE (runs in which the employer took the poisoned model, and the mean
+  length of its chain); ``baseline``, full-mesh sweeps varying ADVERSARIES and the fork
+  choice; ``propagation``, sweeps varying TOPOLOGY and STAGE_TICKS (ticks, hops, stale
+  rate, bytes, duplicates), in the order of ``topology_order`` if given.
 """
 
 from __future__ import annotations
@@ -289,6 +295,112 @@ def draw_attack_table(settings: dict[str, Any],
     return _write_lines(settings["output"], lines)
 
 
+def _peer_graph_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
+    problems = _needs_output(settings, ".md")
+    for key in ("exposure", "baseline", "propagation"):
+        sweeps = settings.get(key, [])
+        if not isinstance(sweeps, list):
+            problems.append(f"{key} must be a list of sweep folders")
+            continue
+        for folder in sweeps:
+            problems += _sweep_problems(folder, key, folders)
+    return problems
+
+
+def _count_cell(row: dict[str, str], measure: str) -> str:
+    """k/n of a proportion (its rate times the runs)."""
+    n = int(row["n"])
+    rate = row.get(f"{measure}_rate") or ""
+    return "-" if rate == "" else f"{round(float(rate) * n)}/{n}"
+
+
+def _mean_cell(row: dict[str, str], measure: str, digits: int = 1) -> str:
+    value = row.get(f"{measure}_mean") or ""
+    return "-" if value == "" else f"{float(value):.{digits}f}"
+
+
+def _by_attackers(rows: list[dict[str, str]]) -> list[str]:
+    return sorted({r["ADVERSARIES"] for r in rows}, key=_attackers_of_text)
+
+
+def _attackers_of_text(text: str) -> int:
+    return int(text.rpartition(":")[2])
+
+
+def _exposure_lines(folder: str) -> list[str]:
+    rows = read_summary(folder)
+    peers = sorted({r["EMPLOYER_PEERS"] for r in rows}, key=lambda p: int(p) or 10**9)
+    names = ["all" if p == "0" else p for p in peers]
+    lines = ["", f"{Path(folder).name}: employer took the poisoned model (runs), mean "
+                 "employer chain length",
+             "| poisoned | fork choice | " + " | ".join(f"{n} peer(s)" for n in names) + " |",
+             "| --- | --- |" + " --- |" * len(peers)]
+    for adversaries in _by_attackers(rows):
+        for choice in ("longest", "declarers"):
+            cells = []
+            for peer in peers:
+                row = next((r for r in rows if r["ADVERSARIES"] == adversaries
+                            and r["EMPLOYER_PEERS"] == peer
+                            and r["EMPLOYER_FORK_CHOICE"] == choice), None)
+                cells.append("-" if row is None else
+                             f"{_count_cell(row, 'employer_poisoned')}, "
+                             f"{_mean_cell(row, 'employer_chain_length')}")
+            lines.append(f"| {_attackers_of_text(adversaries)} | {choice} | "
+                         + " | ".join(cells) + " |")
+    return lines
+
+
+def _baseline_lines(folder: str) -> list[str]:
+    rows = read_summary(folder)
+    lines = ["", f"{Path(folder).name}: employer took the poisoned model (runs), mean "
+                 "employer chain length",
+             "| poisoned | longest | declarers |", "| --- | --- | --- |"]
+    for adversaries in _by_attackers(rows):
+        cells = [next((f"{_count_cell(r, 'employer_poisoned')}, "
+                       f"{_mean_cell(r, 'employer_chain_length')}" for r in rows
+                       if r["ADVERSARIES"] == adversaries
+                       and r["EMPLOYER_FORK_CHOICE"] == choice), "-")
+                 for choice in ("longest", "declarers")]
+        lines.append(f"| {_attackers_of_text(adversaries)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _propagation_lines(folder: str, order: list[str]) -> list[str]:
+    rows = read_summary(folder)
+    if order:  # the TOPOLOGY values in the order given, each with its STAGE_TICKS rows
+        rows = sorted(rows, key=lambda r: (order.index(r["TOPOLOGY"])
+                                           if r["TOPOLOGY"] in order else len(order)))
+    lines = ["", f"{Path(folder).name}: means over seeds",
+             "| TOPOLOGY | STAGE_TICKS | runs | ticks | p50 / p90 ticks | p50 / p90 hops | "
+             "stale rate | bytes uploaded per employee | duplicates |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(
+            f"| {row['TOPOLOGY']} | {row['STAGE_TICKS']} | {row['n']} | "
+            f"{_mean_cell(row, 'ticks', 0)} | {_mean_cell(row, 'propagation_p50_ticks')} / "
+            f"{_mean_cell(row, 'propagation_p90_ticks')} | {_mean_cell(row, 'hops_p50')} / "
+            f"{_mean_cell(row, 'hops_p90')} | {_mean_cell(row, 'stale_rate', 3)} | "
+            f"{float(row['uploaded_bytes_per_employee_mean']) / 1e6:.2f} MB | "
+            f"{_mean_cell(row, 'duplicates', 0)} |")
+    return lines
+
+
+def draw_peer_graph_tables(settings: dict[str, Any],
+                           fixed_of: Callable[[str], dict[str, str]]) -> list[str]:
+    lines: list[str] = []
+    order = [str(v) for v in settings.get("topology_order", [])]
+    tables: tuple[tuple[str, Callable[[str], list[str]]], ...] = (
+        ("exposure", _exposure_lines), ("baseline", _baseline_lines),
+        ("propagation", lambda folder: _propagation_lines(folder, order)))
+    for key, table in tables:
+        for folder in settings.get(key, []):
+            if read_summary(folder):
+                lines += table(folder)
+    if not lines:
+        return ["peer-graph-tables: no summary.csv yet; run the study's sweeps first"]
+    return _write_lines(settings["output"], lines[1:])
+
+
 # kind -> (checker, drawer)
 KINDS: dict[str, tuple[Callable[[dict[str, Any], set[Path]], list[str]],
                        Callable[[dict[str, Any], Callable[[str], dict[str, str]]],
@@ -296,6 +408,7 @@ KINDS: dict[str, tuple[Callable[[dict[str, Any], set[Path]], list[str]],
     "threshold": (_curve_problems, draw_threshold),
     "useful-work-table": (_useful_work_problems, draw_useful_work_table),
     "attack-table": (_attack_problems, draw_attack_table),
+    "peer-graph-tables": (_peer_graph_problems, draw_peer_graph_tables),
 }
 
 
