@@ -19,10 +19,11 @@ from simulation.net.relay import (
     Router,
     evaluation_plan,
     network_facts,
+    out_of_reach,
     planned_behaviour,
     target_reached,
 )
-from simulation.node.adversaries import Crashed
+from simulation.node.adversaries import Crashed, assign_adversaries
 from simulation.node.employee import Employee, LogEvent, Ready
 from simulation.node.employer import make_employer
 from simulation.node.genesis import genesis_of
@@ -137,16 +138,21 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
             stop_reason: Callable[[], str | None] | None = None,
             max_window: int | None = None,
             after_tick: Callable[[int, list[Status]], str | None] | None = None,
-            crashed: Iterable[int] = ()) -> Conducted:
+            crashed: Iterable[int] = (),
+            roles: dict[int, Role] | None = None) -> Conducted:
     """Run the ticks. ``honest``: the honest employees' indices (the end condition);
     ``on_events``: receives each employee's log events; ``stop_reason``: polled before
     every window, a text stops the run (an interrupt); ``max_window``: at most this many
     ticks per exchange (1 for a host that only steps single ticks; tests compare windows
     with single ticks); ``after_tick``: called with each tick and the live honest
     employees' statuses, a text stops the run after that tick (a wall-clock guard);
-    ``crashed``: parties gone before the first tick. The run also stops when no honest
-    employee is left (NO_HONEST_LEFT); a unit without live honest employees steps one
-    tick per call (``may_end``), so then no employee was stepped past the end either.
+    ``crashed``: parties gone before the first tick; ``roles``: the adversaries' (index
+    -> role; default: the scenario's). The run also stops when no honest employee is
+    left (NO_HONEST_LEFT); a unit without live honest employees steps one tick per call
+    (``may_end``), so then no employee was stepped past the end either. And it stops
+    once its honest employees provably cannot reach the target and the employer's model
+    is settled (``relay.out_of_reach``, ``stopped_by`` says why); such a run takes one
+    tick per exchange, since it may end at any tick.
 
     When every message takes at least L ticks (``Router.min_delay``), nothing sent at a
     tick can arrive within the next L - 1, so the deliveries of L ticks are known at the
@@ -161,8 +167,14 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     router = Router.for_scenario(scenario)
     n = scenario.employees_num
     honest = set(honest)
+    roles = assign_adversaries(scenario) if roles is None else roles
+    # Only for roles that agree with ``honest`` (the end condition's own list).
+    hopeless = out_of_reach(scenario, roles) if honest == set(range(n)) - set(roles) \
+        else None
     span = router.min_delay()
     span = min(span, max_window or span)
+    if hopeless is not None:
+        span = 1  # it may end at any tick, and no unit may have stepped past it
     crashed = list(crashed)
     statuses: dict[int, Status] = {}
     tick, finished, stopped_by = 0, False, "MAX_TICKS"
@@ -219,6 +231,10 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                 reason = after_tick(tick, live_honest) if after_tick is not None else None
                 if not honest - set(crashed):
                     reason = NO_HONEST_LEFT
+                if not reason and hopeless is not None:
+                    reason = hopeless.stop_reason(
+                        [statuses[i].height for i in sorted(honest) if i in statuses],
+                        employer.tree.tip.height)
                 if reason:
                     stopped_by = reason
                     break

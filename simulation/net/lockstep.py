@@ -119,7 +119,8 @@ def run_lockstep(
     done = conduct(scenario, LocalHost(scenario, employees, users, units),
                    [e.index for e in employees if e.role == Role.HONEST],
                    on_events or (events.extend if keep_events else None),
-                   stop_reason=stop_reason, max_window=max_window, after_tick=after_tick)
+                   stop_reason=stop_reason, max_window=max_window, after_tick=after_tick,
+                   roles={e.index: e.role for e in employees if e.role != Role.HONEST})
     return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
                        done.dropped, done.facts, done.in_flight, done.router,

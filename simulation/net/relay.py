@@ -13,12 +13,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulation.config import EXACT, Role, Scenario, computation_of, training_of
+from simulation.config import (
+    EXACT,
+    POISONED_TRAINING,
+    Role,
+    Scenario,
+    computation_of,
+    training_of,
+)
 from simulation.config.topology import PeerGraph
 from simulation.net.conditions import Conditions
 from simulation.net.latency import REGIONS, Latency
 from simulation.protocol.names import EMPLOYER_PARTY, employee_name, party_name
 from simulation.protocol.records import Status
+from simulation.protocol.rules import rules_of
 
 # What announcing a message to a peer costs (a Bitcoin inv entry: 4-byte type, 32-byte
 # hash), counted in the uploaded bytes when the peer declines the message.
@@ -355,3 +363,85 @@ def evaluation_plan(live: Iterable[tuple[int, str, int]], employer_height: int |
         own = range(max(0, height - MAX_EVALUATED_STAGES), height)
         plan[index] = sorted(set(own) | tips)
     return plan
+
+
+# --- A run that cannot succeed ------------------------------------------------------------
+
+# The start of ``stopped_by`` for a run ended because its honest chain cannot grow.
+OUT_OF_REACH = "an honest chain that cannot grow"
+
+
+def too_few_for_a_block(count: int, who: str, scenario: Scenario,
+                        strangers_declare: bool = False) -> str | None:
+    """Why ``count`` employees who accept only each other's training can never make a
+    block alone (None: they may). A header carries EMPLOYER_CONFIDENCE declarations by
+    distinct authors, and its STAKEHOLDERS_NUM stakeholders, distinct employees drawn by
+    stake, must all sign or wrap it, which each does only for a header whose secret is
+    its own training. ``strangers_declare``: fresh keys may declare for them (rule
+    members open, a poisoned-grinder among them), so only the stakeholders bind."""
+    declarers, stakeholders = scenario.employer_confidence, scenario.stakeholders_num
+    short = []
+    if count < declarers and not strangers_declare:
+        short.append(f"the {declarers} declarers (EMPLOYER_CONFIDENCE)")
+    if count < stakeholders:
+        short.append(f"the {stakeholders} stakeholders (STAKEHOLDERS_NUM)")
+    if not short:
+        return None
+    return f"{count} {who} employees, fewer than {' and '.join(short)} a header needs"
+
+
+@dataclass(frozen=True)
+class OutOfReach:
+    """A scenario whose honest employees can never make a block: the run cannot reach
+    its target, and ``stop_reason`` says at which tick the rest of its outcome is settled
+    too. ``honest``: why the honest employees cannot; ``poisoned``: why the poisoned
+    cannot either (None: they may)."""
+
+    honest: str
+    poisoned: str | None
+
+    def stop_reason(self, honest_heights: Iterable[int], employer_height: int) -> str | None:
+        """The run's ``stopped_by`` if it may end after this tick, else None.
+
+        No honest block beyond genesis ever exists, so no honest chain reaches the
+        target. The employer's light client takes any valid chain: once it holds a block
+        (necessarily the poisoned employees'), it never goes back to genesis, and every
+        chain it could move to is poisoned too, so it keeps taking the poisoned model;
+        only that chain's length still changes. When the poisoned cannot make a block
+        either, nothing can change at all. ``honest_heights``: the honest employees' last
+        heights, a guard (an honest block's Roy holds it): any above 0 and the run goes on."""
+        if any(height > 0 for height in honest_heights):
+            return None
+        if employer_height > 0:
+            return (f"{OUT_OF_REACH}: {self.honest}; the target is out of reach, and the "
+                    f"employer already takes the poisoned chain")
+        if self.poisoned is not None:
+            return (f"{OUT_OF_REACH}, nor a poisoned one: {self.honest}, {self.poisoned}; "
+                    f"the target is out of reach, and the employer keeps the genesis block")
+        return None
+
+
+def out_of_reach(scenario: Scenario, roles: dict[int, Role]) -> OutOfReach | None:
+    """The scenario's ``OutOfReach`` when its honest employees can provably never make a
+    block, else None. ``roles``: the adversaries' (index -> role).
+
+    Only where that is a proof: every adversary trains on the poisoned data (any other
+    may train honestly, declare, sign or withhold blocks, and so help or hold an honest
+    chain), they compute alike (so the employer's model has one name whichever poisoned
+    block it holds), and VERIFICATION is exact (a tolerant check may accept poisoned
+    losses that round like the honest ones). Under exact verification an honest employee
+    accepts a declaration or signs a header only for its own training, and a poisoned
+    one only for the poisoned training, which changes at least one label per stage. The
+    counts are of every honest employee, live or not: one cut off may have declared or
+    signed before it went, and that still counts."""
+    if scenario.verification != "exact" or scenario.target_blockchain_length < 2:
+        return None
+    if any(role not in POISONED_TRAINING for role in roles.values()):
+        return None
+    if len({computation_of(scenario, index) for index in roles}) > 1:
+        return None
+    honest = too_few_for_a_block(scenario.employees_num - len(roles), "honest", scenario)
+    if honest is None:
+        return None
+    strangers = not rules_of(scenario).members and Role.POISONED_GRINDER in roles.values()
+    return OutOfReach(honest, too_few_for_a_block(len(roles), "poisoned", scenario, strangers))

@@ -394,8 +394,9 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
         log.error("the run's self-check failed (exit code %d): its figures are not to be "
                   "trusted", EXIT_SELF_CHECK_FAILED)
     elif not summary["finished"]:
-        log.error("the network did not converge: no agreement on %d blocks by tick %s",
-                  scenario.target_blockchain_length, summary["ticks"])
+        log.error("the network did not converge: no agreement on %d blocks by tick %s "
+                  "(stopped by %s)", scenario.target_blockchain_length, summary["ticks"],
+                  summary["stopped_by"])
     return RunOutcome(summary, exit_code)
 
 
