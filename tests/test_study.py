@@ -149,3 +149,49 @@ def test_a_declared_table_redraws_to_the_committed_one(tmp_path, study_file, kin
     committed = (ROOT / figure.settings["output"]).read_text(encoding="utf-8")
     assert (tmp_path / "table.md").read_text(encoding="utf-8") == committed
     assert len(committed.splitlines()) >= 6
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=[p.name for p in STUDY_FILES])
+def test_every_declared_figure_draws_from_the_committed_summaries(tmp_path, path):
+    """The committed data suffice to redraw every figure (into a temporary folder)."""
+    from simulation.experiments import figures
+
+    study = studies.load_study(path)
+    for number, figure in enumerate(study.figures):
+        moved = {key: (str(tmp_path / f"{number}-{key}{Path(value).suffix}")
+                       if key in ("output", "table") else value)
+                 for key, value in figure.settings.items()}
+        if "table" in moved:  # the fairness figure reads the committed CSV without runs
+            (tmp_path / Path(moved["table"]).name).write_bytes(
+                (ROOT / figure.settings["table"]).read_bytes())
+        lines = figures.draw(figure.kind, moved, study.fixed_knobs)
+        assert lines[-1].startswith("wrote ") or lines[0].startswith("wrote "), lines
+        written = Path(moved["output"])
+        assert written.exists() and written.stat().st_size > 1000
+
+
+def test_the_fairness_table_comes_from_the_runs_results(tmp_path):
+    """With the runs' results at hand, the per-factor CSV is computed from them: means and
+    t intervals over the seeds that passed their self-check."""
+    import json
+
+    from simulation.experiments import fairness_figure
+
+    runs = tmp_path / "sweep" / "runs"
+    runs.mkdir(parents=True)
+    for seed, (fast, slow, passed) in enumerate([(0.6, 0.4, True), (0.8, 0.2, True),
+                                                 (0.1, 0.9, False)], 1):
+        groups = {"0.5": {"reward_share": fast, "blocks_share": fast, "compute_share": 0.67},
+                  "2": {"reward_share": slow, "blocks_share": slow, "compute_share": 0.33}}
+        (runs / f"r{seed}.json").write_text(json.dumps({
+            "self_check": {"passed": passed}, "scenario": {"STAGE_TICKS": 5},
+            "fairness": {"by_speed_factor": groups}}))
+    (runs / "r1.row.json").write_text("{}")  # a row file is not a run's results
+    table = fairness_figure.table_from_runs(tmp_path / "sweep")
+    assert [(r["speed_factor"], r["runs"], r["reward_share_mean"]) for r in table] == [
+        ("0.5", 2, 0.7), ("2", 2, 0.3)]
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 1) * stats.tstd([0.6, 0.8]) / 2 ** 0.5
+    assert table[0]["reward_share_ci95_low"] == round(0.7 - half, 4)
+    assert table[0]["compute_share"] == 0.67

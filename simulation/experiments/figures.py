@@ -23,6 +23,10 @@ study's sweeps by their ``out`` folders, so no folder table is kept in code.
   Settings: ``output`` (``.md``), ``columns`` (a list of ``{ sweep, label }``),
   ``finished_of`` (a sweep), ``grinders`` (a list of sweeps) and optionally ``walls_of``
   (sweeps whose run wall times are summed up under the table).
+* ``network``: how blocks spread (stale rate and propagation against latency and block
+  size); ``simulation.experiments.network_figure`` says what it draws and its settings.
+* ``fairness``: block and reward shares per hardware speed factor against training time;
+  ``simulation.experiments.fairness_figure`` says what it draws and its settings.
 * ``peer-graph-tables``: the peer-graph study's Markdown tables. Settings: ``output``
   (``.md``); ``exposure``, sweeps varying ADVERSARIES, EMPLOYER_PEERS and
   EMPLOYER_FORK_CHOICE (runs in which the employer took the poisoned model, and the mean
@@ -33,21 +37,12 @@ study's sweeps by their ``out`` folders, so no folder table is kept in code.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def number_or_none(text: str | None) -> float | None:
-    """A CSV cell as a number; None when blank."""
-    return float(text) if text else None
-
-
-def read_summary(folder: str) -> list[dict[str, str]]:
-    return read_rows(folder, "summary.csv")
+from simulation.experiments import fairness_figure, network_figure
+from simulation.experiments.figures_io import ROOT, number_or_none, read_rows, read_summary
 
 
 def _needs_output(settings: dict[str, Any], suffix: str = ".png") -> list[str]:
@@ -65,14 +60,6 @@ def _sweep_problems(folder: Any, what: str, folders: set[Path]) -> list[str]:
         return [f"{what}: {folder} is neither a sweep of this study nor a folder with a "
                 "summary.csv"]
     return []
-
-
-def read_rows(folder: str, name: str) -> list[dict[str, str]]:
-    path = ROOT / folder / name
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def _curve_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
@@ -409,6 +396,14 @@ KINDS: dict[str, tuple[Callable[[dict[str, Any], set[Path]], list[str]],
     "useful-work-table": (_useful_work_problems, draw_useful_work_table),
     "attack-table": (_attack_problems, draw_attack_table),
     "peer-graph-tables": (_peer_graph_problems, draw_peer_graph_tables),
+    "network": (lambda settings, folders: [
+        *_needs_output(settings),
+        *network_figure.problems(settings, lambda f, what: _sweep_problems(f, what, folders))],
+        lambda settings, fixed_of: network_figure.draw(settings)),
+    "fairness": (lambda settings, folders: [
+        *_needs_output(settings),
+        *fairness_figure.problems(settings, lambda f, what: _sweep_problems(f, what, folders))],
+        lambda settings, fixed_of: fairness_figure.draw(settings)),
 }
 
 

@@ -30,9 +30,13 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | Non
     return low, high
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95
+def t_interval(values: Sequence[float], confidence: float = 0.95,
+               bounds: tuple[float, float] = (-math.inf, math.inf)
                ) -> tuple[float, float] | None:
-    """Student-t interval of the mean; None below two values (no spread to estimate)."""
+    """Student-t interval of the mean; None below two values (no spread to estimate).
+    ``bounds``: what the measured quantity can take (a count at least 0, a share at
+    most 1); the interval is clipped to them, since the symmetric t interval of skewed
+    values near a bound reaches past it (0, 0, 0, 3: from -1.64 to 3.14)."""
     n = len(values)
     if n < 2:
         return None
@@ -41,7 +45,8 @@ def t_interval(values: Sequence[float], confidence: float = 0.95
     mean = statistics.fmean(values)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values)
     half /= math.sqrt(n)
-    return mean - half, mean + half
+    low, high = bounds
+    return max(float(low), mean - half), min(float(high), mean + half)
 
 
 def number(value: Any) -> float | None:

@@ -75,7 +75,7 @@ MAX_ERRORS_SHOWN = 30
 
 # runs.csv: the varied knobs come first, then these.
 RUN_COLUMNS = [
-    "seed", "adversary_share", "exit_code", "self_check_passed", "finished", "ticks",
+    "seed", "exit_code", "self_check_passed", "finished", "ticks",
     "wall_seconds",
     "chain_length", "forks", "honest_poisoned_blocks", "employer_chain_length",
     "employer_poisoned_blocks", "employer_model_source", "employer_poisoned",
@@ -86,6 +86,9 @@ RUN_COLUMNS = [
     "work_unit", "work_total", "useful_share", "work_per_certified_sample",
     "useful_work_per_certified_sample", "gini_rewards", "nakamoto_coefficient", "attack_tries",
     "attack_found", "attack_ground", "self_check_failures", "run_id",
+    # Added later: new columns go last, so that a reader of the older files by position
+    # still finds every column where it was.
+    "adversary_share",
 ]
 # The adversaries' own counts (results' "attack" section), added up over behaviours.
 ATTACK_MEASURES = ("attack_tries", "attack_found", "attack_ground")
@@ -104,12 +107,19 @@ MEASURES = (
     *WORK_MEASURES, *FAIRNESS_MEASURES, *ATTACK_MEASURES,
 )
 PROPORTIONS = ("finished", "employer_poisoned", "honest_chain_poisoned", "self_check_failed")
-# What each measure can take: every one is at least 0, these at most 1. A t interval is
-# clipped to it (the mean of counts 0, 0, 0, 3 has an interval reaching below zero).
+# What each measure can take: every one is at least 0, these at most 1, a chain (genesis
+# counted) at least 1 block. A t interval is clipped to it (the mean of counts 0, 0, 0, 3
+# has an interval reaching below zero).
 BOUNDED_BY_ONE = {"model_accuracy", "honest_model_accuracy", "stale_rate", "gini_rewards",
                   "useful_share"}
+AT_LEAST_ONE = {"chain_length", "employer_chain_length"}
 SUMMARY_STATS = [f"{m}_{s}" for m in MEASURES for s in ("mean", "sd", "ci95_low", "ci95_high")]
 SUMMARY_STATS += [f"{p}_{s}" for p in PROPORTIONS for s in ("rate", "ci95_low", "ci95_high")]
+# summary.csv: the varied knobs, then these; columns added later go last (as in runs.csv).
+SUMMARY_COLUMNS = ["n", "n_self_check_failed", *SUMMARY_STATS, "adversary_share"]
+# Knobs whose value is a number of employees (besides ADVERSARIES' counts): the plots and
+# the table show the share of EMPLOYEES_NUM beside it.
+EMPLOYEE_COUNT_KNOBS = ("EMPLOYER_CONFIDENCE", "STAKEHOLDERS_NUM")
 # (column prefix, statistic, panel title) of the plotted measures, in panel order.
 PLOTTED = [
     ("employer_poisoned", "rate", "employer takes the poisoned model (rate)"),
@@ -647,6 +657,12 @@ def rows_sort_key(varied: Sequence[str]) -> Any:
     return key
 
 
+def measure_bounds(measure: str) -> tuple[float, float]:
+    """The values a measure can take (its t interval is clipped to them)."""
+    return (1.0 if measure in AT_LEAST_ONE else 0.0,
+            1.0 if measure in BOUNDED_BY_ONE else math.inf)
+
+
 def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
                    ) -> list[dict[str, Any]]:
     """One dict per point (combination of the varied knobs' values), sorted like the
@@ -665,10 +681,7 @@ def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
             (v for r in group if (v := number(r.get("adversary_share"))) is not None), None)
         for measure in MEASURES:
             values = [v for r in passed if (v := number(r.get(measure))) is not None]
-            interval = t_interval(values)
-            if interval is not None:
-                top = 1.0 if measure in BOUNDED_BY_ONE else math.inf
-                interval = (max(0.0, interval[0]), min(top, interval[1]))
+            interval = t_interval(values, bounds=measure_bounds(measure))
             point[f"{measure}_mean"] = statistics.fmean(values) if values else None
             point[f"{measure}_sd"] = statistics.stdev(values) if len(values) > 1 else None
             point[f"{measure}_ci95_low"] = interval[0] if interval else None
@@ -776,9 +789,52 @@ def employees_behind_counts(xs: Sequence[float], points: Sequence[dict[str, Any]
     return found.pop() if len(found) == 1 else None
 
 
+def employees_of(records: Sequence[dict[str, Any]]) -> int | None:
+    """The one EMPLOYEES_NUM of every recorded run (None when they differ, or none)."""
+    default = default_texts()["EMPLOYEES_NUM"]
+    values = {canonical("EMPLOYEES_NUM", r.get("knobs", {}).get("EMPLOYEES_NUM", default))
+              for r in records}
+    if len(values) != 1:
+        return None
+    try:
+        return int(values.pop())
+    except ValueError:
+        return None
+
+
+def share_of_employees(knob: str, value: Any, point: dict[str, Any],
+                       employees: int | None) -> float | None:
+    """The share of the employees a knob's value stands for: ADVERSARIES' is the point's
+    adversary_share (from its runs), a count of EMPLOYEE_COUNT_KNOBS is divided by the
+    one EMPLOYEES_NUM; None for any other knob, or when the share is not known."""
+    if knob == "ADVERSARIES":
+        return number(point.get("adversary_share"))
+    count = number(value) if knob in EMPLOYEE_COUNT_KNOBS else None
+    return None if count is None or not employees else count / employees
+
+
+def with_share(text: str, share: float | None) -> str:
+    """``poisoned:14`` -> ``poisoned:14 (0.45)``: a count with the share beside it."""
+    return text if share is None else f"{text} ({share:.2f})"
+
+
+def share_axis_employees(knob: str | None, ticks: Sequence[str] | None, xs: Sequence[float],
+                         points: Sequence[dict[str, Any]], employees: int | None
+                         ) -> int | None:
+    """The EMPLOYEES_NUM by which a numeric axis of employee counts (ADVERSARIES of one
+    behaviour, or a count knob) is shown as a share too; None for any other axis."""
+    if knob is None or ticks is not None:
+        return None
+    if knob == "ADVERSARIES":
+        return employees or employees_behind_counts(xs, points)
+    return employees if knob in EMPLOYEE_COUNT_KNOBS else None
+
+
 def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir: Path,
-                title: str) -> list[Path]:
-    """sweep.png with every plotted measure that has a value, and one PNG per measure."""
+                title: str, employees: int | None = None) -> list[Path]:
+    """sweep.png with every plotted measure that has a value, and one PNG per measure.
+    ``employees``: the one EMPLOYEES_NUM of the runs, if they share one (the shares of
+    employee counts)."""
     if not points:
         return []
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -789,8 +845,11 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
 
     first = varied[0] if varied else None
     xs, xlabel, ticks = x_axis(first, [p.get(first) if first else None for p in points])
-    employees = employees_behind_counts(xs, points) \
-        if first == "ADVERSARIES" and ticks is None else None
+    per_employee = share_axis_employees(first, ticks, xs, points, employees)
+    if ticks is not None and first is not None:  # categories: each with its share
+        point_of = {str(p.get(first)): p for p in points}
+        ticks = [with_share(t, share_of_employees(first, t, point_of.get(t, {}), employees))
+                 for t in ticks]
     others = list(varied[1:])
     lines: dict[tuple[Any, ...], list[int]] = {}
     for i, point in enumerate(points):
@@ -829,7 +888,9 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
                      for v, lo in zip(y, low, strict=True)]
             above = [nan if v is None or hi is None else max(0.0, hi - v)
                      for v, hi in zip(y, high, strict=True)]
-            name = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or "mean"
+            name = ", ".join(
+                f"{k}={with_share(str(v), share_of_employees(k, v, points[members[0]], employees))}"
+                for k, v in zip(others, key, strict=True)) or "mean"
             # A fixed colour per line, so that a line keeps it in every panel.
             ax.errorbar(x, [nan if v is None else v for v in y], yerr=[below, above],
                         marker="o", capsize=3, label=name, color=f"C{position % 10}")
@@ -845,10 +906,10 @@ def plot_points(points: Sequence[dict[str, Any]], varied: Sequence[str], out_dir
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0,
                           fontsize=8)
-        if employees:  # counts below, the share of the employees they are above
-            share = ax.secondary_xaxis("top", functions=(lambda x: x / employees,
-                                                         lambda s: s * employees))
-            share.set_xlabel(f"share of the {employees} employees", fontsize=8)
+        if per_employee:  # counts below, the share of the employees they are above
+            share = ax.secondary_xaxis("top", functions=(lambda x: x / per_employee,
+                                                         lambda s: s * per_employee))
+            share.set_xlabel(f"share of the {per_employee} employees", fontsize=8)
         ax.grid(alpha=0.3)
         handles, _ = ax.get_legend_handles_labels()
         if failed_total:
@@ -891,12 +952,15 @@ def _interval_text(low: Any, high: Any) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def print_table(points: Sequence[dict[str, Any]], knobs: Sequence[str], out: TextIO) -> None:
+def print_table(points: Sequence[dict[str, Any]], knobs: Sequence[str], out: TextIO,
+                employees: int | None = None) -> None:
     header = [*knobs, "n", "failed", "employer poisoned", "95% CI"]
     body = []
     for p in points:
         rate = p.get("employer_poisoned_rate")
-        body.append([*(str(p.get(k)) for k in knobs), str(p["n"]),
+        cells = [with_share(str(p.get(k)), share_of_employees(k, p.get(k), p, employees))
+                 for k in knobs]
+        body.append([*cells, str(p["n"]),
                      str(p["n_self_check_failed"]), "" if rate is None else f"{rate:.2f}",
                      _interval_text(p.get("employer_poisoned_ci95_low"),
                                     p.get("employer_poisoned_ci95_high"))])
@@ -914,14 +978,14 @@ def write_outputs(out_dir: Path, plan: Plan) -> tuple[list[Path], int]:
     rows = flatten(records, knobs)
     points = summarize_rows(rows, knobs)
     write_csv(out_dir / "runs.csv", [*knobs, *RUN_COLUMNS], rows)
-    write_csv(out_dir / "summary.csv",
-              [*knobs, "n", "n_self_check_failed", "adversary_share", *SUMMARY_STATS], points)
+    write_csv(out_dir / "summary.csv", [*knobs, *SUMMARY_COLUMNS], points)
     fixed = ", ".join(f"{k}={v}" for k, v in plan.fixed.items())
     seeds = len({r["seed"] for r in rows})
     title = f"{len(rows)} runs, {seeds} seeds" + (f"; {fixed}" if fixed else "")
-    plots = plot_points(points, knobs, out_dir, title)
+    employees = employees_of(records)
+    plots = plot_points(points, knobs, out_dir, title, employees)
     if points:
-        print_table(points, knobs, sys.stdout)
+        print_table(points, knobs, sys.stdout, employees)
     return [out_dir / "runs.csv", out_dir / "summary.csv", *plots], sum(
         p["n_self_check_failed"] for p in points)
 
@@ -946,6 +1010,10 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
                smoothing=0, dynamic_ncols=True)
     failures = 0
 
+    def troubles() -> None:
+        shown = {"failed": failures, "not recorded": counts["error"]}
+        bar.set_postfix({k: v for k, v in shown.items() if v})
+
     def note(text: str, stream: TextIO) -> None:
         if bar.disable:
             print(text, file=stream, flush=True)
@@ -956,7 +1024,6 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             pending: set[Future[Outcome]] = {
                 pool.submit(run_one, run, runs_dir, launcher, keep_logs) for run in todo}
-            finished = 0
             while pending:
                 # A timeout keeps the main thread responsive to signals on every platform.
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -965,25 +1032,28 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
                     counts[outcome.status] += 1
                     if outcome.status == "not started":
                         continue
-                    if outcome.status != "interrupted":  # redone on resume: not done
-                        finished += 1
+                    # The bar (and each line's count) is of row files written: a run
+                    # interrupted or not recorded for an error is redone on resume.
+                    recorded = counts["recorded"]
+                    if outcome.status == "recorded":
                         bar.update(1)
                     code = outcome.exit_code
                     default = ("killed by a signal" if code is not None and code < 0
                                else "unexpected exit code")
                     meaning = default if code is None else EXIT_MEANINGS.get(code, default)
                     if outcome.status == "error":
+                        troubles()
                         note(f"error: {outcome.run.run_id}: {outcome.message}", sys.stderr)
                     elif outcome.status == "recorded" and code not in RECORDED_LOGS_DELETED:
                         failures += 1
-                        bar.set_postfix(failed=failures)
+                        troubles()
                         note(f"warning: {outcome.run.run_id} exited {code} ({meaning}); "
                              f"output kept in {runs_dir / (outcome.run.run_id + '.out')}",
                              sys.stderr)
                     elif not quiet and bar.disable:
                         state = ("interrupted, not recorded" if outcome.status == "interrupted"
                                  else meaning)
-                        note(f"[{finished}/{len(todo)}] {outcome.run.run_id}: exit {code} "
+                        note(f"[{recorded}/{len(todo)}] {outcome.run.run_id}: exit {code} "
                              f"({state})", sys.stdout)
     finally:
         bar.close()
@@ -1100,7 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if counts["error"]:
         print(f"warning: {counts['error']} runs could not be started", file=sys.stderr)
     if signum is not None:
-        missing = counts["interrupted"] + counts["not started"]
+        missing = len(todo) - counts["recorded"]  # interrupted, not started or an error
         name = signal.Signals(signum).name
         print(f"interrupted by {name}: {missing} runs not recorded; resume with:\n"
               f"  {PROG} {shlex.join(argv)}")
