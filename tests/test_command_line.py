@@ -82,12 +82,15 @@ def test_the_sweep_says_its_flags_problems_beside_the_plans(capsys):
     """A bad --jobs, a mistyped flag and no --out used to stop the sweep before the
     plan's problems were looked at (and each hid the others)."""
     argv = ["--set", "POISON_RATE=half", "--trainer", "hsh", "--jobs", "x",
-            "--employer-confidance", "5"]
+            "--employer-confidance", "5", "--employees", "31"]
     assert sweep.main(argv) == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: argument --jobs: invalid int value: 'x'",
         "error: unknown flag --employer-confidance (did you mean --employer-confidence, "
         "--employer-fork-choice, --employer-peers?)",
+        # No abbreviations: a prefix of a flag is not that flag.
+        "error: unknown flag --employees (did you mean --employees-num, --employer-peers, "
+        "--employer-confidence?)",
         "error: the flag --out DIR is required",
         "error: POISON_RATE: 'half' is not a valid float",
         "error: TRAINER must be one of keras, hash, got 'hsh' (did you mean hash?)"]
