@@ -106,3 +106,20 @@ def test_a_number_keeps_infinity() -> None:
 ])
 def test_a_cell_is_a_flag_or_none(cell, expected) -> None:
     assert flag(cell) is expected
+
+
+def test_t_interval_is_clipped_to_what_the_measure_can_take() -> None:
+    """Counts 0, 0, 0, 3: the t interval reaches below zero, a count cannot; shares 1, 1,
+    0.9: it reaches above one. Inside its bounds an interval is scipy's, unchanged."""
+    from scipy import stats
+
+    assert t_interval([0.0, 0.0, 0.0, 3.0])[0] < 0
+    low, high = t_interval([0.0, 0.0, 0.0, 3.0], bounds=(0.0, math.inf))
+    assert low == 0.0 and high == pytest.approx(0.75 + 3.182446305 * 1.5 / 2, rel=1e-9)
+    low, high = t_interval([1.0, 1.0, 0.9], bounds=(0.0, 1.0))
+    assert high == 1.0 and 0.0 < low < 0.9
+    values = [2.0, 4.0, 6.0]
+    theirs = stats.t.interval(0.95, 2, loc=4.0, scale=stats.sem(values))
+    assert t_interval(values, bounds=(-100.0, 100.0)) == pytest.approx(theirs, rel=1e-12)
+    assert t_interval([1, 2], bounds=(0, 1))[0] == 0.0  # bounds given as ints: floats out
+    assert isinstance(t_interval([1, 2], bounds=(0, 1))[0], float)
