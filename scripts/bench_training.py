@@ -18,11 +18,7 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulation.ml import tf_env  # noqa: E402
 

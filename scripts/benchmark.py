@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from simulation.config import add_knob_arguments, flag_name  # noqa: E402
 

@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 
-from keras_task import keras_task
+from simulation.ml.study_task import keras_task
 
 COMPUTATIONS = ("exact", "xla", "onednn", "cpu-4threads")
 

@@ -16,9 +16,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulation.config import default_scenario  # noqa: E402
 from simulation.net.lockstep import run_lockstep  # noqa: E402

@@ -41,7 +41,6 @@ from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
 
 from benchmark import MB, one_run  # noqa: E402
 

@@ -20,13 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, statistics, sys, time
-sys.path.insert(0, {root!r})
 from simulation.ml import tf_env
 tf_env.configure_tf_environment()
 tf_env.import_tensorflow_quietly()
@@ -46,7 +42,7 @@ print(json.dumps(statistics.median(times)))
 
 
 def one_round(processes: int, stages: int, one_thread: bool) -> list[float]:
-    code = CHILD.format(root=str(ROOT), one_thread=one_thread, stages=stages)
+    code = CHILD.format(one_thread=one_thread, stages=stages)
     started = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
                for _ in range(processes)]

@@ -20,7 +20,7 @@ import argparse
 import csv
 import os
 
-from keras_task import ROOT, keras_task
+from simulation.ml.study_task import ROOT, keras_task
 
 TOLERANCES = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 POISON_RATES = (0.1, 0.5)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "simulation"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "simulation"
 
 # layer -> the layers it may import (itself included). Top-level modules count as
 # layers of their own: config (the knobs), constants (the scenario file), the ``sweep``
@@ -163,3 +164,32 @@ def test_the_parser_check_sees_a_parser(tmp_path: Path) -> None:
     probe.write_text("from simulation.config import parse_latency, Scenario\n"
                      "import simulation.config as c\nc.parse_churn('', 3)\n")
     assert _parsers_used(probe) == ["line 1: parse_latency", "line 3: parse_churn"]
+
+
+def _own_layer(path: Path) -> str | None:
+    """The sub-package of simulation/ that ``path`` belongs to (None outside one)."""
+    parts = path.relative_to(ROOT).parts
+    return parts[1] if parts[0] == "simulation" and len(parts) > 2 else None
+
+
+def test_no_script_edits_sys_path_and_nothing_imports_a_private_name_across_packages():
+    """Scripts import the package as installed (make setup installs the checkout
+    editable), and what one sub-package keeps private stays private to it."""
+    files = [ROOT / "main.py", *sorted((ROOT / "scripts").glob("*.py")),
+             *sorted((ROOT / "examples").glob("*.py")), *sorted(PACKAGE.rglob("*.py"))]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "path" and isinstance(node.value.value, ast.Name)
+                    and node.value.value.id == "sys"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: sys.path.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("simulation"):
+                parts = (node.module or "").split(".")
+                layer = parts[1] if len(parts) > 2 else None
+                for alias in node.names:
+                    private = alias.name.startswith("_") and not alias.name.startswith("__")
+                    if private and layer != _own_layer(path):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: "
+                                     f"{node.module}.{alias.name}")
+    assert found == []

@@ -238,9 +238,9 @@ def draw_figures(study: Study) -> None:
 
 def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
-        prog="python -m simulation.sweep --study",
-        usage="python -m simulation.sweep --study FILE [--jobs J] [--keep-logs] [--quiet] "
-              "[--dry-run]",
+        prog=sweeping.PROG,
+        usage=f"{sweeping.PROG} --study FILE [--jobs J] [--keep-logs] [--quiet] "
+              "[--dry-run | --figures-only]",
         description="Run every sweep a study file declares (resumably, as the sweep does), "
                     "then draw its figures.")
     parser.add_argument("--study", type=Path, required=True, metavar="FILE",

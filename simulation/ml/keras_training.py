@@ -37,7 +37,7 @@ EVAL_BATCH = 1000
 
 # Pixel value k (0..255) -> k / 255 as float32, the network's input. One table, so every
 # stage converts identically (equal to float32(k) / float32(255), correctly rounded).
-_PIXEL_SCALE = np.arange(256, dtype=np.float32) / np.float32(255.0)
+PIXEL_SCALE = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 
 def build_model(keras):  # keras: the lazily imported module
@@ -296,7 +296,7 @@ def _inputs(x: np.ndarray) -> np.ndarray:
     """A task's inputs as the network takes them: uint8 pixels k as k / 255 in float32
     (one table, as every stage converts), float32 values as they are."""
     if x.dtype == np.uint8:
-        return _PIXEL_SCALE[x]
+        return PIXEL_SCALE[x]
     if x.dtype == np.float32:
         return x
     raise TypeError(f"inputs must be uint8 or float32, got {x.dtype}")

@@ -1,4 +1,5 @@
-"""A training task for the study scripts that train with Keras directly.
+"""A training task for the studies that train with Keras directly, outside a network
+(scripts/tolerance_study.py, attack_room.py, hardware_divergence.py).
 
 TensorFlow set up as an employee's (``tf_env``: with a HARDWARE profile's environment,
 before the import), the task's data loaded (MNIST for the default task), and the task as
@@ -8,13 +9,11 @@ learning rate, from which each script builds the trainers it compares.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = str(Path(__file__).resolve().parents[2])  # the checkout: where studies write
 
 
 @dataclass(frozen=True)
