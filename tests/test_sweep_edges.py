@@ -94,6 +94,7 @@ def test_abbreviated_flags_are_refused(flag: str, tmp_path: Path,
 
 def _record(run: sweep.Run, runs_dir: Path, poisoned: int, employees: int) -> None:
     results = {"finished": True, "ticks": 10 + poisoned, "chain": {"length": 6},
+               "stopped_by": "target reached",
                "adversaries": {f"E{i}": "poisoned" for i in range(poisoned)},
                "scenario": {"EMPLOYEES_NUM": employees},
                "self_check": {"passed": True, "failures": []}}
@@ -121,7 +122,9 @@ def test_columns_added_later_come_last_and_counts_show_their_share(
     runs = _header(tmp_path / "runs.csv")
     # The columns as they were, then the share of the employees at the end.
     assert runs[:4] == ["ADVERSARIES", "seed", "exit_code", "self_check_passed"]
-    assert runs[-2:] == ["run_id", "adversary_share"]
+    assert runs[-3:] == ["run_id", "adversary_share", "stopped_by"]
+    with open(tmp_path / "runs.csv", newline="") as f:
+        assert {r["stopped_by"] for r in csv.DictReader(f)} == {"target reached"}
     summary = _header(tmp_path / "summary.csv")
     assert summary[:4] == ["ADVERSARIES", "n", "n_self_check_failed", "ticks_mean"]
     assert summary[-1] == "adversary_share"

@@ -88,7 +88,7 @@ RUN_COLUMNS = [
     "attack_found", "attack_ground", "self_check_failures", "run_id",
     # Added later: new columns go last, so that a reader of the older files by position
     # still finds every column where it was.
-    "adversary_share",
+    "adversary_share", "stopped_by",
 ]
 # The adversaries' own counts (results' "attack" section), added up over behaviours.
 ATTACK_MEASURES = ("attack_tries", "attack_found", "attack_ground")
@@ -501,6 +501,8 @@ def row_from_results(results: dict[str, Any] | None, exit_code: int | None) -> d
         **{m: _dig(res, "training", m) for m in ("work_unit", *WORK_MEASURES)},
         **_attack_counts(res),
         "self_check_failures": failures_text,
+        # Why the run ended: "target reached", "MAX_TICKS", or why it ended early.
+        "stopped_by": _dig(res, "stopped_by"),
     }
 
 
