@@ -110,7 +110,9 @@ def _header(path: Path) -> list[str]:
 
 
 def test_columns_added_later_come_last_and_counts_show_their_share(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sweep, "PLOTTED", sweep.PLOTTED[:1])  # one panel is enough here
     plan, errors = sweep.build_plan(["ADVERSARIES=poisoned:0,poisoned:3"],
                                     {"TRAINER": "hash"}, "2")
     assert errors == [] and plan is not None
