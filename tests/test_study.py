@@ -195,3 +195,51 @@ def test_the_fairness_table_comes_from_the_runs_results(tmp_path):
     half = stats.t.ppf(0.975, 1) * stats.tstd([0.6, 0.8]) / 2 ** 0.5
     assert table[0]["reward_share_ci95_low"] == round(0.7 - half, 4)
     assert table[0]["compute_share"] == 0.67
+
+
+@pytest.mark.processes
+def test_steps_run_after_the_sweeps_in_order_and_stop_at_a_failure(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A study's scripts run from the repository in order, their output tee'd into the
+    file they name (one after another), and a failing step ends the study with its code;
+    a dry run lists them and runs nothing."""
+    monkeypatch.setattr(studies, "ROOT", tmp_path)
+    (tmp_path / "scripts").mkdir()
+    for name, code in (("one", 0), ("two", 0), ("three", 5), ("four", 0)):
+        (tmp_path / "scripts" / f"{name}.py").write_text(
+            f"import pathlib, sys\nprint('{name}', sys.argv[1:], pathlib.Path.cwd())\n"
+            f"sys.exit({code})\n")
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent("""
+        [[steps]]
+        run = ["scripts/one.py", "--x", "1"]
+        stdout = "out.txt"
+        [[steps]]
+        run = ["scripts/two.py"]
+        stdout = "out.txt"
+        [[steps]]
+        run = ["scripts/three.py"]
+        [[steps]]
+        run = ["scripts/four.py"]
+    """))
+    assert studies.main(["--study", str(path), "--dry-run"]) == 0
+    assert not (tmp_path / "out.txt").exists()
+    assert "step 1 of 4: python scripts/one.py --x 1 > out.txt" in capsys.readouterr().out
+    assert studies.main(["--study", str(path)]) == 5
+    printed = capsys.readouterr()
+    assert (tmp_path / "out.txt").read_text().splitlines() == [
+        f"one ['--x', '1'] {tmp_path}", f"two [] {tmp_path}"]
+    assert "three [] " in printed.out and "four" not in printed.out.replace("of 4", "")
+    assert "error: step 3 exited with 5" in printed.err
+
+
+def test_a_step_must_name_a_script_of_the_repository(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[[steps]]\nrun = ["scripts/nowhere.py"]\n[[steps]]\nrun = "x"\n'
+                    '[[steps]]\nrun = ["../../etc/passwd"]\n')
+    with pytest.raises(studies.StudyError) as refused:
+        studies.load_study(path)
+    assert refused.value.problems == [
+        f"{path}: step 1: no script scripts/nowhere.py in the repository",
+        f"{path}: step 2 needs run = [\"SCRIPT.py\", ARGS...]",
+        f"{path}: step 3: no script ../../etc/passwd in the repository"]

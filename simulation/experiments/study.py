@@ -15,9 +15,16 @@ script's folder table. A study file::
     fixed = { TRAINER = "hash" }
     set = { ADVERSARIES = "poisoned:0..8", EMPLOYER_CONFIDENCE = "1,3,6" }
 
+    [[steps]]                                 # a study script, after the sweeps
+    run = ["scripts/tolerance_study.py", "--seeds", "10", "--stages", "100"]
+
     [[figures]]
     kind = "threshold"                        # a figure of simulation.experiments.figures
     ...                                       # the figure's own settings
+
+A study that is not a sweep (a script that trains with Keras directly) runs as a step: a
+script of the repository and its arguments, started with this interpreter from the
+repository. A step is not resumable; it writes its own outputs.
 
 Knobs are written as constants.py names (any case), values as ``--set`` takes them
 (ranges, ``;`` between values that hold commas). ``set`` keeps its order: the first knob
@@ -29,6 +36,8 @@ per problem.
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -40,7 +49,7 @@ from simulation import config
 from simulation.experiments import sweep as sweeping
 
 ROOT = sweeping.ROOT
-STUDY_KEYS = {"title", "page", "fixed", "sweeps", "figures", "description", "jobs"}
+STUDY_KEYS = {"title", "page", "fixed", "sweeps", "figures", "description", "jobs", "steps"}
 SWEEP_KEYS = {"out", "seeds", "fixed", "set", "note"}
 
 
@@ -72,6 +81,15 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A study script and its arguments; its output also goes to ``stdout`` if given
+    (steps of one study naming the same file write one after another into it)."""
+
+    run: tuple[str, ...]
+    stdout: str = ""
+
+
+@dataclass(frozen=True)
 class FigureSpec:
     kind: str
     settings: dict[str, Any]
@@ -85,6 +103,7 @@ class Study:
     sweeps: tuple[SweepSpec, ...]
     figures: tuple[FigureSpec, ...]
     jobs: int = 2  # runs at once unless --jobs says otherwise
+    steps: tuple[Step, ...] = ()  # scripts run after the sweeps
 
     def fixed_knobs(self, out: str) -> dict[str, str]:
         """The fixed knobs (upper-case names) and single-valued --set knobs of a sweep;
@@ -144,6 +163,32 @@ def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str,
                             f"{', '.join(sorted(allowed))})")
 
 
+def _steps(raw: Any, where: str, problems: list[str]) -> list[Step]:
+    if not isinstance(raw, list):
+        problems.append(f"{where}: steps must be [[steps]] tables")
+        return []
+    steps = []
+    for number, step in enumerate(raw, 1):
+        run = step.get("run") if isinstance(step, dict) else None
+        if (not isinstance(run, list) or not run
+                or not all(isinstance(word, str) for word in run)):
+            problems.append(f"{where}: step {number} needs run = [\"SCRIPT.py\", ARGS...]")
+            continue
+        extra = set(step) - {"run", "note", "stdout"}
+        if extra:
+            problems.append(f"{where}: step {number}: unknown keys {', '.join(sorted(extra))}")
+        stdout = step.get("stdout", "")
+        if not isinstance(stdout, str):
+            problems.append(f"{where}: step {number}: stdout must be a path")
+            stdout = ""
+        script = (ROOT / run[0]).resolve()
+        if not script.is_relative_to(ROOT) or not script.is_file():
+            problems.append(f"{where}: step {number}: no script {run[0]} in the repository")
+            continue
+        steps.append(Step(tuple(run), stdout))
+    return steps
+
+
 def load_study(path: Path) -> Study:
     """Read and check a study file; StudyError with every problem found."""
     where = str(path)
@@ -156,9 +201,10 @@ def load_study(path: Path) -> Study:
     problems: list[str] = []
     _unknown_keys(data, STUDY_KEYS, where, problems)
     study_fixed = _knob_table(data.get("fixed"), f"{where}: fixed", problems)
-    raw_sweeps = data.get("sweeps")
-    if not isinstance(raw_sweeps, list) or not raw_sweeps:
-        problems.append(f"{where}: needs at least one [[sweeps]] table")
+    raw_sweeps = data.get("sweeps", [])
+    steps = _steps(data.get("steps", []), where, problems)
+    if not isinstance(raw_sweeps, list) or not (raw_sweeps or data.get("steps")):
+        problems.append(f"{where}: needs at least one [[sweeps]] or [[steps]] table")
         raw_sweeps = []
     specs: list[SweepSpec] = []
     folders: set[Path] = set()
@@ -206,7 +252,7 @@ def load_study(path: Path) -> Study:
         raise StudyError(problems)
     return Study(path=path, title=str(data.get("title", path.stem)),
                  page=str(data.get("page", "")), sweeps=tuple(specs), figures=tuple(figures),
-                 jobs=jobs)
+                 jobs=jobs, steps=tuple(steps))
 
 
 def run_study(study: Study, options: Sequence[str], dry_run: bool) -> int:
@@ -220,12 +266,43 @@ def run_study(study: Study, options: Sequence[str], dry_run: bool) -> int:
         code = sweeping.main([*spec.argv(), *options, *(["--dry-run"] if dry_run else [])])
         if code != 0:
             return code
+    written: set[str] = set()  # files a step of this study already wrote
+    for number, step in enumerate(study.steps, 1):
+        into = f" > {step.stdout}" if step.stdout else ""
+        print(f"== {study.title}: step {number} of {len(study.steps)}: "
+              f"python {shlex.join(step.run)}{into}", flush=True)
+        if dry_run:
+            continue
+        code = run_step(step, append=step.stdout in written)
+        written.add(step.stdout)
+        if code != 0:
+            print(f"error: step {number} exited with {code}", file=sys.stderr)
+            return code
     if dry_run:
         for figure in study.figures:
             print(f"figure {figure.kind}: {figure.settings.get('output', '')}")
         return 0
     draw_figures(study)
     return 0
+
+
+def run_step(step: Step, append: bool) -> int:
+    """Runs one step from the repository; its lines are printed and, with ``stdout``,
+    also written to that file."""
+    process = subprocess.Popen([sys.executable, *step.run], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    sink = open(ROOT / step.stdout, "a" if append else "w", encoding="utf-8") \
+        if step.stdout else None
+    try:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            if sink:
+                sink.write(line)
+    finally:
+        if sink:
+            sink.close()
+    return process.wait()
 
 
 def draw_figures(study: Study) -> None:
