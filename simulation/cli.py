@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None, prog: str = "python main.py") -> int:
             run_dir, unique = default_run_dir(scenario.seed), True
         outcome = run(scenario, results_path=args.results, quiet=args.quiet,
                       run_dir=run_dir or None, unique_run_dir=unique,
-                      early_signal=lambda: _EARLY_SIGNALS[0] if _EARLY_SIGNALS else None)
+                      early_signal=lambda: _EARLY_SIGNALS[0] if _EARLY_SIGNALS else None,
+                      command=prog)
     except ScenarioError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -155,3 +155,27 @@ def test_the_progress_line_counts_employees_and_says_when_the_users_are_gone(cap
     assert _progress_lines(caplog, lambda: False) == [
         "tick 9: longest honest chain has 3 blocks (live employees 30/31)"]
 
+
+
+def test_the_rerun_line_names_the_command_the_run_was_started_with(tmp_path, capsys):
+    """pot-sim's run says `pot-sim --scenario ...`, not a main.py an installed copy lacks."""
+    import json
+
+    from simulation import cli
+    from simulation.config import default_scenario
+    from simulation.net import runner
+
+    results = tmp_path / "r.json"
+    code = cli.main(["--trainer", "hash", "--backend", "lockstep", "--employees-num", "4",
+                     "--target-blockchain-length", "2", "--quiet", "--run-dir",
+                     str(tmp_path / "run"), "--results", str(results),
+                     "--log-file", str(tmp_path / "log")], prog="pot-sim")
+    assert code == 0
+    summary = json.loads(results.read_text())
+    assert summary["rerun"] == f"pot-sim --scenario {tmp_path / 'run' / 'scenario.json'}"
+    record = json.loads((tmp_path / "run" / "scenario.json").read_text())
+    assert record["rerun"] == summary["rerun"]
+    assert f"Re-run: {summary['rerun']}" in capsys.readouterr().out
+    scenario = default_scenario().replace(seed=5)
+    assert runner.rerun_command(scenario, command="python -m simulation") == \
+        "python -m simulation --seed 5"

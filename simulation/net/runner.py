@@ -209,28 +209,32 @@ def changed_flags(scenario: Scenario) -> dict[str, str]:
             if value != defaults[knob]}
 
 
-def rerun_command(scenario: Scenario, folder: str | None = None) -> str:
+def rerun_command(scenario: Scenario, folder: str | None = None,
+                  command: str = "python main.py") -> str:
     """One shell command that runs this scenario again. With a run folder, its
     scenario.json (every knob), which reproduces the run whatever constants.py holds
-    later; without one, python main.py with the knobs not at constants.py's values."""
+    later; without one, the knobs not at constants.py's values. ``command``: how the run
+    was started (``python main.py``, ``pot-sim``, ``python -m simulation``)."""
     if folder is not None:
-        return " ".join(shlex.quote(w) for w in [
-            "python", "main.py", "--scenario", os.path.join(folder, "scenario.json")])
-    words = ["python", "main.py"]
+        return " ".join([command, *(shlex.quote(w) for w in [
+            "--scenario", os.path.join(folder, "scenario.json")])])
+    words: list[str] = []
     for flag, text in changed_flags(scenario).items():
         words += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join([command, *(shlex.quote(w) for w in words)])
 
 
 def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = False,
         run_dir: str | None = None, unique_run_dir: bool = False,
-        early_signal: Callable[[], int | None] | None = None) -> RunOutcome:
+        early_signal: Callable[[], int | None] | None = None,
+        command: str = "python main.py") -> RunOutcome:
     """Run one scenario end to end. Raises ScenarioError (invalid scenario, unwritable
     output, a run folder that cannot be created) before any process starts, RunAborted
     when MNIST is missing. ``run_dir``: the run folder (None: none); ``unique_run_dir``:
     add a suffix when it exists already (make_run_dir); ``early_signal``: a SIGINT or
     SIGTERM the caller received before the run's own handlers were installed (main.py),
-    which then stops the run at its first safe point."""
+    which then stops the run at its first safe point; ``command``: how the run was started,
+    for its re-run line."""
     validated(scenario)
     found = task_problems(scenario) + output_problems(scenario, results_path)
     if scenario.backend == "ray":
@@ -251,15 +255,15 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
                                 ) from None
     signal_point("validated")
     try:
-        return _run(scenario, results_path, quiet, folder, early_signal)
+        return _run(scenario, results_path, quiet, folder, early_signal, command)
     except RunAborted:
         _remove_empty(created)
         raise
 
 
 def _run(scenario: Scenario, results_path: str | None, quiet: bool,
-         folder: str | None, early_signal: Callable[[], int | None] | None = None
-         ) -> RunOutcome:
+         folder: str | None, early_signal: Callable[[], int | None] | None = None,
+         command: str = "python main.py") -> RunOutcome:
     wall_started = time.monotonic()
     ctx = multiprocessing.get_context("forkserver")
     stop = StopRequest(ctx)
@@ -334,7 +338,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                 shared.unlink()
         close_progress_bar(listener)
         outcome = _report(scenario, roles, result, processes, stop, results_path, quiet,
-                          time.monotonic() - wall_started, folder)
+                          time.monotonic() - wall_started, folder, command)
     finally:
         _restore_signal_handlers(previous)
         if listener is not None:
@@ -348,7 +352,8 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
 
 def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
             processes: list[Any], stop: StopRequest, results_path: str | None, quiet: bool,
-            wall: float, folder: str | None = None) -> RunOutcome:
+            wall: float, folder: str | None = None,
+            command: str = "python main.py") -> RunOutcome:
     """Summary, self-check, results file and console; the exit code that tells the truth."""
     summary = summarize(scenario, genesis_of(scenario), result, roles, wall,
                         samples_per_stage=stage_samples_of(scenario))
@@ -366,7 +371,7 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
     else:
         exit_code = EXIT_NOT_CONVERGED
     summary["exit_code"] = exit_code
-    summary["rerun"] = rerun_command(scenario, folder)
+    summary["rerun"] = rerun_command(scenario, folder, command)
     edited = edited_knobs(default_scenario().knobs())
     if edited:  # the flags-only re-run command depends on this constants.py
         summary["constants_edited"] = edited
@@ -382,7 +387,7 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
                 f"--results {results_path!r} could not be written at the end of the run "
                 f"({exc.strerror or exc}); the summary above is the run's only record"]
     if folder is not None:
-        _fill_run_folder(scenario, summary, folder)
+        _fill_run_folder(scenario, summary, folder, command)
     text = render(summary)
     log.info("%s", text)
     if quiet:
@@ -400,7 +405,8 @@ def _report(scenario: Scenario, roles: dict[int, Role], result: RunResult,
     return RunOutcome(summary, exit_code)
 
 
-def scenario_record(scenario: Scenario, folder: str | None = None) -> dict[str, Any]:
+def scenario_record(scenario: Scenario, folder: str | None = None,
+                    command: str = "python main.py") -> dict[str, Any]:
     """scenario.json: every knob, the flags that differ from the defaults, the command
     (``python main.py --scenario`` this very file, when it is in a run folder)."""
     defaults = default_scenario().knobs()
@@ -409,15 +415,17 @@ def scenario_record(scenario: Scenario, folder: str | None = None) -> dict[str, 
         "changed": {knob: {"value": value, "default": defaults[knob]}
                     for knob, value in scenario.knobs().items() if value != defaults[knob]},
         "flags": changed_flags(scenario),
-        "rerun": rerun_command(scenario, folder),
+        "rerun": rerun_command(scenario, folder, command),
     }
 
 
-def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str) -> None:
+def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str,
+                     command: str = "python main.py") -> None:
     """results.json, scenario.json and the pictures; the log is copied at the very end
     (``_copy_log``). Nothing here may change the run's exit code: a failure is a warning."""
     for name, data in (("results.json", summary), ("scenario.json",
-                                                   scenario_record(scenario, folder))):
+                                                   scenario_record(scenario, folder,
+                                                                   command))):
         try:
             with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=2, default=_json_default)
