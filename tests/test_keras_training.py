@@ -399,11 +399,11 @@ def test_batched_evaluation_matches_one_batch(mnist, trainer):
     """test_accuracy classifies in batches of EVAL_BATCH; one batch of all 10000 images
     gives the same accuracy (equal here; a CPU whose kernels round differently per batch
     size could flip the odd image, hence the tolerance of two images)."""
-    from simulation.ml.keras_training import _PIXEL_SCALE, EVAL_BATCH
+    from simulation.ml.keras_training import PIXEL_SCALE, EVAL_BATCH
 
     assert len(mnist.x_test) % EVAL_BATCH == 0
     stage = trainer.trained_stages - 1
-    predicted = trainer._predict_classes(_PIXEL_SCALE[mnist.x_test]).numpy()
+    predicted = trainer._predict_classes(PIXEL_SCALE[mnist.x_test]).numpy()
     one_batch = float(np.mean(predicted == mnist.y_test))
     assert abs(trainer.test_accuracy(stage) - one_batch) <= 2 / len(mnist.x_test)
 

@@ -142,7 +142,10 @@ def test_network_cuts_off_a_party_whose_pipe_closes_and_goes_on(tmp_path):
 
 
 def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
-    scenario = small(tmp_path, employees_num=2, max_ticks=6, party_timeout_seconds=0.5)
+    # One declarer and two stakeholders: two honest employees could make blocks, so the
+    # run is not ended early as out of reach (relay.out_of_reach) and goes on to MAX_TICKS.
+    scenario = small(tmp_path, employees_num=2, max_ticks=6, party_timeout_seconds=0.5,
+                     employer_confidence=1, stakeholders_num=2)
     started = time.monotonic()
     result = fake_network(scenario, {0: dict(mute_at=2)}).run()
     assert result.cut_off == {"E0": "no done frame within 0.5 s"}
@@ -151,7 +154,8 @@ def test_network_cuts_off_a_silent_party_after_the_party_timeout(tmp_path):
 
 
 def test_network_cuts_off_a_party_whose_status_is_malformed(tmp_path):
-    scenario = small(tmp_path, employees_num=2, max_ticks=4)
+    scenario = small(tmp_path, employees_num=2, max_ticks=4, employer_confidence=1,
+                     stakeholders_num=2)  # within reach, as above
     result = fake_network(scenario, {1: dict(status={"height": "tall"})}).run()
     assert result.cut_off == {"E1": "bad frame: status: not a map of height, tip and anchor"}
     assert result.relayed["E0"] == 5

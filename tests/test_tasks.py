@@ -348,7 +348,7 @@ def test_a_mini_batch_takes_its_losses_under_the_weights_it_is_trained_from(hub_
     tf_env.import_tensorflow_quietly()
     import keras
 
-    from simulation.ml.keras_training import _PIXEL_SCALE, KerasTrainer
+    from simulation.ml.keras_training import PIXEL_SCALE, KerasTrainer
 
     task = TASKS["mnist-dnn-batch32"]
     data = hub_mnist
@@ -360,7 +360,7 @@ def test_a_mini_batch_takes_its_losses_under_the_weights_it_is_trained_from(hub_
     per_sample = keras.losses.SparseCategoricalCrossentropy(reduction=None)
     reference = []
     for start in range(0, 96, 32):
-        x = _PIXEL_SCALE[data.x_train[start:start + 32]]
+        x = PIXEL_SCALE[data.x_train[start:start + 32]]
         y = data.y_train[start:start + 32].astype(np.int32)
         reference += [float(v) for v in np.asarray(per_sample(y, model(x)))]
         model.train_on_batch(x, y)
