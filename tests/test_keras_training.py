@@ -399,7 +399,7 @@ def test_batched_evaluation_matches_one_batch(mnist, trainer):
     """test_accuracy classifies in batches of EVAL_BATCH; one batch of all 10000 images
     gives the same accuracy (equal here; a CPU whose kernels round differently per batch
     size could flip the odd image, hence the tolerance of two images)."""
-    from simulation.ml.keras_training import PIXEL_SCALE, EVAL_BATCH
+    from simulation.ml.keras_training import EVAL_BATCH, PIXEL_SCALE
 
     assert len(mnist.x_test) % EVAL_BATCH == 0
     stage = trainer.trained_stages - 1
