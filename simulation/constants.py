@@ -253,3 +253,9 @@ RAY_SHARDS = 0
 
 # Log file (DEBUG and up); INFO and up also go to the console.
 LOG_FILE = "pot_sim.log"
+
+# Megabytes of the run's event log, events.jsonl in the run folder: one JSON line per
+# thing a party did at a tick (sent, accepted, rejected with the reason, appended, moved
+# its tip), with viewer.html beside it, a page that replays the run. 0 = neither (the
+# default). The log stops at this size, and its last line says so. Needs a run folder.
+EVENT_LOG_MB = 0

@@ -50,7 +50,7 @@ def problems(s: Scenario) -> list[str]:
                  "USER_MAX_GENESIS_BALANCE", "ITERATIONS_PER_EPOCH"):
         at_least(name, 1)
     for name in ("USERS_NUM", "MAX_TRANSACTIONS_NUM", "MAX_BLOCK_TRANSACTIONS",
-                 "TICK_SECONDS", "TF_SEED", "SEED"):
+                 "TICK_SECONDS", "TF_SEED", "SEED", "EVENT_LOG_MB"):
         at_least(name, 0)
     at_least("TARGET_BLOCKCHAIN_LENGTH", 2)
     if s.party_timeout_seconds <= 0:

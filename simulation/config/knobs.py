@@ -85,6 +85,7 @@ class Scenario:
     ray_address: str
     ray_shards: int
     log_file: str
+    event_log_mb: int
 
     def knobs(self) -> dict[str, Any]:
         """Every knob under its constants.py name."""

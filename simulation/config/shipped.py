@@ -60,6 +60,7 @@ SHIPPED_DEFAULTS: dict[str, Any] = {
     "RAY_ADDRESS": '',
     "RAY_SHARDS": 0,
     "LOG_FILE": 'pot_sim.log',
+    "EVENT_LOG_MB": 0,
 }
 
 

@@ -29,6 +29,7 @@ from simulation.node.employer import make_employer
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import sha256
+from simulation.protocol.events import Event
 from simulation.protocol.names import EMPLOYER_PARTY, party_name
 from simulation.protocol.records import RunResult, Status
 
@@ -43,6 +44,7 @@ class Answer:
     direct: tuple[tuple[int, bytes], ...]
     status: Status | None  # None: the users, who have no chain
     events: tuple[LogEvent, ...] = ()
+    happenings: tuple[Event, ...] = ()  # the event log's (EVENT_LOG_MB)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def step_window(employees: dict[int, Employee | UsersParty], window: Window,
                 answers[index] = None
                 continue
             status = employee.status()
-            answers[index] = Answer(ready.outgoing, ready.direct, status, ready.events)
+            answers[index] = Answer(ready.outgoing, ready.direct, status, ready.events,
+                                    ready.happenings)
             if employee.role == Role.HONEST and status is not None:
                 honest.append(status)
         stepped.append(answers)
@@ -139,7 +142,8 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
             max_window: int | None = None,
             after_tick: Callable[[int, list[Status]], str | None] | None = None,
             crashed: Iterable[int] = (),
-            roles: dict[int, Role] | None = None) -> Conducted:
+            roles: dict[int, Role] | None = None,
+            on_happenings: Callable[[tuple[Event, ...]], None] | None = None) -> Conducted:
     """Run the ticks. ``honest``: the honest employees' indices (the end condition);
     ``on_events``: receives each employee's log events; ``stop_reason``: polled before
     every window, a text stops the run (an interrupt); ``max_window``: at most this many
@@ -147,7 +151,9 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
     with single ticks); ``after_tick``: called with each tick and the live honest
     employees' statuses, a text stops the run after that tick (a wall-clock guard);
     ``crashed``: parties gone before the first tick; ``roles``: the adversaries' (index
-    -> role; default: the scenario's). The run also stops when no honest employee is
+    -> role; default: the scenario's); ``on_happenings``: receives the event log's records
+    of each employee that answered with them and of the employer's light client (which
+    runs here on every backend). The run also stops when no honest employee is
     left (NO_HONEST_LEFT); a unit without live honest employees steps one tick per call
     (``may_end``), so then no employee was stepped past the end either. And it stops
     once its honest employees provably cannot reach the target and the employer's model
@@ -221,7 +227,11 @@ def conduct(scenario: Scenario, host: Host, honest: Iterable[int],
                         statuses[index] = answer.status
                     if on_events is not None:
                         on_events(answer.events)
+                    if on_happenings is not None and answer.happenings:
+                        on_happenings(answer.happenings)
                 asked = employer.step(tick, Router.for_party(due[tick], EMPLOYER_PARTY))
+                if on_happenings is not None and asked.happenings:
+                    on_happenings(asked.happenings)
                 router.submit(tick, EMPLOYER_PARTY, asked.outgoing, asked.direct)
                 live_honest = [statuses[i] for i in sorted(honest) if i in statuses
                                and i not in crashed and router.online(i, tick)]

@@ -19,7 +19,7 @@ from simulation.config import (
 from simulation.ml.hardware import INTRA_OP_THREADS_OF_COMPUTATION, TF_ENVIRONMENT_OF_COMPUTATION
 from simulation.ml.tasks import learning_rate_of, model_id_of, stage_samples, task_of
 from simulation.net import frames
-from simulation.net.logs import log_to_queue
+from simulation.net.logs import log_happenings, log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
 from simulation.node.adversaries import Crashed, hash_trainer_for, label_map_for, make_employee
 from simulation.node.genesis import genesis_of
@@ -153,6 +153,8 @@ def employee_main(index: int, scenario: Scenario, conn: Connection, log_queue: A
                     os._exit(3)  # a hard crash: no report, the pipe just closes
                 for event in ready.events:
                     log.log(event.level, event.text)
+                if ready.happenings:
+                    log_happenings(ready.happenings)
                 junk = employee.behaviour.oversized_frame(ready.tick,
                                                           frames.MAX_CONTROL_FRAME_BYTES)
                 if junk is not None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from simulation.net.conductor import Answer, Window
 from simulation.node.employee import LogEvent
 from simulation.protocol.encoding import DecodeError, decode, encode
+from simulation.protocol.events import Event
 from simulation.protocol.records import Status
 
 # A report holds a whole chain and mempool: allow more than a protocol frame.
@@ -250,14 +251,16 @@ class Stepped(Frame):
             [[index, None if a is None else
               [list(a.outgoing), [list(d) for d in a.direct],
                None if a.status is None else a.status.to_wire(),
-               [[e.level, e.text] for e in a.events]]] for index, a in answers.items()]
+               [[e.level, e.text] for e in a.events],
+               [e.to_wire() for e in a.happenings]]] for index, a in answers.items()]
             for answers in self.steps]}
 
     @classmethod
     def from_fields(cls, frame: dict[str, Any]) -> Stepped:
         return cls(tuple({index: None if answer is None else Answer(
             tuple(answer[0]), _addressed(answer[1], "direct messages"), _status(answer[2]),
-            tuple(LogEvent(level, text) for level, text in answer[3]))
+            tuple(LogEvent(level, text) for level, text in answer[3]),
+            tuple(Event.from_wire(e) for e in answer[4]))
             for index, answer in step} for step in _list(frame, "steps")))
 
 

@@ -31,6 +31,7 @@ from simulation.node.employee import Employee, LogEvent
 from simulation.node.genesis import genesis_of
 from simulation.node.users import Users
 from simulation.protocol.encoding import derive_keypair
+from simulation.protocol.events import Event
 from simulation.protocol.ledger import Genesis
 from simulation.protocol.names import employee_name
 from simulation.protocol.records import RunResult, Status
@@ -104,12 +105,14 @@ def run_lockstep(
     on_events: Callable[[tuple[LogEvent, ...]], None] | None = None,
     stop_reason: Callable[[], str | None] | None = None,
     after_tick: Callable[[int, list[Status]], str | None] | None = None,
+    on_happenings: Callable[[tuple[Event, ...]], None] | None = None,
 ) -> LockstepRun:
     """``trainer_for(index, behaviour)`` gives each employee its trainer (default: the
     hash trainer, poisoned for poisoned employees); ``units`` and ``max_window``: how the
     conductor groups the employees and the ticks (the outcome is the same);
-    ``on_events``, ``stop_reason`` and ``after_tick`` as for ``conduct`` (BACKEND
-    lockstep passes the log, the signals and the watch)."""
+    ``on_events``, ``stop_reason``, ``after_tick`` and ``on_happenings`` as for
+    ``conduct`` (BACKEND lockstep passes the log, the signals, the watch and the event
+    log)."""
     genesis = genesis_of(scenario)
     trainer_for = trainer_for or hash_trainer_for(scenario)
     if employees is None:
@@ -120,7 +123,8 @@ def run_lockstep(
                    [e.index for e in employees if e.role == Role.HONEST],
                    on_events or (events.extend if keep_events else None),
                    stop_reason=stop_reason, max_window=max_window, after_tick=after_tick,
-                   roles={e.index: e.role for e in employees if e.role != Role.HONEST})
+                   roles={e.index: e.role for e in employees if e.role != Role.HONEST},
+                   on_happenings=on_happenings)
     return LockstepRun(scenario, employees, users, done.employer, done.ticks,
                        done.finished, done.crashed, events, done.relayed_bytes,
                        done.dropped, done.facts, done.in_flight, done.router,

@@ -10,23 +10,34 @@ record and at exit, and the run hangs. A pipe has one writer: a killed child end
 its own, and the parent reads end-of-file there. On a terminal
 (stdout a tty, no --quiet) the progress lines become a tqdm bar instead (``ProgressBar``);
 the log file keeps them as lines.
+
+With EVENT_LOG_MB the same listener also writes the event log (``EventLog``): every
+party sends its records of a tick (``protocol.events``) as one record of the logger
+``pot.events`` (``log_happenings``), which goes to events.jsonl instead of the log file
+and the console.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TextIO, cast
+
+from simulation.protocol.events import BEGIN, END, SCHEMA, Event
 
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(processName)-10s %(message)s"
 CONSOLE_FORMAT = "%(levelname)-7s %(message)s"
 PROGRESS_LOGGER = "pot.progress"
+EVENTS_LOGGER = "pot.events"  # the event log's records: events.jsonl, not the log file
 OWN_LOGGERS = ("pot", "simulation")
+_events_logger = logging.getLogger(EVENTS_LOGGER)
 
 
 class _QuietConsoleFilter(logging.Filter):
@@ -126,6 +137,95 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
 
+class _NotEvents(logging.Filter):
+    """The log file and the console leave the event log's records to ``EventLog``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != EVENTS_LOGGER
+
+
+class EventLog(logging.Handler):
+    """events.jsonl: the event log's records as they reach the listener, up to
+    ``limit_bytes``. A record holds one party's events of one tick, as JSON lines. The
+    first record that does not fit cuts the log: nothing is written after it (records
+    of different processes arrive in roughly, not exactly, tick order, so the log is
+    complete only through the tick before the earliest one left out), a warning says so
+    at once, and ``close`` writes the last line with the count and that tick."""
+
+    def __init__(self, path: str, limit_bytes: int):
+        super().__init__(logging.DEBUG)
+        self.addFilter(lambda record: record.name == EVENTS_LOGGER)
+        self.path = path
+        self.limit_bytes = limit_bytes
+        self._file: TextIO | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        self.written_bytes = self._write({"kind": BEGIN, "schema": SCHEMA,
+                                          "limit_bytes": limit_bytes})
+        self.events = 0
+        self.dropped = 0
+        self.first_dropped_tick: int | None = None
+
+    def _write(self, line: dict[str, Any]) -> int:
+        text = json.dumps(line, separators=(",", ":")) + "\n"
+        assert self._file is not None
+        self._file.write(text)
+        return len(text)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage() + "\n"  # JSON of ASCII only: characters are bytes
+        count = getattr(record, "pot_events", 1)
+        tick = getattr(record, "pot_tick", 0)
+        if self._file is None:
+            return
+        if self.first_dropped_tick is None and \
+                self.written_bytes + len(text) <= self.limit_bytes:
+            self._file.write(text)
+            self.written_bytes += len(text)
+            self.events += count
+            return
+        if self.first_dropped_tick is None:
+            logging.getLogger("pot.runner").warning(
+                "the event log reached EVENT_LOG_MB (%d bytes) at tick %d: later events "
+                "are left out of %s (its last line says so)", self.limit_bytes, tick,
+                self.path)
+        self.dropped += count
+        self.first_dropped_tick = min(tick, self.first_dropped_tick
+                                      if self.first_dropped_tick is not None else tick)
+
+    def close(self) -> None:
+        """Writes the last line (once) and closes the file."""
+        self.acquire()
+        try:
+            if self._file is not None:
+                end: dict[str, Any] = {"kind": END, "events": self.events}
+                if self.first_dropped_tick is not None:
+                    end.update(cut=True, complete_through_tick=self.first_dropped_tick - 1,
+                               dropped=self.dropped)
+                self._write(end)
+                self._file.close()
+                self._file = None
+        finally:
+            self.release()
+        super().close()
+
+
+def log_happenings(happenings: Sequence[Event]) -> None:
+    """One party's event log records of one tick, to the listener as one record."""
+    if happenings:
+        _events_logger.info("\n".join(e.to_line() for e in happenings),
+                            extra={"pot_tick": happenings[0].tick,
+                                   "pot_events": len(happenings)})
+
+
+def finish_event_log(listener: logging.handlers.QueueListener) -> str | None:
+    """Once every party's records are written (``drain``): the event log's last line;
+    returns its path (None: the run keeps none)."""
+    for handler in listener.handlers:
+        if isinstance(handler, EventLog):
+            handler.close()
+            return handler.path
+    return None
+
+
 def wants_progress_bar(quiet: bool, stream: Any) -> bool:
     """A bar only on a terminal, and not with --quiet."""
     isatty = getattr(stream, "isatty", None)
@@ -136,8 +236,10 @@ def wants_progress_bar(quiet: bool, stream: Any) -> bool:
 
 
 def start_listener(queue: Any, log_file: str, quiet: bool,
-                   progress_total: int | None = None) -> logging.handlers.QueueListener:
-    """``progress_total``: the target chain length, for a progress bar on a terminal."""
+                   progress_total: int | None = None,
+                   event_log: tuple[str, int] | None = None) -> logging.handlers.QueueListener:
+    """``progress_total``: the target chain length, for a progress bar on a terminal;
+    ``event_log``: the path and the byte limit of the event log (None: none)."""
     file_handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
@@ -149,8 +251,13 @@ def start_listener(queue: Any, log_file: str, quiet: bool,
     console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     if quiet:
         console.addFilter(_QuietConsoleFilter())
+    handlers: list[logging.Handler] = [file_handler, console]
+    if event_log is not None:
+        for handler in handlers:
+            handler.addFilter(_NotEvents())
+        handlers.append(EventLog(*event_log))
     listener = logging.handlers.QueueListener(
-        queue, file_handler, console, respect_handler_level=True
+        queue, *handlers, respect_handler_level=True
     )
     listener.start()
     return listener

@@ -28,7 +28,7 @@ from simulation.net.conductor import (
     result_of,
 )
 from simulation.net.frames import F
-from simulation.net.logs import log_to_queue
+from simulation.net.logs import log_happenings, log_to_queue
 from simulation.net.shutdown import failure_line, ignore_interrupts, stop_requested
 from simulation.net.watch import Watch
 from simulation.protocol.encoding import DecodeError
@@ -172,9 +172,12 @@ class Network:
         watch = Watch(s, self.started, lambda: (
             sum(1 for p in self.live() if p.index < s.employees_num), s.employees_num),
             users_down=lambda: not self.parties[s.employees_num].alive)
+        # The employees log their event log records themselves; the employer's light
+        # client runs in the conductor, here.
         done = conduct(s, self, self.honest, stop_reason=self._stop_reason,
                        max_window=1, after_tick=watch,
-                       crashed=[p.index for p in self.parties if not p.alive])
+                       crashed=[p.index for p in self.parties if not p.alive],
+                       on_happenings=log_happenings)
         run_seconds = time.monotonic() - run_started
         self.tick, self.stopped_by = done.ticks, done.stopped_by
         if done.stopped_by == NO_HONEST_LEFT:

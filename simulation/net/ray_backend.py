@@ -37,6 +37,7 @@ from simulation.net.conductor import (
     step_window,
 )
 from simulation.net.lockstep import build_employees
+from simulation.net.logs import log_happenings
 from simulation.net.watch import Watch
 from simulation.node.adversaries import assign_adversaries, hash_trainer_for
 from simulation.node.employee import Employee, LogEvent
@@ -267,7 +268,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
             users_down=lambda: "users" in host.failed)
         done = conduct(scenario, host, [i for i in range(n) if i not in roles],
                        log_events, stop_reason, after_tick=watch,
-                       max_window=watch.max_window)
+                       max_window=watch.max_window, on_happenings=log_happenings)
         live = {i: status.height for i, status in done.statuses.items()
                 if i not in done.crashed}
         reports = host.reports(final_plan(scenario, roles, live, done.employer))

@@ -48,6 +48,8 @@ from simulation.net.logs import (
     LogPipes,
     close_progress_bar,
     drain,
+    finish_event_log,
+    log_happenings,
     log_to_queue,
     start_listener,
     stop_logging_to_queue,
@@ -67,6 +69,7 @@ from simulation.net.shutdown import (
 from simulation.net.users_process import users_main
 from simulation.node.adversaries import assign_adversaries, behaviour_of
 from simulation.node.genesis import genesis_of
+from simulation.protocol.events import FILE_NAME as EVENTS_FILE
 from simulation.protocol.names import employee_name
 from simulation.protocol.records import RunResult, Status
 from simulation.report.reporting import render, summarize
@@ -83,7 +86,9 @@ JOIN_SECONDS = 10.0
 # given again with --run-dir are removed first).
 RUNS_FOLDER = "runs"
 RUN_FOLDER_FILES = ("results.json", "pot_sim.log", "scenario.json", "block_tree.png",
-                    "accuracy.png", "rewards.png")
+                    "accuracy.png", "rewards.png", EVENTS_FILE)
+EVENT_LOG_NEEDS_A_FOLDER = ("EVENT_LOG_MB needs a run folder (events.jsonl goes there): "
+                            "drop --no-run-dir or give --run-dir DIR")
 
 
 @dataclass
@@ -242,6 +247,8 @@ def run(scenario: Scenario, *, results_path: str | None = None, quiet: bool = Fa
 
         if not ray_available():
             found.append(NEEDS_RAY)
+    if scenario.event_log_mb > 0 and not run_dir:
+        found.append(EVENT_LOG_NEEDS_A_FOLDER)
     if found:
         raise ScenarioError(found)
     folder = None
@@ -275,6 +282,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
     processes: list[Any] = []
     listener = None
     log_pipes = None
+    event_log: tuple[str, int] | None = None  # the event log's path and byte limit
     try:
         on_ray = scenario.backend == "ray"
         in_process = scenario.backend == "lockstep"
@@ -294,8 +302,10 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
 
         roles = assign_adversaries(scenario)
         log_queue = ctx.Queue()
+        if folder is not None and scenario.event_log_mb > 0:
+            event_log = (os.path.join(folder, EVENTS_FILE), scenario.event_log_mb * 2**20)
         listener = start_listener(log_queue, scenario.log_file, quiet,
-                                  scenario.target_blockchain_length)
+                                  scenario.target_blockchain_length, event_log)
         log_to_queue(log_queue)
         signal_point("logging")
         try:
@@ -337,6 +347,9 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
                 shared.close()
                 shared.unlink()
         close_progress_bar(listener)
+        if event_log is not None:  # complete before the run folder's page reads it
+            drain(listener)
+            finish_event_log(listener)
         outcome = _report(scenario, roles, result, processes, stop, results_path, quiet,
                           time.monotonic() - wall_started, folder, command)
     finally:
@@ -344,6 +357,7 @@ def _run(scenario: Scenario, results_path: str | None, quiet: bool,
         if listener is not None:
             close_progress_bar(listener)
             listener.stop()
+            finish_event_log(listener)  # if the run failed before it was finished
             stop_logging_to_queue()
             if folder is not None:
                 _copy_log(scenario.log_file, folder)  # complete now: the listener is done
@@ -544,7 +558,8 @@ def _run_in_process(scenario: Scenario, stop: StopRequest, launched: float) -> R
         return watch(tick, statuses)
 
     lockstep = run_lockstep(scenario, on_events=log_events, stop_reason=_stop_reason(stop),
-                            after_tick=after_tick, max_window=watch.max_window)
+                            after_tick=after_tick, max_window=watch.max_window,
+                            on_happenings=log_happenings)
     result = network_result(lockstep)
     return replace(result, interrupted=lockstep.stopped_by.startswith("interrupted"),
                    run_seconds=time.monotonic() - started,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from simulation.config import POISONED_TRAINING, Role, Scenario, computation_of
@@ -223,8 +224,8 @@ class Spammer(Behaviour):
         node.sent["spam"] += len(junk)
         # An event of its own: the step's events are already collected in ``ready``.
         said = LogEvent(DEBUG, f"{node.name} adds {len(junk)} junk messages")
-        return Ready(ready.tick, ready.outgoing + tuple(junk), (*ready.events, said),
-                     ready.direct)
+        return replace(ready, outgoing=ready.outgoing + tuple(junk),
+                       events=(*ready.events, said))
 
     def oversized_frame(self, tick: int, limit: int) -> bytes | None:
         return b"\x00" * (limit + 1) if tick >= self.OVERSIZED_AT else None

@@ -20,7 +20,8 @@ from simulation.config import Role, Scenario
 from simulation.node.behaviour import Behaviour
 from simulation.protocol import lottery
 from simulation.protocol.chain import BlockTree, TipChange
-from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair
+from simulation.protocol.encoding import DecodeError, KeyPair, derive_keypair, sha256
+from simulation.protocol.events import Event, EventKind
 from simulation.protocol.ledger import (
     Genesis,
     payouts,
@@ -84,12 +85,13 @@ class LogEvent:
 @dataclass(frozen=True)
 class Ready:
     """What one step produced: bytes to broadcast, bytes for one party each (catch-up),
-    and events to log."""
+    events to log, and the event log's records (EVENT_LOG_MB; none when it is off)."""
 
     tick: int
     outgoing: tuple[bytes, ...]
     events: tuple[LogEvent, ...]
     direct: tuple[tuple[int, bytes], ...] = ()
+    happenings: tuple[Event, ...] = ()
 
 
 @dataclass
@@ -185,7 +187,8 @@ class Employee:
     - counters for the report: ``sent``, ``sent_bytes``, ``accepted``, ``rejected``,
       ``attack``, ``equivocations``, ``fork_evidence``, ``served_blocks``;
     - this step's output, emptied at the start of each step: ``_out``, ``_direct``,
-      ``_events``.
+      ``_events`` and, with EVENT_LOG_MB, ``_happenings`` (the event log's records,
+      ``protocol.events``: they only describe what the step did, and change nothing).
     """
 
     def __init__(
@@ -271,11 +274,14 @@ class Employee:
                     (EMPLOYER_PARTY,) if index in graph.employer_peers else ())
         self.held_messages: set[bytes] = set()
         self.duplicates = 0
-        self._waiting_relays: list[tuple[int, int, bytes]] = []
+        # (ready tick, order, bytes, kind, short hash): the last two for the event log.
+        self._waiting_relays: list[tuple[int, int, bytes, str, str]] = []
         self._catch_up_asks: Counter[bytes] = Counter()  # block -> requests sent for it
         self._out: list[bytes] = []
         self._direct: list[tuple[int, bytes]] = []
         self._events: list[LogEvent] = []
+        self.notes_events = scenario.event_log_mb > 0
+        self._happenings: list[Event] = []
 
     # --- The step ---------------------------------------------------------------------
 
@@ -289,6 +295,8 @@ class Employee:
             raise ValueError(f"tick {tick} is not after {self.now}")
         self.now = self.ctx.now = tick
         self._out, self._direct, self._events = [], [], []
+        if self.notes_events:
+            self._happenings = []
         for data in deliveries:
             self.receive(data)
         if self._waiting_relays:
@@ -296,7 +304,8 @@ class Employee:
         self._catch_up()
         self.behaviour.duties()
         return self.behaviour.end_step(
-            Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct)))
+            Ready(tick, tuple(self._out), tuple(self._events), tuple(self._direct),
+                  tuple(self._happenings)))
 
     def receive(self, data: bytes) -> None:
         try:
@@ -306,6 +315,8 @@ class Employee:
             return
         if self.relays and message.hash in self.held_messages:
             self.duplicates += 1  # a copy over another path: nothing new to check
+            if self.notes_events:
+                self.note(EventKind.DUPLICATE, message, author=self.names(message.author))
             return
         handlers: dict[str, Callable[[Any], None]] = {
             TX: self._on_transaction,
@@ -328,15 +339,31 @@ class Employee:
     def log(self, level: int, text: str) -> None:
         self._events.append(LogEvent(level, f"{self.name} {text}"))
 
+    def note(self, kind: EventKind, about: AnyMessage | None = None, **details: Any) -> None:
+        """An event log record of this tick (call only when ``notes_events``): the kind,
+        hash and, for headers and blocks, height of the message it is ``about``, unless
+        ``details`` say otherwise."""
+        if about is not None:
+            details.setdefault("message", about.kind)
+            details.setdefault("hash", short(about.hash))
+            if isinstance(about, (BlockHeader, WrappedBlock)):
+                details.setdefault("height", about.height)
+        self._happenings.append(Event(self.now, self.name, kind, **details))
+
     def _reject(self, kind: str, reason: str, message: AnyMessage | None) -> None:
         self.rejected[kind][reason] += 1
         origin = f" from {self.names(message.author)}" if message is not None else ""
         self.log(INFO, f"rejected {kind}{origin}: {reason}")
+        if self.notes_events:
+            self.note(EventKind.REJECTED, message, message=kind, reason=str(reason),
+                      author=self.names(message.author) if message is not None else "")
 
     def _accept(self, message: AnyMessage, detail: str = "") -> None:
         self.accepted[message.kind] += 1
         self.log(INFO, f"accepted {message.kind} {short(message.hash)} from "
                        f"{self.names(message.author)}{detail}")
+        if self.notes_events:
+            self.note(EventKind.ACCEPTED, message, author=self.names(message.author))
         if self.relays:
             self.held_messages.add(message.hash)
             if message.kind in RELAYED_KINDS:
@@ -347,6 +374,8 @@ class Employee:
             self.held_messages.add(message.hash)
         self._out.append(self._counted(message))
         self.log(INFO, f"broadcast {message.kind} {short(message.hash)} {detail}")
+        if self.notes_events:
+            self.note(EventKind.SENT, message)
 
     def honest_relay(self, message: AnyMessage) -> None:
         """Relay after validation: forward an accepted message to the peers (the network
@@ -360,8 +389,11 @@ class Employee:
             ready = self.stage_started.setdefault(stage, self.now) + self.stage_ticks
         if ready <= self.now:
             self._out.append(message.to_bytes())
+            if self.notes_events:
+                self.note(EventKind.FORWARDED, message)
             return
-        self._waiting_relays.append((ready, len(self._waiting_relays), message.to_bytes()))
+        self._waiting_relays.append((ready, len(self._waiting_relays), message.to_bytes(),
+                                     message.kind, short(message.hash)))
         self.log(DEBUG, f"forwards {message.kind} {short(message.hash)} at tick {ready}, "
                         f"once it has trained stage {stage}")
 
@@ -378,19 +410,35 @@ class Employee:
         due = sorted(w for w in self._waiting_relays if w[0] <= self.now)
         if due:
             self._waiting_relays = [w for w in self._waiting_relays if w[0] > self.now]
-            self._out.extend(data for _, _, data in due)
+            self._out.extend(data for _, _, data, _, _ in due)
+            if self.notes_events:
+                for _, _, _, kind, hashed in due:
+                    self.note(EventKind.FORWARDED, message=kind, hash=hashed)
 
     def _send_to(self, party: int, message: AnyMessage, detail: str) -> None:
         """To one party only (catch-up)."""
         self._direct.append((party, self._counted(message)))
         self.log(INFO, f"sent {message.kind} {short(message.hash)} {detail}")
+        if self.notes_events:
+            want = short(message.want) if isinstance(message, BlockRequest) else ""
+            self.note(EventKind.SENT, message, to=party_name(party), want=want)
 
     def emit(self, data: bytes) -> None:
         """Broadcast frames made outside the honest duties (an adversary's), uncounted."""
         self._out.append(data)
+        if self.notes_events:
+            self._note_frame(data)
 
     def emit_to(self, party: int, data: bytes) -> None:
         self._direct.append((party, data))
+        if self.notes_events:
+            self._note_frame(data, party_name(party))
+
+    def _note_frame(self, data: bytes, to: str = "") -> None:
+        """An adversary's frame, by the hash its receivers' records show (a message's
+        hash is that of its bytes)."""
+        self.note(EventKind.SENT, message="frame", hash=short(sha256(data)), to=to,
+                  size=len(data))
 
     def _counted(self, message: AnyMessage) -> bytes:
         data = message.to_bytes()
@@ -537,6 +585,9 @@ class Employee:
                 raise Rejected(Reason.ORPHAN_POOL_FULL)
             self.log(INFO, f"holds orphan block {short(wb.hash)} until parent "
                            f"{short(wb.parent)} arrives")
+            if self.notes_events:
+                self.note(EventKind.ORPHAN, wb, message="", parent=short(wb.parent),
+                          trainer=self.names(wb.header.author), roy=self.names(wb.author))
             return
         try:
             ledger = check_block(self.ctx, wb)
@@ -680,6 +731,8 @@ class Employee:
             self.served_blocks += 1
             self.sent_bytes["WB served"] += len(data)
             self._direct.append((party, data))
+            if self.notes_events:
+                self.note(EventKind.SENT, self.tree.records[h].block, to=party_name(party))
 
     def append(self, wb: WrappedBlock, ledger: Any) -> None:
         self.block_for_header.setdefault(wb.header.hash, wb.hash)
@@ -693,6 +746,10 @@ class Employee:
         if self.tree.forks > forks_before:
             self.log(INFO, f"fork at height {wb.height}: block {short(wb.hash)} has a "
                            f"sibling")
+        if self.notes_events:
+            self.note(EventKind.APPENDED, wb, message="", parent=short(wb.parent),
+                      trainer=self.names(header.author), roy=self.names(wb.author),
+                      transactions=len(wb.transactions))
         if change is not None:
             self._on_tip_change(change)
         for orphan in self.tree.take_orphans_of(wb.hash):
@@ -707,6 +764,12 @@ class Employee:
         if change.is_reorg:
             self.log(INFO, f"reorganisation: {len(change.abandoned)} block(s) abandoned, "
                            f"new tip {short(change.new_tip)}")
+        if self.notes_events:
+            height = self.tree.records[change.new_tip].height
+            if change.is_reorg:
+                self.note(EventKind.REORGANISED, hash=short(change.new_tip), height=height,
+                          abandoned=tuple(short(h) for h in change.abandoned))
+            self.note(EventKind.TIP, hash=short(change.new_tip), height=height)
         adopted_txs = {
             tx.hash
             for h in change.adopted
