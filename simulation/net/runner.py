@@ -86,9 +86,9 @@ JOIN_SECONDS = 10.0
 # given again with --run-dir are removed first).
 RUNS_FOLDER = "runs"
 RUN_FOLDER_FILES = ("results.json", "pot_sim.log", "scenario.json", "block_tree.png",
-                    "accuracy.png", "rewards.png", EVENTS_FILE)
-EVENT_LOG_NEEDS_A_FOLDER = ("EVENT_LOG_MB needs a run folder (events.jsonl goes there): "
-                            "drop --no-run-dir or give --run-dir DIR")
+                    "accuracy.png", "rewards.png", EVENTS_FILE, "viewer.html")
+EVENT_LOG_NEEDS_A_FOLDER = ("EVENT_LOG_MB needs a run folder (events.jsonl and viewer.html "
+                            "go there): drop --no-run-dir or give --run-dir DIR")
 
 
 @dataclass
@@ -453,6 +453,16 @@ def _fill_run_folder(scenario: Scenario, summary: dict[str, Any], folder: str,
     except Exception as exc:  # noqa: BLE001 - a picture never decides a run's outcome
         log.warning("could not draw the run's pictures (%s: %s); the results are not "
                     "affected", type(exc).__name__, exc)
+    if scenario.event_log_mb > 0:
+        try:
+            from simulation.report import viewer  # plotly: only now, only by the parent
+
+            page = viewer.write_viewer(summary, folder, viewer.peer_links(scenario.peer_graph))
+            if page is not None:
+                log.info("the run's replay: %s", page)
+        except Exception as exc:  # noqa: BLE001 - nor does the page
+            log.warning("could not write the run's replay page (%s: %s); the results are "
+                        "not affected", type(exc).__name__, exc)
 
 
 def _copy_log(log_file: str, folder: str) -> None:
