@@ -82,6 +82,7 @@ def pytest_sessionfinish(session, exitstatus):
 # Keras test reads it too: each worker would make a session fixture of its own.
 RAY_UNIT = "the Ray tests and the readers of keras_run"
 _IN_RAY_UNIT = ("tests/test_ray.py::",
+                "tests/test_sweep_cluster.py::test_a_sweep_on_a_two_node_cluster",
                 "tests/test_integration.py::test_keras_network_agrees_is_deterministic",
                 "tests/test_integration.py::test_a_poisoned_minority_with_real_training",
                 "tests/test_tasks.py::test_a_run_with_the_stage_cache_gives_the_run_without")

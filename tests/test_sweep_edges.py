@@ -122,11 +122,14 @@ def test_columns_added_later_come_last_and_counts_show_their_share(
         _record(run, runs_dir, int(run.varied["ADVERSARIES"].rpartition(":")[2]), 11)
     sweep.write_outputs(tmp_path, plan)
     runs = _header(tmp_path / "runs.csv")
-    # The columns as they were, then the share of the employees at the end.
+    # The columns as they were, then the share of the employees, why a run ended and its
+    # Ray node (empty: these runs are local) at the end.
     assert runs[:4] == ["ADVERSARIES", "seed", "exit_code", "self_check_passed"]
-    assert runs[-3:] == ["run_id", "adversary_share", "stopped_by"]
+    assert runs[-4:] == ["run_id", "adversary_share", "stopped_by", "node"]
     with open(tmp_path / "runs.csv", newline="") as f:
-        assert {r["stopped_by"] for r in csv.DictReader(f)} == {"target reached"}
+        rows = list(csv.DictReader(f))
+    assert {r["stopped_by"] for r in rows} == {"target reached"}
+    assert {r["node"] for r in rows} == {""}
     summary = _header(tmp_path / "summary.csv")
     assert summary[:4] == ["ADVERSARIES", "n", "n_self_check_failed", "ticks_mean"]
     assert summary[-1] == "adversary_share"

@@ -76,7 +76,11 @@ class SweepSpec:
         for item in self.sets:
             words += ["--set", item]
         for knob, text in self.fixed:  # as a knob flag: a fixed value is never split at ","
-            words += [config.flag_name(sweeping.normalize_knob(knob)), text]
+            name = sweeping.normalize_knob(knob)
+            if name in sweeping.FLAG_TAKEN:  # its flag is the sweep's own option
+                words += ["--set", f"{name}={text}"]
+            else:
+                words += [config.flag_name(name), text]
         return words
 
 
@@ -316,14 +320,22 @@ def draw_figures(study: Study) -> None:
 def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
         prog=sweeping.PROG,
-        usage=f"{sweeping.PROG} --study FILE [--jobs J] [--keep-logs] [--quiet] "
+        usage=f"{sweeping.PROG} --study FILE [--jobs J | --ray-address ADDRESS "
+              "[--run-cpus C] [--run-memory MB]]\n       [--keep-logs] [--quiet] "
               "[--dry-run | --figures-only]",
         description="Run every sweep a study file declares (resumably, as the sweep does), "
                     "then draw its figures.")
     parser.add_argument("--study", type=Path, required=True, metavar="FILE",
                         help="a study file, e.g. studies/poisoning.toml")
     parser.add_argument("--jobs", type=int, default=None, metavar="J",
-                        help="runs at once (default: the study's jobs, else 2)")
+                        help="runs at once on this machine (default: the study's jobs, else 2)")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="every run a task on this Ray cluster (auto, or HOST:PORT), as "
+                             "the sweep's --ray-address; the study's jobs do not apply")
+    parser.add_argument("--run-cpus", metavar="C",
+                        help="CPUs each run declares on the cluster (as the sweep's)")
+    parser.add_argument("--run-memory", metavar="MB",
+                        help="memory each run declares on the cluster, in MB (as the sweep's)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep every run's .log and .out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -343,9 +355,16 @@ def main(argv: Sequence[str]) -> int:
         for line in exc.problems[:sweeping.MAX_ERRORS_SHOWN]:
             print(f"error: {line}", file=sys.stderr)
         return sweeping.EXIT_INVALID
-    jobs = study.jobs if args.jobs is None else args.jobs
-    options = ["--jobs", str(jobs), *(["--keep-logs"] if args.keep_logs else []),
+    # On a cluster the study's jobs (the local pool's size) do not apply; a --jobs given
+    # here is passed on, and the sweep says it does not go with --ray-address.
+    jobs = args.jobs if args.jobs is not None or args.ray_address is not None else study.jobs
+    options = [*(["--jobs", str(jobs)] if jobs is not None else []),
+               *(["--keep-logs"] if args.keep_logs else []),
                *(["--quiet"] if args.quiet else [])]
+    for flag, value in (("--ray-address", args.ray_address), ("--run-cpus", args.run_cpus),
+                        ("--run-memory", args.run_memory)):
+        if value is not None:  # checked by the sweep, with its other options
+            options += [flag, value]
     try:
         if args.figures_only:
             draw_figures(study)

@@ -27,6 +27,11 @@ Runs interrupted by SIGINT/SIGTERM (exit 130/143, killed by a signal, or results
 ``"interrupted"``) are not recorded, so the next invocation with the same ``--out`` redoes
 them. A run is identified by a hash of its whole scenario (every knob and the seed), so
 resuming never confuses runs of different fixed knobs.
+
+With ``--ray-address ADDRESS`` the runs are not ``--jobs`` local processes but Ray tasks
+on that cluster, each declaring its CPUs and memory (``experiments.cluster``); they are
+recorded, resumed and interrupted exactly as local runs, and runs.csv names each run's
+node.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ EXIT_MEANINGS = {0: "target reached", 1: "did not converge", 2: "invalid input",
                  143: "interrupted (SIGTERM)"}
 # Knobs the sweep owns: seeds come from --seeds, every run gets its own log file.
 NOT_SETTABLE = {"SEED": "give seeds with --seeds", "LOG_FILE": "every run gets its own log"}
+# Knobs whose main.py flag is an option of the sweep's own (--ray-address places the runs
+# on a cluster): such a knob is given to every run with --set KNOB=VALUE.
+FLAG_TAKEN = {"RAY_ADDRESS"}
 MAX_RANGE_VALUES = 10_000
 MAX_RUNS = 100_000  # a typo such as 0..100000 should fail, not queue a year of runs
 MAX_ERRORS_SHOWN = 30
@@ -89,6 +97,8 @@ RUN_COLUMNS = [
     # Added later: new columns go last, so that a reader of the older files by position
     # still finds every column where it was.
     "adversary_share", "stopped_by",
+    # The Ray node a run ran on (a sweep with --ray-address); empty for a local run.
+    "node",
 ]
 # The adversaries' own counts (results' "attack" section), added up over behaviours.
 ATTACK_MEASURES = ("attack_tries", "attack_found", "attack_ground")
@@ -619,18 +629,47 @@ def _run_and_record(run: Run, runs_dir: Path, launcher: Launcher, keep_logs: boo
             exit_code = process.wait()
         finally:
             launcher.done(process)
+    return record_run(run, paths, exit_code, keep_logs)
+
+
+def record_run(run: Run, paths: RunPaths, exit_code: int, keep_logs: bool,
+               node: str | None = None) -> Outcome:
+    """Records a run that ended with ``exit_code`` from its files in ``paths`` (a run
+    interrupted is not recorded); ``node``: the Ray node it ran on, for a cluster's run."""
     results = read_json(paths.results)
     if is_interrupted(exit_code, results):
         return Outcome(run, "interrupted", exit_code)
     row = {"seed": run.seed, **row_from_results(results, exit_code), "run_id": run.run_id}
+    if node is not None:  # a local run's row file stays as it was before the column
+        row["node"] = node
     if exit_code in RECORDED_LOGS_DELETED and not keep_logs:
         paths.log.unlink(missing_ok=True)
         paths.out.unlink(missing_ok=True)
-    record = {"run_id": run.run_id, "digest": run.digest, "seed": run.seed,
-              "knobs": {**default_texts(), **run.knobs}, "row": row,
-              "command": command_for(run, paths)}
-    write_atomically(paths.row, json.dumps(record, indent=1) + "\n")
+    entry = {"run_id": run.run_id, "digest": run.digest, "seed": run.seed,
+             "knobs": {**default_texts(), **run.knobs}, "row": row,
+             "command": command_for(run, paths)}
+    write_atomically(paths.row, json.dumps(entry, indent=1) + "\n")
     return Outcome(run, "recorded", exit_code)
+
+
+def record_answer(answer: Any, runs: dict[str, Run], runs_dir: Path, keep_logs: bool
+                  ) -> Outcome:
+    """The Outcome of a run a cluster ran (a ``cluster.Answer``): its files written into
+    ``runs_dir`` as a local run leaves them, then recorded as a local run is."""
+    run = runs[answer.job.run_id]
+    if answer.problem == "not started":
+        return Outcome(run, "not started")
+    value = answer.value or {}
+    where = f" on node {value['node']} ({value.get('node_ip')})" if "node" in value else ""
+    if answer.problem or "error" in value:
+        return Outcome(run, "error", message=f"{answer.problem or value['error']}{where}")
+    paths = RunPaths.of(runs_dir, run.run_id)
+    for path, key in ((paths.results, "results"), (paths.log, "log"), (paths.out, "out")):
+        path.unlink(missing_ok=True)  # of an earlier interrupted try
+        if value.get(key) is not None:
+            path.write_bytes(value[key])
+    return record_run(run, paths, int(value["exit_code"]), keep_logs,
+                      node=str(value["node"]))
 
 
 def recorded_digests(runs_dir: Path) -> set[str]:
@@ -995,18 +1034,21 @@ def write_outputs(out_dir: Path, plan: Plan) -> tuple[list[Path], int]:
 # --- The command --------------------------------------------------------------------------
 
 
-def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, quiet: bool
+def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, quiet: bool,
+            cluster: Any = None, requests: Sequence[Any] = ()
             ) -> tuple[int | None, dict[str, int]]:
-    """Run ``todo`` ``jobs`` at a time; returns the signal that stopped the sweep (None
-    when it ran to the end) and counts of the outcomes."""
+    """Run ``todo`` ``jobs`` at a time, or as tasks on ``cluster`` (a ``cluster.Cluster``,
+    each run declaring its ``requests`` entry); returns the signal that stopped the sweep
+    (None when it ran to the end) and counts of the outcomes."""
     from tqdm import tqdm
 
     launcher = Launcher()
+    stopper = launcher if cluster is None else cluster
     counts = {"recorded": 0, "interrupted": 0, "not started": 0, "error": 0}
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, lambda s, _f: launcher.stop(s))
+            previous[signum] = signal.signal(signum, lambda s, _f: stopper.stop(s))
     # disable=None: no bar when stderr is not a terminal (a log file, CI).
     bar = tqdm(total=len(todo), unit="run", disable=True if quiet or not todo else None,
                smoothing=0, dynamic_ncols=True)
@@ -1022,53 +1064,78 @@ def execute(todo: Sequence[Run], runs_dir: Path, jobs: int, keep_logs: bool, qui
         else:
             tqdm.write(text, file=stream)  # above the bar, which it redraws
 
+    def report(outcome: Outcome) -> None:
+        nonlocal failures
+        counts[outcome.status] += 1
+        if outcome.status == "not started":
+            return
+        # The bar (and each line's count) is of row files written: a run interrupted
+        # or not recorded for an error is redone on resume.
+        recorded = counts["recorded"]
+        if outcome.status == "recorded":
+            bar.update(1)
+        code = outcome.exit_code
+        default = ("killed by a signal" if code is not None and code < 0
+                   else "unexpected exit code")
+        meaning = default if code is None else EXIT_MEANINGS.get(code, default)
+        if outcome.status == "error":
+            troubles()
+            note(f"error: {outcome.run.run_id}: {outcome.message}", sys.stderr)
+        elif outcome.status == "recorded" and code not in RECORDED_LOGS_DELETED:
+            failures += 1
+            troubles()
+            note(f"warning: {outcome.run.run_id} exited {code} ({meaning}); "
+                 f"output kept in {runs_dir / (outcome.run.run_id + '.out')}",
+                 sys.stderr)
+        elif not quiet and bar.disable:
+            state = ("interrupted, not recorded" if outcome.status == "interrupted"
+                     else meaning)
+            note(f"[{recorded}/{len(todo)}] {outcome.run.run_id}: exit {code} "
+                 f"({state})", sys.stdout)
+
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            pending: set[Future[Outcome]] = {
-                pool.submit(run_one, run, runs_dir, launcher, keep_logs) for run in todo}
-            while pending:
-                # A timeout keeps the main thread responsive to signals on every platform.
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    counts[outcome.status] += 1
-                    if outcome.status == "not started":
-                        continue
-                    # The bar (and each line's count) is of row files written: a run
-                    # interrupted or not recorded for an error is redone on resume.
-                    recorded = counts["recorded"]
-                    if outcome.status == "recorded":
-                        bar.update(1)
-                    code = outcome.exit_code
-                    default = ("killed by a signal" if code is not None and code < 0
-                               else "unexpected exit code")
-                    meaning = default if code is None else EXIT_MEANINGS.get(code, default)
-                    if outcome.status == "error":
-                        troubles()
-                        note(f"error: {outcome.run.run_id}: {outcome.message}", sys.stderr)
-                    elif outcome.status == "recorded" and code not in RECORDED_LOGS_DELETED:
-                        failures += 1
-                        troubles()
-                        note(f"warning: {outcome.run.run_id} exited {code} ({meaning}); "
-                             f"output kept in {runs_dir / (outcome.run.run_id + '.out')}",
-                             sys.stderr)
-                    elif not quiet and bar.disable:
-                        state = ("interrupted, not recorded" if outcome.status == "interrupted"
-                                 else meaning)
-                        note(f"[{recorded}/{len(todo)}] {outcome.run.run_id}: exit {code} "
-                             f"({state})", sys.stdout)
+        if cluster is None:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                pending: set[Future[Outcome]] = {
+                    pool.submit(run_one, run, runs_dir, launcher, keep_logs) for run in todo}
+                while pending:
+                    # A timeout keeps the main thread responsive to signals everywhere.
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        report(future.result())
+        else:
+            for outcome in on_cluster(cluster, todo, requests, runs_dir, keep_logs):
+                report(outcome)
     finally:
         bar.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
-    return launcher.signum, counts
+    return stopper.signum, counts
+
+
+def on_cluster(cluster: Any, todo: Sequence[Run], requests: Sequence[Any], runs_dir: Path,
+               keep_logs: bool) -> Iterable[Outcome]:
+    """The outcomes of ``todo`` run as tasks on ``cluster``, as they end. Each task runs
+    the command a local run has, with its files named relative to the node's folder."""
+    from simulation.experiments.cluster import Job
+
+    by_id = {run.run_id: run for run in todo}
+    jobs = [Job(run.run_id, command_for(run, RunPaths.of(Path(), run.run_id)), request)
+            for run, request in zip(todo, requests, strict=True)]
+    for answer in cluster.run(jobs, keep_logs, RECORDED_LOGS_DELETED):
+        try:
+            yield record_answer(answer, by_id, runs_dir, keep_logs)
+        except Exception as exc:  # noqa: BLE001 - as run_one: reported, redone on resume
+            yield Outcome(by_id[answer.job.run_id], "error",
+                          message=f"{type(exc).__name__}: {exc}")
 
 
 def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
         prog=PROG,
         usage="%(prog)s [--set KNOB=VALUES ...] [--seeds N|A..B] [--jobs J] --out DIR\n"
-              "       [--knob-flag VALUE ...] [--keep-logs] [--quiet] [--dry-run]",
+              "       [--knob-flag VALUE ...] [--keep-logs] [--quiet] [--dry-run]\n"
+              "       [--ray-address ADDRESS [--run-cpus C] [--run-memory MB]]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run main.py over the Cartesian product of knob values times seeds, "
                     "resumably,\nand write runs.csv, summary.csv and plots.",
@@ -1084,15 +1151,21 @@ examples:
 Interrupt with Ctrl-C (or SIGTERM): no new run starts, the signal is forwarded to the
 running main.py processes, which stop within seconds and are redone later (a second Ctrl-C
 is forwarded too: main.py then kills its processes at once). The outputs are written for
-what is recorded; the same command with the same --out resumes.""")
+what is recorded; the same command with the same --out resumes.
+
+On a Ray cluster (--ray-address auto): every run is a Ray task declaring its CPUs and
+memory, so the runs spread over the nodes; every node needs this checkout at the same
+path and the same environment. Outputs and resume are a local sweep's; runs.csv also
+names each run's node.""")
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         metavar="KNOB=VALUES",
                         help="a knob (constants.py name, or flag form employees-num) and "
                              "its values; repeatable")
     parser.add_argument("--seeds", default="1", metavar="N|A..B",
                         help="seeds 1..N, or A..B (default: 1)")
-    parser.add_argument("--jobs", type=int, default=2, metavar="J",
-                        help="runs at once (default: 2); each run is several processes")
+    parser.add_argument("--jobs", type=int, default=None, metavar="J",
+                        help="runs at once on this machine (default: 2); each run is several "
+                             "processes")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory; runs/ holds one row file per recorded run")
     parser.add_argument("--keep-logs", action="store_true",
@@ -1102,12 +1175,27 @@ what is recorded; the same command with the same --out resumes.""")
                         help="no progress bar and no line per run")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the runs and exit")
+    cluster = parser.add_argument_group(
+        "on a Ray cluster", "every run a Ray task on the cluster's nodes, instead of --jobs "
+                            "at a time on this machine")
+    cluster.add_argument("--ray-address", metavar="ADDRESS",
+                         help="the cluster: auto (the one this machine belongs to) or "
+                              "HOST:PORT of its head. The runs' own RAY_ADDRESS knob is "
+                              "--set RAY_ADDRESS=...")
+    cluster.add_argument("--run-cpus", type=float, metavar="C",
+                         help="CPUs each run declares (default: 1; EMPLOYEES_NUM with Keras "
+                              "on the process backend; at most the largest node's)")
+    cluster.add_argument("--run-memory", type=int, metavar="MB",
+                         help="memory each run declares in MB (default: from BACKEND, TRAINER "
+                              "and EMPLOYEES_NUM, e.g. 320 for 11 hash employees)")
     group = parser.add_argument_group(
-        "fixed knobs", "any knob flag of main.py, fixed for every run (the same as "
-                       "--set KNOB=VALUE); `python main.py --help` (installed: `pot-sim "
-                       "--help`) says what each means")
+        "fixed knobs", "any knob flag of main.py but --ray-address (the sweep's own), fixed "
+                       "for every run (the same as --set KNOB=VALUE); `python main.py --help` "
+                       "(installed: `pot-sim --help`) says what each means")
     defaults = default_texts()
     for knob in config.knob_names():
+        if knob in FLAG_TAKEN:
+            continue
         # SEED and LOG_FILE are parsed only to say why they cannot be given.
         shown = (f"(default: {defaults[knob]})".replace("%", "%%") if knob in defaults
                  else argparse.SUPPRESS)
@@ -1116,17 +1204,108 @@ what is recorded; the same command with the same --out resumes.""")
     return parser
 
 
+def run_backend(run: Run) -> str:
+    return {**default_texts(), **run.knobs}["BACKEND"].strip()
+
+
+def cluster_problems(args: argparse.Namespace, plan: Plan | None) -> list[str]:
+    """What is wrong with the cluster options, one line each (checked with the rest of
+    the command line, before anything runs)."""
+    import importlib.util
+
+    out = []
+    if args.ray_address is None:
+        for flag, value in (("--run-cpus", args.run_cpus), ("--run-memory", args.run_memory)):
+            if value is not None:
+                out.append(f"{flag} is what a run declares on a Ray cluster: give "
+                           f"--ray-address too")
+        return out
+    if not args.ray_address.strip():
+        out.append("--ray-address needs the cluster's address: auto, or HOST:PORT of its "
+                   "head")
+    if args.jobs is not None:
+        out.append("--jobs is the number of runs at once on this machine; with --ray-address "
+                   "the cluster runs as many as its CPUs and memory hold (a run's share: "
+                   "--run-cpus, --run-memory)")
+    if args.run_cpus is not None and not args.run_cpus > 0:
+        out.append(f"--run-cpus must be above 0, got {args.run_cpus:g}")
+    if args.run_memory is not None and args.run_memory < 1:
+        out.append(f"--run-memory must be at least 1 (MB), got {args.run_memory}")
+    if importlib.util.find_spec("ray") is None:
+        from simulation.experiments.cluster import NEEDS_RAY
+
+        out.append(NEEDS_RAY)
+    if plan is not None and any(run_backend(run) == "ray" for run in plan.runs):
+        # Each task's run would start a Ray instance of its own on its node: refused
+        # rather than quietly changing what `--backend ray --ray-address auto` used to do.
+        out.append("--ray-address makes every run a task on the cluster, and runs with "
+                   "BACKEND ray would each start a Ray instance of their own there; for runs "
+                   "whose own Ray joins the cluster give --set RAY_ADDRESS=ADDRESS instead")
+    return out
+
+
+def requests_of(args: argparse.Namespace, runs: Sequence[Run]) -> list[Any]:
+    """What each run declares before the cluster's cap: the options', else the defaults
+    for its scenario."""
+    from simulation.experiments.cluster import Request, default_request
+
+    requests = []
+    for run in runs:
+        knobs = {**default_texts(), **run.knobs}
+        default = default_request(knobs["BACKEND"].strip(), knobs["TRAINER"].strip(),
+                                  parse_value("EMPLOYEES_NUM", knobs["EMPLOYEES_NUM"]))
+        requests.append(Request(
+            cpus=default.cpus if args.run_cpus is None else args.run_cpus,
+            memory_mb=default.memory_mb if args.run_memory is None else args.run_memory))
+    return requests
+
+
+def describe_requests(args: argparse.Namespace, runs: Sequence[Run]) -> str:
+    from simulation.experiments.cluster import describe
+
+    return describe(requests_of(args, runs)) if runs else "nothing"
+
+
+def join_cluster(args: argparse.Namespace, todo: Sequence[Run]
+                 ) -> tuple[Any, list[Any], list[str]]:
+    """The cluster at --ray-address, what each run of ``todo`` declares there, and the
+    problems that stop the sweep before any run (the cluster is then left again)."""
+    from simulation.experiments.cluster import Cluster, ClusterError, fit
+
+    try:
+        cluster = Cluster.connect(args.ray_address)
+    except ClusterError as exc:
+        return None, [], [str(exc)]
+    largest = cluster.largest
+    problems = []
+    if largest.cpus <= 0:
+        problems.append(f"the cluster at {args.ray_address} has no CPUs for the runs")
+    if args.run_cpus is not None and args.run_cpus > largest.cpus:
+        problems.append(f"--run-cpus {args.run_cpus:g} is more than the largest node has "
+                        f"({largest.cpus:g}): no run could start")
+    if args.run_memory is not None and args.run_memory > largest.memory_mb:
+        problems.append(f"--run-memory {args.run_memory} is more than the largest node has "
+                        f"({largest.memory_mb} MB): no run could start")
+    if problems:
+        cluster.close()
+        return None, [], problems
+    # A default is cut to the largest node (an option beyond it is refused above).
+    return cluster, [fit(r, largest) for r in requests_of(args, todo)], []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The command line's own problems (a mistyped flag, a bad --jobs, no --out) and the
     # plan's are reported together.
     args, errors = build_parser().parse_args_and_problems(argv)
     fixed = {knob: getattr(args, f"fixed_{knob}") for knob in config.knob_names()
-             if getattr(args, f"fixed_{knob}") is not None}
+             if knob not in FLAG_TAKEN and getattr(args, f"fixed_{knob}") is not None}
     plan, plan_errors = build_plan(args.sets, fixed, args.seeds)
     errors += plan_errors
-    if args.jobs < 1:
-        errors.append(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = 2 if args.jobs is None else args.jobs
+    if jobs < 1:
+        errors.append(f"--jobs must be at least 1, got {jobs}")
+    errors += cluster_problems(args, plan)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         errors.append(f"--out {args.out} exists and is not a directory")
     if errors or plan is None:
@@ -1143,6 +1322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = len(plan.runs) - len(todo)
     if args.dry_run:
         try:
+            if args.ray_address is not None:
+                print(f"on the Ray cluster at {args.ray_address}, each run declaring "
+                      f"{describe_requests(args, plan.runs)} (before the largest node's cap)")
             if plan.fixed:
                 print("fixed: " + " ".join(f"{k}={v}" for k, v in plan.fixed.items()))
             for run in plan.runs:
@@ -1158,11 +1340,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
+    cluster: Any = None
+    requests: list[Any] = []
+    if args.ray_address is not None and todo:  # nothing to run: no cluster needed
+        cluster, requests, problems = join_cluster(args, todo)
+        if problems:
+            for line in problems:
+                print(f"error: {line}", file=sys.stderr)
+            return EXIT_INVALID
     runs_dir.mkdir(parents=True, exist_ok=True)
-    print(f"{len(plan.runs)} runs: {skipped} already recorded (skipped), {len(todo)} to run,"
-          f" {min(args.jobs, max(1, len(todo)))} at a time; output in {out_dir}", flush=True)
+    if cluster is not None:
+        from simulation.experiments.cluster import describe
+
+        where = (f" as Ray tasks on {cluster.nodes} nodes ({cluster.cpus:g} CPUs) at "
+                 f"{args.ray_address}, each declaring {describe(requests)}")
+    elif args.ray_address is not None:
+        where = " on the cluster"
+    else:
+        where = f", {min(jobs, max(1, len(todo)))} at a time"
+    print(f"{len(plan.runs)} runs: {skipped} already recorded (skipped), {len(todo)} to run"
+          f"{where}; output in {out_dir}", flush=True)
     started = time.monotonic()
-    signum, counts = execute(todo, runs_dir, args.jobs, args.keep_logs, args.quiet)
+    try:
+        signum, counts = execute(todo, runs_dir, jobs, args.keep_logs, args.quiet, cluster,
+                                 requests)
+    finally:
+        if cluster is not None:
+            cluster.close()
     files, failed = write_outputs(out_dir, plan)
     print(f"{counts['recorded']} runs recorded in {time.monotonic() - started:.0f} s; "
           f"written: {', '.join(str(f.relative_to(out_dir)) for f in files)} in {out_dir}")
