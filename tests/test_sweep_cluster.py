@@ -64,6 +64,27 @@ def test_without_ray_a_cluster_sweep_says_how_to_install_it(
     assert capsys.readouterr().err == f"error: {clustering.NEEDS_RAY}\n"
 
 
+def test_a_cluster_that_does_not_answer_is_one_error_line_and_nothing_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An address where no cluster listens is refused within seconds (ray.init would
+    retry for minutes), before the output folder exists."""
+    pytest.importorskip("ray", reason="the address is resolved by Ray")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "out"
+    started = time.monotonic()
+    assert sweep.main([*SMALL, "--out", str(out), "--ray-address", dead]) == 2
+    assert time.monotonic() - started < 20
+    (line,) = capsys.readouterr().err.splitlines()
+    # (Ray may name the loopback address as the machine's own.)
+    assert line.startswith(f"error: --ray-address {dead}: no Ray cluster to join (")
+    assert f":{dead.rpartition(':')[2]} does not answer" in line
+    assert not out.exists()
+
+
 def test_ray_address_is_the_sweeps_option_and_the_runs_knob_is_set_with_set(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """--ray-address places the runs (no run gets RAY_ADDRESS from it); a run's own
