@@ -133,7 +133,7 @@ SCRIPT = r"""
         hovertext: pts.map(b => label(b.hash) + "<br>height " + b.height +
                    (b.roy ? ", roy " + b.roy : "") + "<br>held by " +
                    heldAt(b, t).join(" ")),
-        marker: {size: pts.map(b => b.hash === selected ? 20 : 13), color: c.colour,
+        marker: {size: pts.map(b => b.hash === selected ? 20 : 13), color: c.colour, opacity: 1,
                  line: {color: pts.map(b => onEmployer.has(b.hash) ? D.employer_colour
                                                                     : "#ffffff"),
                         width: pts.map(b => onEmployer.has(b.hash) ? 3.5 : 1)}}});
