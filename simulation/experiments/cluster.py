@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -38,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulation.config.ray_cluster import unreachable
+
 MB = 2**20
 NEEDS_RAY = "--ray-address needs Ray: pip install -r requirements-ray.txt (or make setup-ray)"
-REACHABLE_SECONDS = 5.0  # the cluster's GCS port must accept a connection within this
 POLL_SECONDS = 0.2  # a task wakes this often while its run goes on: Ray's cancel lands then
 WAIT_SECONDS = 0.5  # the driver wakes this often, so that a signal is handled at once
 MIN_IN_FLIGHT = 1000  # tasks submitted ahead of the cluster's CPUs (more are queued later)
@@ -157,28 +157,6 @@ def run_on_node(command: list[str], run_id: str, keep_all: bool,
 
 
 # --- In the driver ---------------------------------------------------------------------
-
-
-def unreachable(address: str) -> str | None:
-    """Why ``address`` ("auto" or HOST:PORT) names no cluster that answers, or None.
-    Checked before ``ray.init``, which for "auto" takes the latest cluster this machine
-    started, also one that has stopped since, and then retries for minutes."""
-    if address.startswith("ray://"):  # Ray Client: ray.init says what is wrong
-        return None
-    from ray._private import services  # the pinned Ray's own resolution of "auto"
-
-    try:
-        resolved = services.canonicalize_bootstrap_address(address)
-    except Exception as exc:  # noqa: BLE001 - Ray's own error, as the reason
-        return str(exc)
-    if resolved is None:
-        return "no running cluster found"
-    host, _, port = resolved.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=REACHABLE_SECONDS).close()
-    except (OSError, ValueError) as exc:
-        return f"{resolved} does not answer ({exc})"
-    return None
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
 from simulation.config import Scenario
+from simulation.config.ray_cluster import unreachable
 from simulation.net import frames
 from simulation.net.conductor import (
     Answer,
@@ -53,28 +53,6 @@ NEEDS_RAY = "BACKEND ray needs Ray: pip install -r requirements-ray.txt (or make
 # then per hosted employee (a Keras shard also imports TensorFlow and loads MNIST).
 SHARD_MB = {"hash": 150, "keras": 900}
 EMPLOYEE_MB = {"hash": 2, "keras": 60}
-REACHABLE_SECONDS = 5.0  # a cluster's GCS port must accept a connection within this
-
-
-def _unreachable(address: str) -> str | None:
-    """Why ``address`` ("auto" or host:port) names no cluster that answers, or None.
-    Checked before ``ray.init``: for "auto" Ray takes the latest cluster this machine
-    started, also one that has since stopped, and then retries its connection for many
-    minutes (a test once hung here)."""
-    from ray._private import services  # pinned Ray: how it resolves "auto"
-
-    try:
-        resolved = services.canonicalize_bootstrap_address(address)
-    except Exception as exc:  # noqa: BLE001 - Ray's own error, as the reason
-        return str(exc)
-    if resolved is None:
-        return "no running cluster found"
-    host, _, port = resolved.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=REACHABLE_SECONDS).close()
-    except (OSError, ValueError) as exc:
-        return f"{resolved} does not answer ({exc})"
-    return None
 
 
 class ClusterUnreachable(Exception):
@@ -225,7 +203,7 @@ def run(scenario: Scenario, stop_reason: Callable[[], str | None]) -> RunResult:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  configure_logging=False, _node_ip_address="127.0.0.1")
     else:
-        why = _unreachable(scenario.ray_address)
+        why = unreachable(scenario.ray_address)
         try:
             if why is not None:
                 raise ConnectionError(why)
