@@ -279,3 +279,14 @@ def test_the_log_needs_a_run_folder(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: {runner.EVENT_LOG_NEEDS_A_FOLDER}"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_counts_a_run_with_the_log_as_the_same_run():
+    """The log changes what a run writes, not what it does: a sweep's run id (what
+    resume matches) stays that of the run without it, as for LOG_FILE."""
+    from simulation.experiments import sweep
+
+    plain = sweep.make_run({"TRAINER": "hash"}, {}, seed=3)
+    logged = sweep.make_run({"TRAINER": "hash", "EVENT_LOG_MB": "5"}, {}, seed=3)
+    other = sweep.make_run({"TRAINER": "hash", "MAX_TICKS": "500"}, {}, seed=3)
+    assert logged.run_id == plain.run_id != other.run_id

@@ -321,7 +321,9 @@ def make_run(knobs: dict[str, str], varied: dict[str, str], seed: int) -> Run:
     run while a re-spelled value (16 or 2**4) is the same one."""
     scenario = config.default_scenario().replace(
         **{k.lower(): parse_value(k, v) for k, v in knobs.items()}, seed=seed)
-    identity = {k: repr(v) for k, v in scenario.knobs().items() if k != "LOG_FILE"}
+    # Knobs that change where a run writes, not what it does, are not part of it.
+    identity = {k: repr(v) for k, v in scenario.knobs().items()
+                if k not in ("LOG_FILE", "EVENT_LOG_MB")}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     parts = [f"{_slug(k)}-{_slug(v)}" for k, v in varied.items()] + [f"seed-{seed}"]
     slug = "__".join(parts)[:100].rstrip("-_.")
