@@ -166,3 +166,22 @@ def test_the_share_beside_a_count_of_employees() -> None:
     assert sweep.employees_of(records) == 31
     assert sweep.employees_of([*records, {"knobs": {"EMPLOYEES_NUM": "7"}}]) is None
     assert sweep.employees_of([{"knobs": {}}]) == int(sweep.default_texts()["EMPLOYEES_NUM"])
+
+
+def test_a_sweep_refuses_the_event_log_and_its_runs_never_write_one(tmp_path, monkeypatch):
+    """The event log and its page go into a run folder, which a sweep's runs do not write:
+    --set EVENT_LOG_MB is refused with the reason, and every run is told 0 whatever
+    constants.py holds."""
+    from simulation import config
+    from simulation.experiments import sweep
+
+    plan, errors = sweep.build_plan(["EVENT_LOG_MB=5"], {}, "1")
+    assert plan is None
+    assert errors[0].startswith("EVENT_LOG_MB cannot be set in a sweep (--set): a sweep's "
+                                "runs write no run folder")
+    monkeypatch.setattr(config, "default_scenario",
+                        lambda real=config.default_scenario: real().replace(event_log_mb=3))
+    plan, errors = sweep.build_plan(["ADVERSARIES=poisoned:0,poisoned:1"], {}, "1")
+    assert errors == [] and plan is not None
+    command = sweep.command_for(plan.runs[0], sweep.RunPaths.of(tmp_path, plan.runs[0].run_id))
+    assert command[command.index("--event-log-mb") + 1] == "0"

@@ -73,7 +73,9 @@ EXIT_MEANINGS = {0: "target reached", 1: "did not converge", 2: "invalid input",
                  3: "self-check failed", 130: "interrupted (SIGINT)",
                  143: "interrupted (SIGTERM)"}
 # Knobs the sweep owns: seeds come from --seeds, every run gets its own log file.
-NOT_SETTABLE = {"SEED": "give seeds with --seeds", "LOG_FILE": "every run gets its own log"}
+NOT_SETTABLE = {"SEED": "give seeds with --seeds", "LOG_FILE": "every run gets its own log",
+                "EVENT_LOG_MB": "a sweep's runs write no run folder, where the event log "
+                                "and its page go; run main.py --event-log-mb for one run"}
 # Knobs whose main.py flag is an option of the sweep's own (--ray-address places the runs
 # on a cluster): such a knob is given to every run with --set KNOB=VALUE.
 FLAG_TAKEN = {"RAY_ADDRESS"}
@@ -457,9 +459,9 @@ def command_for(run: Run, paths: RunPaths) -> list[str]:
     for knob, text in run.knobs.items():
         command += [config.flag_name(knob), text]
     # No run folder: the sweep keeps its own per-run files, and pictures would cost
-    # a matplotlib import per run.
-    command += ["--seed", str(run.seed), "--quiet", "--no-run-dir", "--results",
-                str(paths.results), "--log-file", str(paths.log)]
+    # a matplotlib import per run. So no event log either, whatever constants.py says.
+    command += ["--seed", str(run.seed), "--quiet", "--no-run-dir", "--event-log-mb", "0",
+                "--results", str(paths.results), "--log-file", str(paths.log)]
     return command
 
 
