@@ -24,6 +24,7 @@ from simulation.net.network import Network, Party
 from simulation.net.shutdown import PHASES, SIGNAL_AT
 from simulation.node.genesis import genesis_of
 from simulation.protocol.names import employee_name
+from simulation.protocol.reasons import Reason
 from simulation.report.reporting import summarize
 from simulation.report.self_check import self_check
 
@@ -129,13 +130,17 @@ def test_a_signal_stops_every_process_and_writes_partial_results(tmp_path, how, 
 
 @pytest.mark.tf
 def test_ctrl_c_with_real_training_and_a_fresh_process_employee_leaves_nothing(tmp_path):
-    """Real Keras training, and HARDWARE onednn, which starts that employee with spawn,
-    outside the fork server: Ctrl-C to the whole group still ends the run as
-    interrupted, the model is evaluated on the way out, there is no traceback from the
-    spawned process, and no process and no shared memory is left behind."""
+    """Real Keras training, and HARDWARE onednn (issue 9), which starts that employee with
+    spawn, outside the fork server, with TensorFlow's oneDNN kernels (the fork server's
+    TensorFlow has them off). Its secrets really differ from the reference's, and under
+    exact verification the others reject its declarations and headers; the results say
+    the disagreement was measured, not simulated. Ctrl-C to the whole group still ends
+    the run as interrupted, the model is evaluated on the way out, there is no traceback
+    from the spawned process, and no process and no shared memory is left behind. (One
+    run for both: each starts a fresh TensorFlow process, the suite's dearest cost.)"""
     process = start_main(tmp_path, "--employees-num", "4", "--hardware", "onednn:1",
-                         "--target-blockchain-length", "1000", "--max-ticks", "100000",
-                         "--tick-seconds", "0.01")
+                         "--seed", "2", "--target-blockchain-length", "1000",
+                         "--max-ticks", "100000", "--tick-seconds", "0.01")
     wait_for_log(tmp_path, "E0 trains as hardware profile onednn")
     wait_for_log(tmp_path, "longest honest chain has 2 blocks")
     os.killpg(process.pid, signal.SIGINT)
@@ -149,6 +154,18 @@ def test_ctrl_c_with_real_training_and_a_fresh_process_employee_leaves_nothing(t
     assert isinstance(results["model"]["test_accuracy"], float)  # evaluated on the way out
     assert_nothing_left(process.pid)
     assert_no_shared_memory_left(tmp_path / "run.log")
+    # The fresh-process employee really computed otherwise, and was rejected for it.
+    assert results["self_check"] == {"passed": True, "failures": []}
+    assert results["cut_off"] == {} and results["failures"] == {}
+    training = results["training"]
+    assert training["computations"] == {"exact": 3, "onednn": 1}
+    assert training["disagreement_simulated"] is False
+    assert training["secrets_disagree"]["exact/onednn"] == 1.0
+    rejected = results["messages"]["rejected"]
+    assert sum(rejected.get(kind, {}).get(reason, 0) for kind, reason in [
+        ("BH", Reason.SECRET_NOT_OWN_TRAINING),
+        ("TD", Reason.MODEL_HASH_NOT_OWN_TRAINING)]) > 0
+    assert "TF_ENABLE_ONEDNN_OPTS=1," in (tmp_path / "run.log").read_text()
 
 
 def start_main_signalled(tmp_path: Path, phase: str, how: str, *args: str

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from simulation.config import default_scenario
-from simulation.net.runner import run
 from simulation.protocol.names import employee_name
 from simulation.protocol.reasons import Reason
 from tests.helpers import KERAS_RUN
@@ -112,28 +110,3 @@ def test_issue_7_majority_run_evaluates_stages_far_behind_the_training(tmp_path)
     assert isinstance(results["model"]["test_accuracy"], float)
     assert isinstance(employer["model_test_accuracy"], float)
     assert done.returncode == results["exit_code"] == (0 if results["finished"] else 1)
-
-
-def test_an_onednn_employee_trains_in_a_fresh_process_and_really_disagrees(tmp_path):
-    """HARDWARE "onednn" (issue 9) with real Keras: that employee starts in a fresh
-    process with TensorFlow's oneDNN kernels (not from the fork server, whose TensorFlow
-    has them off), its secrets really differ from the reference's, and under exact
-    verification the others reject its blocks; the results say the disagreement was
-    measured, not simulated, and the run's accounting still holds."""
-    scenario = default_scenario().replace(
-        employees_num=4, hardware="onednn:1", max_ticks=80, seed=2,
-        log_file=str(tmp_path / "pot.log"))
-    outcome = run(scenario, quiet=True)
-    s = outcome.summary
-    assert s["self_check"] == {"passed": True, "failures": []}
-    assert s["cut_off"] == {} and s["failures"] == {}
-    training = s["training"]
-    assert training["computations"] == {"exact": 3, "onednn": 1}
-    assert training["disagreement_simulated"] is False
-    assert training["secrets_disagree"]["exact/onednn"] == 1.0
-    rejected = s["messages"]["rejected"]
-    assert sum(rejected.get(kind, {}).get(reason, 0) for kind, reason in [
-        ("BH", Reason.SECRET_NOT_OWN_TRAINING),
-        ("TD", Reason.MODEL_HASH_NOT_OWN_TRAINING)]) > 0
-    assert "E0 trains as hardware profile onednn" in (tmp_path / "pot.log").read_text()
-    assert "TF_ENABLE_ONEDNN_OPTS=1," in (tmp_path / "pot.log").read_text()
