@@ -123,3 +123,24 @@ def test_t_interval_is_clipped_to_what_the_measure_can_take() -> None:
     assert t_interval(values, bounds=(-100.0, 100.0)) == pytest.approx(theirs, rel=1e-12)
     assert t_interval([1, 2], bounds=(0, 1))[0] == 0.0  # bounds given as ints: floats out
     assert isinstance(t_interval([1, 2], bounds=(0, 1))[0], float)
+
+
+def test_describe_and_proportion_against_scipy_and_their_edges():
+    """What a sweep's point reports of a measure and of a proportion."""
+    from scipy import stats
+
+    from simulation.experiments.statistics import describe, proportion
+
+    values = [0.0, 0.0, 0.0, 3.0]
+    got = describe(values, bounds=(0.0, math.inf))
+    half = stats.t.ppf(0.975, 3) * stats.tstd(values) / 2
+    assert got["mean"] == 0.75 and got["sd"] == pytest.approx(stats.tstd(values))
+    assert got["ci95_low"] == 0.0  # clipped: the t interval reaches -1.64
+    assert got["ci95_high"] == pytest.approx(0.75 + half)
+    assert describe([2.0]) == {"mean": 2.0, "sd": None, "ci95_low": None, "ci95_high": None}
+    assert describe([]) == {"mean": None, "sd": None, "ci95_low": None, "ci95_high": None}
+    rate = proportion([True, False, False, False, True])
+    low, high = stats.binomtest(2, 5).proportion_ci(method="wilson")
+    assert rate["rate"] == 0.4
+    assert (rate["ci95_low"], rate["ci95_high"]) == pytest.approx((low, high), abs=1e-6)
+    assert proportion([]) == {"rate": None, "ci95_low": None, "ci95_high": None}

@@ -1,6 +1,8 @@
 """The statistics of the studies: Wilson intervals of rates, Student-t intervals of means,
-and reading a cell of a run's row as a number or a flag. Pure functions, tested against
-scipy (tests/test_statistics.py)."""
+what a point of a sweep reports of a measure (``describe``) and of a proportion
+(``proportion``), and reading a cell of a run's row as a number or a flag. Pure
+functions, tested against scipy (tests/test_statistics.py); the sweep command decides
+which runs' values enter them."""
 
 from __future__ import annotations
 
@@ -47,6 +49,26 @@ def t_interval(values: Sequence[float], confidence: float = 0.95,
     half /= math.sqrt(n)
     low, high = bounds
     return max(float(low), mean - half), min(float(high), mean + half)
+
+
+def describe(values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf)
+             ) -> dict[str, float | None]:
+    """Mean, standard deviation and 95% t interval of a measure's values (clipped to
+    ``bounds``); None where there are too few values for the statistic."""
+    interval = t_interval(values, bounds=bounds)
+    return {"mean": statistics.fmean(values) if values else None,
+            "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "ci95_low": interval[0] if interval else None,
+            "ci95_high": interval[1] if interval else None}
+
+
+def proportion(flags: Sequence[bool]) -> dict[str, float | None]:
+    """The rate of True among ``flags`` and its 95% Wilson interval; None without any."""
+    k, n = sum(flags), len(flags)
+    interval = wilson_interval(k, n)
+    return {"rate": k / n if n else None,
+            "ci95_low": interval[0] if interval else None,
+            "ci95_high": interval[1] if interval else None}
 
 
 def number(value: Any) -> float | None:

@@ -47,7 +47,6 @@ import os
 import re
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -59,7 +58,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from simulation import config
-from simulation.experiments.statistics import flag, number, t_interval, wilson_interval
+from simulation.experiments.statistics import describe, flag, number, proportion
 
 ROOT = Path(__file__).resolve().parents[2]  # simulation/experiments/sweep.py
 MAIN_SCRIPT = ROOT / "main.py"  # a module attribute so that tests can stand in a fake
@@ -726,11 +725,8 @@ def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
             (v for r in group if (v := number(r.get("adversary_share"))) is not None), None)
         for measure in MEASURES:
             values = [v for r in passed if (v := number(r.get(measure))) is not None]
-            interval = t_interval(values, bounds=measure_bounds(measure))
-            point[f"{measure}_mean"] = statistics.fmean(values) if values else None
-            point[f"{measure}_sd"] = statistics.stdev(values) if len(values) > 1 else None
-            point[f"{measure}_ci95_low"] = interval[0] if interval else None
-            point[f"{measure}_ci95_high"] = interval[1] if interval else None
+            for statistic, value in describe(values, measure_bounds(measure)).items():
+                point[f"{measure}_{statistic}"] = value
         flags: dict[str, list[bool]] = {
             "finished": [f for r in passed if (f := flag(r.get("finished"))) is not None],
             "employer_poisoned": [f for r in passed
@@ -742,11 +738,8 @@ def summarize_rows(rows: Iterable[dict[str, Any]], varied: Sequence[str]
                                   for r in group],
         }
         for name in PROPORTIONS:
-            k, n = sum(flags[name]), len(flags[name])
-            interval = wilson_interval(k, n)
-            point[f"{name}_rate"] = k / n if n else None
-            point[f"{name}_ci95_low"] = interval[0] if interval else None
-            point[f"{name}_ci95_high"] = interval[1] if interval else None
+            for statistic, value in proportion(flags[name]).items():
+                point[f"{name}_{statistic}"] = value
         points.append(point)
     return points
 
