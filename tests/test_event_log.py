@@ -30,15 +30,17 @@ from simulation.node.adversaries import assign_adversaries
 from simulation.node.employee import Employee, short
 from simulation.protocol.encoding import DecodeError
 from simulation.protocol.events import Event, EventKind
-from simulation.protocol.messages import WB
+from simulation.protocol.messages import TX, WB
+from simulation.protocol.names import USERS_NAME
 from simulation.protocol.records import Status
 from tests.test_run_folder import main_py
 
 # Six employees, a selfish one and a poisoned one, latencies of 1 to 5 ticks, one
 # employee offline for 90 ticks: forks, reorganisations, rejections, an orphan and
-# catch-up in 0.2 s of lockstep.
+# catch-up in 0.2 s of lockstep; users who double-spend and replay.
 LIVELY = dict(trainer="hash", employees_num=6, adversaries="selfish:1,poisoned:1",
-              latency="uniform:1:5", churn="2@30:120", seed=3, log_file="unused.log")
+              latency="uniform:1:5", churn="2@30:120", seed=3, log_file="unused.log",
+              double_spend_probability=0.3, replay_probability=0.2)
 
 
 def lively(**changes):
@@ -92,6 +94,25 @@ def _by_party(happenings):
     return out
 
 
+def _users_sends(happenings) -> list[Event]:
+    return [e for e in happenings if e.party == USERS_NAME]
+
+
+def _check_users_sends(users, sends: list[Event]) -> None:
+    """The users' records are one ``sent`` TX per transaction they sent: the first send
+    of each hash is an issued transaction (in order, at its tick, by its signer), and
+    every other one a replay."""
+    assert sends and all(e.kind == EventKind.SENT and e.message == TX for e in sends)
+    first_sends, seen = [], set()
+    for e in sends:
+        if e.hash not in seen:
+            seen.add(e.hash)
+            first_sends.append((e.tick, e.hash, e.author))
+    assert first_sends == [(i["tick"], short(i["hash"]), f"U{i['sender']}")
+                           for i in users.issued]
+    assert len(sends) == len(users.issued) + users.replays
+
+
 def _parties(run) -> list[Employee]:
     return [e for e in run.employees if e.index not in run.crashed] + [run.employer]
 
@@ -135,6 +156,12 @@ def test_the_log_counts_what_each_party_counts(lively_run):
         assert len(served) == party.served_blocks
         own = Counter(e.message for e in sent if e not in served)
         assert own == Counter({k: n for k, n in party.sent.items() if k != "spam"})
+    users = run.users
+    assert users.replays and any(i["double_spend"] for i in users.issued)
+    _check_users_sends(users, mine[USERS_NAME])
+    # What the employees accepted as transactions, the users sent.
+    accepted_tx = {e.hash for e in happenings if e.kind == EventKind.ACCEPTED and e.message == TX}
+    assert accepted_tx and accepted_tx <= {e.hash for e in mine[USERS_NAME]}
 
 
 def test_a_peer_graph_run_logs_what_is_forwarded_and_the_spammers_frames():
@@ -190,6 +217,7 @@ def test_ray_shards_give_the_lockstep_event_log():
     reference, expected = logged_run(scenario)
     assert done.ticks == reference.ticks
     assert got == expected and len(got) > 100
+    _check_users_sends(reference.users, _users_sends(got))  # the first shard's users
 
 
 def _listener(tmp_path: Path, limit: int):
@@ -269,6 +297,9 @@ def test_the_process_backend_writes_the_lockstep_log_through_the_log_writer(tmp_
     assert json.loads(lines[0])["kind"] == "begin"
     assert json.loads(lines[-1]) == {"kind": "end", "events": len(happenings)}
     assert _lines(tmp_path / "run" / "events.jsonl") == sorted(e.to_line() for e in happenings)
+    users_lines = [line for line in _lines(tmp_path / "run" / "events.jsonl")
+                   if f'"party":"{USERS_NAME}"' in line]  # the users process's own
+    assert len(users_lines) == len(_users_sends(happenings)) > 0
     assert '"kind":' not in (tmp_path / "run" / "pot_sim.log").read_text()
 
 
@@ -290,3 +321,19 @@ def test_a_sweep_counts_a_run_with_the_log_as_the_same_run():
     logged = sweep.make_run({"TRAINER": "hash", "EVENT_LOG_MB": "5"}, {}, seed=3)
     other = sweep.make_run({"TRAINER": "hash", "MAX_TICKS": "500"}, {}, seed=3)
     assert logged.run_id == plain.run_id != other.run_id
+
+
+def test_the_replay_page_lists_the_users_sends_in_their_ticks_table(lively_run):
+    """The users are no party of the page's charts (they hold no chain), but their sends
+    are rows of their tick's event table, with the signing account."""
+    from simulation.report.viewer import viewer_data
+
+    run, happenings = lively_run
+    data = viewer_data({"scenario": {"EMPLOYEES_NUM": 6}, "blocks": [], "ticks": run.ticks},
+                       happenings, {"kind": "end"})
+    assert USERS_NAME not in [p["name"] for p in data["parties"]]
+    listed = [(tick, row) for tick, rows in data["events"].items() for row in rows
+              if row[0] == USERS_NAME]
+    assert listed == [
+        (str(e.tick), [USERS_NAME, "sent", TX, e.hash, f"from {e.author}"])
+        for e in _users_sends(happenings)]

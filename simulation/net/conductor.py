@@ -76,7 +76,8 @@ class UsersParty:
         self.users = users
 
     def step(self, tick: int, deliveries: list[bytes]) -> Ready:
-        return Ready(tick, tuple(self.users.step(tick)), ())
+        outgoing = tuple(self.users.step(tick))
+        return Ready(tick, outgoing, (), happenings=tuple(self.users.happenings))
 
     def status(self) -> None:
         return None

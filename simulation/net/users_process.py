@@ -7,7 +7,7 @@ from typing import Any
 
 from simulation.config import Scenario
 from simulation.net import frames
-from simulation.net.logs import log_to_queue
+from simulation.net.logs import log_happenings, log_to_queue
 from simulation.net.shutdown import ignore_interrupts, send_failure
 from simulation.node.users import Users
 from simulation.protocol.ledger import Genesis
@@ -34,6 +34,8 @@ def users_main(scenario: Scenario, genesis: Genesis, conn: Any, log_queue: Any) 
                              " (double spend)" if entry["double_spend"] else "")
                 if len(outgoing) > len(users.issued) - before:
                     log.info("users replay an earlier transaction")
+                if users.happenings:
+                    log_happenings(users.happenings)
                 conn.send_bytes(frames.Done(frame.t, tuple(outgoing), (), None).to_wire())
             elif isinstance(frame, frames.StopAndReport):
                 conn.send_bytes(frames.PartyReport(users.report()).to_wire())

@@ -2,19 +2,22 @@
 
 An employee (and the employer's light client) notes an ``Event`` for every message it
 sends, forwards, accepts or rejects, every block it appends or holds as an orphan and
-every move of its tip, when the scenario asks for the log; the backends carry the events
-to the run's one log writer, which writes them as JSON lines (``to_line``), one object per
-line, into the run folder's events.jsonl. The run's replay page reads that file.
+every move of its tip, and the users one for every transaction they send, when the
+scenario asks for the log; the backends carry the events to the run's one log writer,
+which writes them as JSON lines (``to_line``), one object per line, into the run
+folder's events.jsonl. The run's replay page reads that file.
 
-Schema (version ``SCHEMA``). Every event has ``tick``, ``party`` (E0, E1, ... or
-employer) and ``kind`` (an ``EventKind``); the other keys appear only where they apply:
+Schema (version ``SCHEMA``). Every event has ``tick``, ``party`` (E0, E1, ...,
+employer, or users: only ``sent`` TX) and ``kind`` (an ``EventKind``); the other keys
+appear only where they apply:
 
 - ``message``: the message's kind (TD, BH, SS, WB, TX, RQ; ``??`` for bytes that did not
   parse, ``frame`` for an adversary's raw frame);
 - ``hash``: the first 10 hex digits of the message's hash, or of the block's (appended,
   orphan, tip, reorganised), as the text log shows them;
 - ``author``: who signed a received message (the peer that delivered it may have only
-  forwarded it); ``to``: the one party a message was sent to (catch-up);
+  forwarded it), or the user account (U0, U1, ...) that signed a transaction the users
+  sent; ``to``: the one party a message was sent to (catch-up);
 - ``reason``: why a message was rejected (a ``protocol.reasons.Reason`` or the
   decoder's own words);
 - ``height``, ``parent``, ``trainer``, ``roy``, ``transactions``: a block's (appended,
