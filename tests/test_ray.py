@@ -192,42 +192,8 @@ def test_ray_gives_the_process_backends_run(tmp_path, trainer, ray, request):
         assert r["training"]["certified_stages"] == p["training"]["certified_stages"]
 
 
-@pytest.mark.ray
-def test_a_multi_node_cluster_runs_shards_on_several_nodes(tmp_path, monkeypatch, ray):
-    """A head and a worker node on this machine (ray.cluster_utils.Cluster), one CPU
-    each, bound to 127.0.0.1: the two shards land on different nodes and the run ends
-    on the lockstep's tip."""
-    from ray.cluster_utils import Cluster
-
-    from simulation.net import ray_backend
-
-    # Ray on Linux turns "127.0.0.1" in an address into the machine's own address when it
-    # connects (services.resolve_ip_for_localhost); with clusters across hosts switched
-    # off it keeps the loopback address, here and in the processes the nodes start.
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
-    try:
-        worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-        assert cluster.address.startswith("127.0.0.1:")
-        assert cluster.head_node.node_ip_address == worker.node_ip_address == "127.0.0.1"
-        scenario = default_scenario().replace(trainer="hash", employees_num=6, seed=2,
-                                              backend="ray", ray_address=cluster.address,
-                                              ray_shards=2)
-        result = ray_backend.run(scenario, lambda: None)
-        assert result.finished
-        assert len(set(result.shard_nodes.values())) == 2
-        lockstep = run_lockstep(scenario)
-        assert result.employer["chain"][-1]["hash"] == lockstep.employer.tree.tip_hash
-        # Without RAY_ADDRESS a run starts its own one-node instance, also while another
-        # cluster runs on this machine (ray.init alone would join that one).
-        alone = ray_backend.run(scenario.replace(ray_address=""), lambda: None)
-        assert alone.finished and len(set(alone.shard_nodes.values())) == 1
-        assert set(alone.shard_nodes.values()).isdisjoint(result.shard_nodes.values())
-    finally:
-        cluster.shutdown()
+# The Ray backend's shards on a two-node cluster are tested with the sweep's runs on the
+# same cluster (tests/test_sweep_cluster.py): one cluster start for both.
 
 
 def _ray_processes() -> set[int]:

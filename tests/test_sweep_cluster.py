@@ -257,10 +257,30 @@ def _records(out: Path) -> dict[str, dict]:
 
 @pytest.mark.ray
 @pytest.mark.processes
-def test_a_sweep_on_a_two_node_cluster(tmp_path: Path, two_nodes, monkeypatch,
-                                       capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(sweep, "PLOTTED", sweep.PLOTTED[:1])  # one panel is enough here
+def test_a_sweep_on_a_two_node_cluster_and_the_ray_backend_on_it(
+        tmp_path: Path, two_nodes, monkeypatch, capsys: pytest.CaptureFixture) -> None:
+    """A head and a worker node on this machine (ray.cluster_utils.Cluster), one CPU
+    each, bound to 127.0.0.1 (one cluster start for two features). The Ray backend: a
+    run's two shards land on different nodes and it ends on the lockstep's tip, and
+    without RAY_ADDRESS a run starts a one-node instance of its own, also while this
+    cluster runs. The sweep: its runs spread over both nodes, resume and Ctrl-C below."""
+    from simulation.config import default_scenario
+    from simulation.net import ray_backend
+    from simulation.net.lockstep import run_lockstep
+
     address = two_nodes.address
+    assert address.startswith("127.0.0.1:")
+    scenario = default_scenario().replace(trainer="hash", employees_num=6, seed=2,
+                                          backend="ray", ray_address=address, ray_shards=2)
+    result = ray_backend.run(scenario, lambda: None)
+    assert result.finished
+    assert len(set(result.shard_nodes.values())) == 2
+    assert result.employer["chain"][-1]["hash"] == run_lockstep(scenario).employer.tree.tip_hash
+    alone = ray_backend.run(scenario.replace(ray_address=""), lambda: None)
+    assert alone.finished and len(set(alone.shard_nodes.values())) == 1
+    assert set(alone.shard_nodes.values()).isdisjoint(result.shard_nodes.values())
+
+    monkeypatch.setattr(sweep, "PLOTTED", sweep.PLOTTED[:1])  # one panel is enough here
     on_cluster = tmp_path / "cluster"
     # Two runs of one CPU each on two nodes of one CPU: one on each node.
     argv = [*SMALL, "--seeds", "2", "--out", str(on_cluster), "--ray-address", address,
