@@ -65,7 +65,17 @@ def test_an_event_goes_to_its_json_form_and_back():
     assert wire == {"tick": 7, "party": "E2", "kind": "reorganised", "hash": "ababababab",
                     "height": 3, "abandoned": ["cdcdcdcdcd", "efefefefef"]}
     assert Event.from_wire(json.loads(event.to_line())) == event
-    for bad, says in (({"tick": 1, "party": "E0"}, "kind is missing"),
+    # One compact line per event (the log's size bound counts these bytes).
+    assert event.to_line() == ('{"tick":7,"party":"E2","kind":"reorganised","hash":'
+                               '"ababababab","height":3,"abandoned":["cdcdcdcdcd","efefefefef"]}')
+    for bad, says in (("tip", "^event: must be a map$"),
+                      ({"party": "E0", "kind": "tip"}, "tick is missing"),
+                      ({"tick": 1, "kind": "tip"}, "party is missing"),
+                      ({"tick": 1, "party": "E0"}, "kind is missing"),
+                      ({"tick": 1, "party": "E0", "kind": "tip", "size": "9"}, "size must be"),
+                      ({"tick": 1, "party": "E0", "kind": "tip", "height": 2.0},
+                       "height must be"),
+                      ({"tick": 1, "party": "E0", "kind": "tip", "hash": 5}, "hash must be"),
                       ({"tick": "1", "party": "E0", "kind": "tip"}, "tick must be"),
                       ({"tick": 1, "party": "E0", "kind": "lost"}, "unknown kind"),
                       ({"tick": 1, "party": "E0", "kind": "tip", "colour": 1}, "unknown key"),

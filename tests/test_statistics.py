@@ -138,6 +138,10 @@ def test_describe_and_proportion_against_scipy_and_their_edges():
     assert got["ci95_low"] == 0.0  # clipped: the t interval reaches -1.64
     assert got["ci95_high"] == pytest.approx(0.75 + half)
     assert describe([2.0]) == {"mean": 2.0, "sd": None, "ci95_low": None, "ci95_high": None}
+    pair = describe([1.0, 3.0])  # the fewest values with a spread
+    assert pair["sd"] == pytest.approx(2 ** 0.5)
+    assert (pair["ci95_low"], pair["ci95_high"]) == pytest.approx(
+        (2 - stats.t.ppf(0.975, 1), 2 + stats.t.ppf(0.975, 1)))
     assert describe([]) == {"mean": None, "sd": None, "ci95_low": None, "ci95_high": None}
     rate = proportion([True, False, False, False, True])
     low, high = stats.binomtest(2, 5).proportion_ci(method="wilson")
