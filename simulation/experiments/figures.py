@@ -71,10 +71,7 @@ def _curve_problems(settings: dict[str, Any], folders: set[Path]) -> list[str]:
         if not isinstance(curve, dict) or not isinstance(curve.get("sweep"), str):
             problems.append(f"curve {number} needs sweep = \"FOLDER\"")
             continue
-        folder = (ROOT / curve["sweep"]).resolve()
-        if folder not in folders and not (folder / "summary.csv").exists():
-            problems.append(f"curve {number}: {curve['sweep']} is neither a sweep of this "
-                            "study nor a folder with a summary.csv")
+        problems += _sweep_problems(curve["sweep"], f"curve {number}", folders)
         extra = set(curve) - {"sweep", "label", "employer_confidence"}
         if extra:
             problems.append(f"curve {number}: unknown keys {', '.join(sorted(extra))}")
@@ -230,7 +227,7 @@ def _confidence_3(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _attackers(row: dict[str, str]) -> int:
-    return int(row["ADVERSARIES"].rpartition(":")[2])
+    return _attackers_of_text(row["ADVERSARIES"])
 
 
 def _rate_cell(row: dict[str, str], measure: str) -> str:

@@ -329,13 +329,7 @@ def build_parser() -> config.FlagParser:
                         help="a study file, e.g. studies/poisoning.toml")
     parser.add_argument("--jobs", type=int, default=None, metavar="J",
                         help="runs at once on this machine (default: the study's jobs, else 2)")
-    parser.add_argument("--ray-address", metavar="ADDRESS",
-                        help="every run a task on this Ray cluster (auto, or HOST:PORT), as "
-                             "the sweep's --ray-address; the study's jobs do not apply")
-    parser.add_argument("--run-cpus", metavar="C",
-                        help="CPUs each run declares on the cluster (as the sweep's)")
-    parser.add_argument("--run-memory", metavar="MB",
-                        help="memory each run declares on the cluster, in MB (as the sweep's)")
+    sweeping.add_cluster_options(parser)  # on a cluster the study's jobs do not apply
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep every run's .log and .out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -364,7 +358,7 @@ def main(argv: Sequence[str]) -> int:
     for flag, value in (("--ray-address", args.ray_address), ("--run-cpus", args.run_cpus),
                         ("--run-memory", args.run_memory)):
         if value is not None:  # checked by the sweep, with its other options
-            options += [flag, value]
+            options += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     try:
         if args.figures_only:
             draw_figures(study)

@@ -1127,6 +1127,24 @@ def on_cluster(cluster: Any, todo: Sequence[Run], requests: Sequence[Any], runs_
                           message=f"{type(exc).__name__}: {exc}")
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """--ray-address, --run-cpus and --run-memory: the sweep's, and a study's, which
+    passes them on to each of its sweeps."""
+    cluster = parser.add_argument_group(
+        "on a Ray cluster", "every run a Ray task on the cluster's nodes, instead of --jobs "
+                            "at a time on this machine")
+    cluster.add_argument("--ray-address", metavar="ADDRESS",
+                         help="the cluster: auto (the one this machine belongs to) or "
+                              "HOST:PORT of its head. The runs' own RAY_ADDRESS knob is "
+                              "--set RAY_ADDRESS=...")
+    cluster.add_argument("--run-cpus", type=float, metavar="C",
+                         help="CPUs each run declares (default: 1; EMPLOYEES_NUM with Keras "
+                              "on the process backend; at most the largest node's)")
+    cluster.add_argument("--run-memory", type=int, metavar="MB",
+                         help="memory each run declares in MB (default: from BACKEND, TRAINER "
+                              "and EMPLOYEES_NUM, e.g. 320 for 11 hash employees)")
+
+
 def build_parser() -> config.FlagParser:
     parser = config.FlagParser(
         prog=PROG,
@@ -1172,19 +1190,7 @@ names each run's node.""")
                         help="no progress bar and no line per run")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the runs and exit")
-    cluster = parser.add_argument_group(
-        "on a Ray cluster", "every run a Ray task on the cluster's nodes, instead of --jobs "
-                            "at a time on this machine")
-    cluster.add_argument("--ray-address", metavar="ADDRESS",
-                         help="the cluster: auto (the one this machine belongs to) or "
-                              "HOST:PORT of its head. The runs' own RAY_ADDRESS knob is "
-                              "--set RAY_ADDRESS=...")
-    cluster.add_argument("--run-cpus", type=float, metavar="C",
-                         help="CPUs each run declares (default: 1; EMPLOYEES_NUM with Keras "
-                              "on the process backend; at most the largest node's)")
-    cluster.add_argument("--run-memory", type=int, metavar="MB",
-                         help="memory each run declares in MB (default: from BACKEND, TRAINER "
-                              "and EMPLOYEES_NUM, e.g. 320 for 11 hash employees)")
+    add_cluster_options(parser)
     group = parser.add_argument_group(
         "fixed knobs", "any knob flag of main.py but --ray-address (the sweep's own), fixed "
                        "for every run (the same as --set KNOB=VALUE); `python main.py --help` "
